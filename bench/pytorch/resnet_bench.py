@@ -16,7 +16,6 @@ does not. Prints one JSON object: per-step milliseconds, images per second, peak
 """
 import argparse
 import json
-import resource
 import time
 
 import torch
@@ -66,10 +65,15 @@ class CifarResNet(nn.Module):
         return self.fc(h.mean((2, 3)))
 
 
-def rss_bytes():
+def status_bytes(field):
+    """A memory field of /proc/self/status (VmRSS: resident now, VmHWM: peak), in bytes.
+
+    The peak is VmHWM, as ResidualLab reads it: getrusage's ru_maxrss would start from the parent's
+    resident size at fork, so a twin started by reslab would report at least reslab's memory.
+    """
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
 
@@ -129,7 +133,7 @@ def main():
         if step >= a.warmup:
             times.append((time.perf_counter() - t0) * 1000)
         if step == a.warmup - 1:
-            rss_after_warmup = rss_bytes()
+            rss_after_warmup = status_bytes("VmRSS")
     times.sort()
     median = times[len(times) // 2] if len(times) % 2 else (times[len(times) // 2 - 1] + times[len(times) // 2]) / 2
     print(json.dumps({
@@ -138,9 +142,9 @@ def main():
         "step_ms_median": median,
         "step_ms": times,
         "images_per_second": batch / (median / 1000),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": status_bytes("VmHWM"),
         "rss_after_warmup_bytes": rss_after_warmup,
-        "final_rss_bytes": rss_bytes(),
+        "final_rss_bytes": status_bytes("VmRSS"),
         "parameters": sum(w.numel() for w in model.parameters()),
     }))
 
