@@ -10,9 +10,9 @@ namespace ResidualLab.Cli.Commands;
 
 /// <summary>
 /// reslab bench [WORKLOAD] [--compare-pytorch]: speed and memory of fixed workloads (two GPTs and
-/// ResNet-20), never part of the tests. With --compare-pytorch the PyTorch twin runs in the same invocation, interleaved round by
-/// round, and the table gives the ratios. reslab bench connections [--steps N] [--schemes a,b:key=value]:
-/// every scheme's step time and memory relative to pre-norm.
+/// ResNet-20), never part of the tests. With --compare-pytorch the PyTorch twin runs in the same
+/// invocation, interleaved round by round, and the table gives the ratios. reslab bench connections
+/// [--steps N] [--schemes a,b:key=value]: every scheme's step time and memory relative to pre-norm.
 /// </summary>
 public static class BenchCommand
 {
@@ -51,7 +51,7 @@ public static class BenchCommand
             bool withPeer = parsed.GetValue(compare);
             if (withPeer && dev != "cpu") throw new ConfigException("--compare-pytorch runs Debian's CPU PyTorch: use --device cpu");
             if (withPeer) PyTorchPeer.EnsureInstalled();
-            Compare(Workloads[parsed.GetValue(workload)!](), n, w, r, t, dev, withPeer);
+            RunRounds(Workloads[parsed.GetValue(workload)!](), n, w, r, t, dev, withPeer);
             return 0;
         });
         return command;
@@ -61,7 +61,7 @@ public static class BenchCommand
     /// Runs the workload <paramref name="rounds"/> times, each round followed by its PyTorch twin when
     /// asked, and prints one table: our best round's median step, the twin's best, and their ratios.
     /// </summary>
-    static void Compare(IBenchWorkload load, int steps, int warmup, int rounds, int threads, string device, bool withPeer)
+    static void RunRounds(IBenchWorkload load, int steps, int warmup, int rounds, int threads, string device, bool withPeer)
     {
         TorchRuntime.SetThreads(threads);
         double peak = MatmulPeak.MeasureFlops(device);

@@ -27,7 +27,7 @@ public class ResNetBenchTests
     [Fact]
     public void ResNet20_forward_multiply_adds_match_the_layer_shapes()
     {
-        Assert.Equal(40_551_040, ResNet20MultiplyAdds(32, 3)); // CIFAR: He et al.'s "41M" (their table of depths)
+        Assert.Equal(40_551_040, ResNet20MultiplyAdds(32, 3)); // CIFAR's 32x32x3 images: about 41M
         Assert.Equal(30_821_248, ResNet20MultiplyAdds(28, 1)); // the bench's 28x28 grey images: about (28/32)^2 of it
 
         using var cifar = new VisionConfig("resnet", 20, 16, 3, 32, 10).Build(new ResidualSpec());
