@@ -10,7 +10,6 @@ Prints one JSON object: per-step milliseconds, tokens per second, peak and final
 import argparse
 import json
 import math
-import resource
 import time
 
 import torch
@@ -85,10 +84,15 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
-def rss_bytes():
+def status_bytes(field):
+    """A memory field of /proc/self/status (VmRSS: resident now, VmHWM: peak), in bytes.
+
+    The peak is VmHWM, as ResidualLab reads it: getrusage's ru_maxrss would start from the parent's
+    resident size at fork, so a twin started by reslab would report at least reslab's memory.
+    """
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
 
@@ -130,7 +134,7 @@ def main():
         if step >= a.warmup:
             times.append((time.perf_counter() - t0) * 1000)
         if step == a.warmup - 1:
-            rss_after_warmup = rss_bytes()
+            rss_after_warmup = status_bytes("VmRSS")
     times.sort()
     print(json.dumps({
         "torch": torch.__version__,
@@ -138,9 +142,9 @@ def main():
         "step_ms_median": times[len(times) // 2],
         "step_ms": times,
         "tokens_per_second": a.batch_size * a.block_size / (times[len(times) // 2] / 1000),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": status_bytes("VmHWM"),
         "rss_after_warmup_bytes": rss_after_warmup,
-        "final_rss_bytes": rss_bytes(),
+        "final_rss_bytes": status_bytes("VmRSS"),
         "parameters": sum(p.numel() for p in model.parameters()),
     }))
 

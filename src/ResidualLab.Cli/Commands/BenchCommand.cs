@@ -9,28 +9,36 @@ using Spectre.Console;
 namespace ResidualLab.Cli.Commands;
 
 /// <summary>
-/// reslab bench [WORKLOAD] [--compare-pytorch]: speed and memory of fixed workloads, never part of the
-/// tests. With --compare-pytorch the PyTorch twin runs in the same invocation, interleaved round by
-/// round, and the table gives the ratios. reslab bench connections [--steps N] [--schemes a,b:key=value]:
-/// every scheme's step time and memory relative to pre-norm.
+/// reslab bench [WORKLOAD] [--compare-pytorch]: speed and memory of fixed workloads (two GPTs and
+/// ResNet-20), never part of the tests. With --compare-pytorch the PyTorch twin runs in the same
+/// invocation, interleaved round by round, and the table gives the ratios. reslab bench connections
+/// [--steps N] [--schemes a,b:key=value]: every scheme's step time and memory relative to pre-norm.
 /// </summary>
 public static class BenchCommand
 {
+    /// <summary>The workloads by name, built on demand.</summary>
+    static readonly IReadOnlyDictionary<string, Func<IBenchWorkload>> Workloads = new Dictionary<string, Func<IBenchWorkload>>
+    {
+        ["reference-gpt"] = () => GptWorkload.Reference(),
+        ["gpt2-small"] = () => GptWorkload.Gpt2Small,
+        ["resnet20"] = () => ResNetWorkload.ResNet20,
+    };
+
     public static Command Build()
     {
         var workload = new Argument<string>("workload")
         {
-            Description = "reference-gpt (6 layers, d 192, context 128, batch 32) or gpt2-small (for GPUs)",
+            Description = "reference-gpt (6 layers, d 192, context 128, batch 32), gpt2-small (for GPUs) or resnet20 (ResNet-20, 28x28 images, batch 128)",
             DefaultValueFactory = _ => "reference-gpt",
         };
-        workload.AcceptOnlyFromAmong("reference-gpt", "gpt2-small");
+        workload.AcceptOnlyFromAmong([.. Workloads.Keys]);
         var steps = new Option<int>("--steps") { Description = "timed steps per round", DefaultValueFactory = _ => 20 };
         var warmup = new Option<int>("--warmup") { Description = "untimed steps first", DefaultValueFactory = _ => 3 };
         var rounds = new Option<int>("--rounds") { Description = "interleaved rounds (each: ResidualLab, then PyTorch)", DefaultValueFactory = _ => 2 };
         var threads = new Option<int>("--threads") { Description = "CPU threads for both (0: all cores)", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
         var compare = new Option<bool>("--compare-pytorch") { Description = "also run the PyTorch twin (Debian python3-torch) and print ratios" };
-        var command = new Command("bench", "Benchmark fixed workloads (ms/step, tokens/s, model FLOP utilisation, memory); 'bench connections' compares the schemes.");
+        var command = new Command("bench", "Benchmark fixed workloads (ms/step, tokens or images/s, model FLOP utilisation, memory); 'bench connections' compares the schemes.");
         command.Arguments.Add(workload);
         command.Subcommands.Add(Connections());
         foreach (var o in new Option[] { steps, warmup, rounds, threads, device, compare }) command.Options.Add(o);
@@ -40,50 +48,53 @@ public static class BenchCommand
             if (n < 3 || w < 1 || r < 1) throw new ConfigException("--steps must be >= 3, --warmup >= 1 and --rounds >= 1");
             int t = parsed.GetValue(threads) is > 0 and var given ? given : Environment.ProcessorCount;
             string dev = parsed.GetValue(device)!;
-            var load = parsed.GetValue(workload) == "gpt2-small" ? GptWorkload.Gpt2Small : GptWorkload.Reference();
             bool withPeer = parsed.GetValue(compare);
             if (withPeer && dev != "cpu") throw new ConfigException("--compare-pytorch runs Debian's CPU PyTorch: use --device cpu");
             if (withPeer) PyTorchPeer.EnsureInstalled();
-
-            TorchRuntime.SetThreads(t);
-            double peak = MatmulPeak.MeasureFlops(dev);
-            Console.WriteLine($"{load.Name}: {load.NLayer} layers, d {load.DModel}, {load.NHead} heads, context {load.BlockSize}, batch {load.BatchSize}; {dev}, {t} threads; measured fp32 matmul peak {peak / 1e9:0.0} GFLOP/s");
-
-            var ours = new List<BenchResult>();
-            var theirs = new List<(double StepMs, long PeakRss, long Drift)>();
-            for (int round = 0; round < r; round++)
-            {
-                ours.Add(GptBench.Run(load, n, w, dev, t, peak));
-                Console.WriteLine($"round {round + 1}: ResidualLab {ours[^1].MedianStepMs:0.0} ms/step");
-                if (!withPeer) continue;
-                var json = PyTorchPeer.Run("gpt_bench.py",
-                [
-                    "--n-layer", $"{load.NLayer}", "--d-model", $"{load.DModel}", "--n-head", $"{load.NHead}",
-                    "--block-size", $"{load.BlockSize}", "--batch-size", $"{load.BatchSize}", "--vocab", $"{GptWorkload.Vocabulary}",
-                    "--steps", $"{n}", "--warmup", $"{w}", "--threads", $"{t}",
-                ], TimeSpan.FromMinutes(30));
-                theirs.Add((json.GetProperty("step_ms_median").GetDouble(), json.GetProperty("peak_rss_bytes").GetInt64(),
-                    json.GetProperty("final_rss_bytes").GetInt64() - json.GetProperty("rss_after_warmup_bytes").GetInt64()));
-                Console.WriteLine($"round {round + 1}: PyTorch {json.GetProperty("torch").GetString()} {theirs[^1].StepMs:0.0} ms/step");
-            }
-
-            var best = ours.MinBy(o => o.MedianStepMs)!;
-            var table = new Table().AddColumns("", "ms/step", "tokens/s", "MFU", "peak RSS", "RSS drift");
-            table.AddRow("ResidualLab", F(best.MedianStepMs), F(best.TokensPerSecond, "0"), $"{best.ModelFlopUtilisation:P1}",
-                Mib(ours.Max(o => o.PeakRssBytes)), Mib(best.RssDriftBytes));
-            if (theirs.Count > 0)
-            {
-                double peerMs = theirs.Min(x => x.StepMs);
-                long peerPeak = theirs.Max(x => x.PeakRss);
-                double peerTokens = load.BatchSize * load.BlockSize / (peerMs / 1000);
-                table.AddRow("PyTorch", F(peerMs), F(peerTokens, "0"), $"{best.FlopsPerToken * peerTokens / peak:P1}", Mib(peerPeak), Mib(theirs[^1].Drift));
-                table.AddRow("ratio", $"{peerMs / best.MedianStepMs:0.00}x faster", "", "", $"{(double)ours.Max(o => o.PeakRssBytes) / peerPeak:0.00}x", "");
-            }
-            AnsiConsole.Write(table);
-            Console.WriteLine($"model FLOPs per token {best.FlopsPerToken / 1e6:0.0} M (6N + 12 L T d), {best.Parameters:N0} parameters; medians of {n} steps, best of {r} round(s)");
+            RunRounds(Workloads[parsed.GetValue(workload)!](), n, w, r, t, dev, withPeer);
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Runs the workload <paramref name="rounds"/> times, each round followed by its PyTorch twin when
+    /// asked, and prints one table: our best round's median step, the twin's best, and their ratios.
+    /// </summary>
+    static void RunRounds(IBenchWorkload load, int steps, int warmup, int rounds, int threads, string device, bool withPeer)
+    {
+        TorchRuntime.SetThreads(threads);
+        double peak = MatmulPeak.MeasureFlops(device);
+        Console.WriteLine($"{load.Name}: {load.Description}; {device}, {threads} threads; measured fp32 matmul peak {peak / 1e9:0.0} GFLOP/s");
+
+        var ours = new List<BenchResult>();
+        var theirs = new List<PeerBenchResult>();
+        for (int round = 0; round < rounds; round++)
+        {
+            ours.Add(load.Run(steps, warmup, device, threads, peak));
+            Console.WriteLine($"round {round + 1}: ResidualLab {ours[^1].MedianStepMs:0.0} ms/step");
+            if (!withPeer) continue;
+            theirs.Add(PyTorchPeer.Bench(load.PeerScript, load.PeerArguments(steps, warmup, threads), TimeSpan.FromMinutes(30)));
+            Console.WriteLine($"round {round + 1}: PyTorch {theirs[^1].TorchVersion} {theirs[^1].MedianStepMs:0.0} ms/step");
+        }
+
+        var best = ours.MinBy(o => o.MedianStepMs)!;
+        long peakRss = ours.Max(o => o.PeakRssBytes);
+        var table = new Table().AddColumns("", "ms/step", $"{load.Unit}s/s", "MFU", "peak RSS", "RSS drift");
+        table.AddRow("ResidualLab", F(best.MedianStepMs), F(best.ItemsPerSecond, "0"), $"{best.ModelFlopUtilisation:P1}",
+            Mib(peakRss), Mib(best.RssDriftBytes));
+        if (theirs.Count > 0)
+        {
+            double peerMs = theirs.Min(x => x.MedianStepMs);
+            long peerPeak = theirs.Max(x => x.PeakRssBytes);
+            double peerItems = load.ItemsPerStep / (peerMs / 1000);
+            double speed = peerMs / best.MedianStepMs;
+            table.AddRow("PyTorch", F(peerMs), F(peerItems, "0"), $"{best.FlopsPerItem * peerItems / peak:P1}", Mib(peerPeak), Mib(theirs[^1].RssDriftBytes));
+            table.AddRow("ratio", speed >= 1 ? $"{speed:0.00}x faster" : $"{1 / speed:0.00}x slower", "", "", $"{(double)peakRss / peerPeak:0.00}x", "");
+        }
+        AnsiConsole.Write(table);
+        Console.WriteLine($"model FLOPs per {load.Unit} {best.FlopsPerItem / 1e6:0.0} M ({load.FlopsMethod}), {best.Parameters:N0} parameters; " +
+                          $"medians of {steps} steps, best of {rounds} round(s)");
     }
 
     static Command Connections()

@@ -27,6 +27,15 @@ public static class PyTorchPeer
         }
     }
 
+    /// <summary>Runs a bench twin (bench/pytorch/*_bench.py) and reads its step time and memory.</summary>
+    public static PeerBenchResult Bench(string script, IEnumerable<string> args, TimeSpan timeout)
+    {
+        var json = Run(script, args, timeout);
+        return new PeerBenchResult(json.GetProperty("torch").GetString() ?? "?", json.GetProperty("step_ms_median").GetDouble(),
+            json.GetProperty("peak_rss_bytes").GetInt64(), json.GetProperty("rss_after_warmup_bytes").GetInt64(),
+            json.GetProperty("final_rss_bytes").GetInt64());
+    }
+
     public static JsonElement Run(string script, IEnumerable<string> args, TimeSpan timeout)
     {
         string path = Path.Combine(ScriptFolder, script);
@@ -47,4 +56,10 @@ public static class PyTorchPeer
         string line = stdout.Trim().Split('\n').Last();
         return JsonDocument.Parse(line).RootElement.Clone();
     }
+}
+
+/// <summary>What a PyTorch bench twin measured: its torch version, median step time and memory.</summary>
+public sealed record PeerBenchResult(string TorchVersion, double MedianStepMs, long PeakRssBytes, long RssAfterWarmupBytes, long FinalRssBytes)
+{
+    public long RssDriftBytes => FinalRssBytes - RssAfterWarmupBytes;
 }

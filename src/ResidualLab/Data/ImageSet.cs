@@ -25,8 +25,12 @@ public sealed record ImageSet(string Name, ImageSplit Train, ImageSplit Test, in
     public static ImageSet FromIdx(string name, IdxArray trainImages, IdxArray trainLabels, IdxArray testImages, IdxArray testLabels)
     {
         Native.TorchRuntime.EnsureLoaded();
-        var train = Split(name, "train", trainImages, trainLabels);
-        var test = Split(name, "test", testImages, testLabels);
+        return FromSplits(name, Split(name, "train", trainImages, trainLabels), Split(name, "test", testImages, testLabels));
+    }
+
+    /// <summary>A set from its two splits: the classes are the labels seen, the mean and std the training pixels'.</summary>
+    public static ImageSet FromSplits(string name, ImageSplit train, ImageSplit test)
+    {
         if (train.Pixels.shape[2] != test.Pixels.shape[2] || train.Pixels.shape[3] != test.Pixels.shape[3])
             throw new InvalidDataException($"{name}: train and test images differ in size");
         int classes = (int)Math.Max(train.Labels.max().item<long>(), test.Labels.max().item<long>()) + 1;

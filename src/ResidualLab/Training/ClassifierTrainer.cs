@@ -16,6 +16,13 @@ public sealed record ClassifierEval(
     int Step, int Epoch, double TrainLoss, double TrainError, double TestLoss, double TestError,
     double BatchLoss, double BatchError, double GradRatio);
 
+/// <summary>One training step of a classifier: the mini-batch loss and error (a fraction), the global
+/// gradient norm, and the gradient norm of every weight layer, all before the update.</summary>
+public sealed record ClassifierStep(double Loss, double Error, double GradNorm, GradientNorms LayerNorms)
+{
+    public bool Finite => double.IsFinite(Loss) && double.IsFinite(GradNorm);
+}
+
 /// <summary>A classifier run: the shared result, the curve of evaluations, and the gradient norms per
 /// layer at initialisation and averaged over all training steps.</summary>
 public sealed record ClassifierResult(
@@ -122,6 +129,34 @@ public sealed class ClassifierTrainer
         }
     }
 
+    /// <summary>
+    /// One optimiser step on the next training batch: forward, backward, the gradient norms of every
+    /// weight layer and of all parameters, then the update at <paramref name="lr"/>, skipped when the loss
+    /// or the gradient norm is not finite (the caller marks the run diverged).
+    /// </summary>
+    public ClassifierStep Step(double lr)
+    {
+        ClassifierStep result;
+        using (var scope = NewDisposeScope())
+        {
+            var (x, y) = Batches.Next(_device);
+            var logits = Model.call(x);
+            var lossTensor = F.cross_entropy(logits, y);
+            Optimizer.ZeroGrad();
+            lossTensor.backward();
+            var layerNorms = GradientNorms.Read(Model);
+            double clip = _config.Train.GradClip;
+            double gradNorm = clip > 0 ? nn.utils.clip_grad_norm_(Optimizer.Parameters, clip) : Optimizer.GradNorm();
+            double error = logits.argmax(1).ne(y).to_type(ScalarType.Float32).mean().item<float>();
+            result = new ClassifierStep(lossTensor.item<float>(), error, gradNorm, layerNorms);
+            if (result.Finite) Optimizer.Update(lr);
+        }
+        // As in the GPT trainer: collecting now frees TorchSharp's finalizable native objects every step.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        return result;
+    }
+
     public ClassifierResult Run(ITrainingObserver? observer = null, CancellationToken cancel = default)
     {
         var t = _config.Train;
@@ -163,35 +198,18 @@ public sealed class ClassifierTrainer
 
             var sw = Stopwatch.StartNew();
             double lr = Schedule.At(step);
-            double loss, error, gradNorm;
-            using (var scope = NewDisposeScope())
-            {
-                var (x, y) = Batches.Next(_device);
-                var logits = Model.call(x);
-                var lossTensor = F.cross_entropy(logits, y);
-                Optimizer.ZeroGrad();
-                lossTensor.backward();
-                var norms = GradientNorms.Read(Model);
-                for (int i = 0; i < normSums.Length; i++) normSums[i] += norms.Norms[i];
-                normSteps++;
-                gradNorm = t.GradClip > 0
-                    ? nn.utils.clip_grad_norm_(Optimizer.Parameters, t.GradClip)
-                    : Optimizer.GradNorm();
-                loss = lossTensor.item<float>();
-                error = logits.argmax(1).ne(y).to_type(ScalarType.Float32).mean().item<float>();
-                if (!double.IsFinite(loss) || !double.IsFinite(gradNorm))
-                    return Finish(RunStatus.Diverged, step, $"non-finite {(double.IsFinite(loss) ? "gradient norm" : "loss")} at step {step}");
-                Optimizer.Update(lr);
-                lossSum += loss;
-                errorSum += error;
-                ratioSum += norms.FirstToLast;
-                since++;
-            }
-            GC.Collect();
-            GC.WaitForPendingFinalizers();
+            var measured = Step(lr);
+            for (int i = 0; i < normSums.Length; i++) normSums[i] += measured.LayerNorms.Norms[i];
+            normSteps++;
+            if (!measured.Finite)
+                return Finish(RunStatus.Diverged, step, $"non-finite {(double.IsFinite(measured.Loss) ? "gradient norm" : "loss")} at step {step}");
+            lossSum += measured.Loss;
+            errorSum += measured.Error;
+            ratioSum += measured.LayerNorms.FirstToLast;
+            since++;
             sw.Stop();
             stepMsSum += sw.Elapsed.TotalMilliseconds;
-            observer?.OnStep(new StepMetrics(step, loss, lr, gradNorm, sw.Elapsed.TotalMilliseconds, t.BatchSize / sw.Elapsed.TotalSeconds));
+            observer?.OnStep(new StepMetrics(step, measured.Loss, lr, measured.GradNorm, sw.Elapsed.TotalMilliseconds, t.BatchSize / sw.Elapsed.TotalSeconds));
         }
         Eval(t.MaxIters);
         return Finish(RunStatus.Done, t.MaxIters);

@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using ResidualLab.Native;
+using ResidualLab.Reports;
+using ResidualLab.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ResidualLab.Bench;
+
+// The parts every 'reslab bench' workload shares: what a workload tells the bench, the timed step loop,
+// the measured result and the machine's matmul peak that model FLOP utilisation is measured against.
+
+/// <summary>A fixed training workload of the bench: its model and batch, how it is timed, and its PyTorch twin.</summary>
+public interface IBenchWorkload
+{
+    string Name { get; }
+
+    /// <summary>One line: the model's shape and the batch.</summary>
+    string Description { get; }
+
+    /// <summary>What a step trains on, one of them: "token" or "image".</summary>
+    string Unit { get; }
+
+    int ItemsPerStep { get; }
+
+    /// <summary>How the model FLOPs per item are counted, for the table's footnote.</summary>
+    string FlopsMethod { get; }
+
+    /// <summary>The twin's script in bench/pytorch/.</summary>
+    string PeerScript { get; }
+
+    IReadOnlyList<string> PeerArguments(int steps, int warmup, int threads);
+
+    /// <summary>Builds the model and its trainer, times <paramref name="steps"/> training steps after <paramref name="warmup"/>, frees both.</summary>
+    BenchResult Run(int steps, int warmup, string device, int threads, double peakFlops);
+}
+
+/// <summary>Measured speed and memory of one workload; items are the workload's unit (tokens, images).</summary>
+public sealed record BenchResult(
+    string Name,
+    double MedianStepMs,
+    double ItemsPerSecond,
+    double FlopsPerItem,
+    double ModelFlopUtilisation,
+    long Parameters,
+    long PeakRssBytes,
+    long RssAfterWarmupBytes,
+    long FinalRssBytes)
+{
+    public long RssDriftBytes => FinalRssBytes - RssAfterWarmupBytes;
+
+    /// <summary>The result of timed steps: median step time, throughput, utilisation of <paramref name="peakFlops"/>, memory now.</summary>
+    public static BenchResult FromSteps(string name, StepTimes times, int itemsPerStep, double flopsPerItem, double peakFlops, long parameters)
+    {
+        double median = Statistics.Median(times.StepMs);
+        double itemsPerSecond = itemsPerStep / (median / 1000);
+        return new BenchResult(name, median, itemsPerSecond, flopsPerItem, flopsPerItem * itemsPerSecond / peakFlops, parameters,
+            ProcessMemory.PeakRssBytes(), times.RssAfterWarmupBytes, ProcessMemory.RssBytes());
+    }
+}
+
+/// <summary>Milliseconds of each timed step, and the resident memory after the warm-up steps.</summary>
+public sealed record StepTimes(IReadOnlyList<double> StepMs, long RssAfterWarmupBytes);
+
+/// <summary>Runs a training step <c>warmup</c> times untimed, then <c>steps</c> times timed (waiting for CUDA).</summary>
+public static class StepTimer
+{
+    public static StepTimes Time(Action step, int steps, int warmup, Device device)
+    {
+        var times = new List<double>();
+        long rssAfterWarmup = 0;
+        for (int i = 0; i < warmup + steps; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            step();
+            if (device.type == DeviceType.CUDA) cuda.synchronize();
+            sw.Stop();
+            if (i >= warmup) times.Add(sw.Elapsed.TotalMilliseconds);
+            if (i == warmup - 1) rssAfterWarmup = ProcessMemory.RssBytes();
+        }
+        return new StepTimes(times, rssAfterWarmup);
+    }
+}
+
+/// <summary>The machine's practical fp32 matrix-multiply peak, measured now (best of several n x n sgemms).</summary>
+public static class MatmulPeak
+{
+    public static double MeasureFlops(string device = "cpu", int n = 1536, int repeats = 6)
+    {
+        var dev = TorchRuntime.ResolveDevice(device);
+        using var scope = NewDisposeScope();
+        var a = randn(n, n, device: dev);
+        var b = randn(n, n, device: dev);
+        a.matmul(b); // warm-up
+        double best = double.MaxValue;
+        for (int i = 0; i < repeats; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            using var c = a.matmul(b);
+            if (dev.type == DeviceType.CUDA) cuda.synchronize();
+            else c.sum().item<float>();
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        return 2.0 * n * n * n / best;
+    }
+}
