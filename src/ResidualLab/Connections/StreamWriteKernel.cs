@@ -1,5 +1,4 @@
 using System.Numerics;
-using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -51,15 +50,15 @@ internal sealed class StreamWriteKernel : autograd.MultiTensorFunction<StreamWri
     static unsafe void Forward<T>(Tensor depth, Tensor stream, Tensor output, Tensor result) where T : unmanaged, INumber<T>
     {
         var (tokens, s, d) = Shape(stream);
-        T* D = Pointer<T>(depth), H = Pointer<T>(stream), y = Pointer<T>(output), R = Pointer<T>(result);
-        ForTokens(tokens, t =>
+        T* D = CpuLoops.Pointer<T>(depth), H = CpuLoops.Pointer<T>(stream), y = CpuLoops.Pointer<T>(output), R = CpuLoops.Pointer<T>(result);
+        CpuLoops.ForTokens(tokens, t =>
         {
             for (int j = 0; j < s; j++)
             {
                 T* dj = D + (t * s + j) * (s + 1);
                 T* r = R + (t * s + j) * d;
-                Scale(r, y + t * d, dj[s], d);
-                for (int i = 0; i < s; i++) AddScaled(r, H + (t * s + i) * d, dj[i], d);
+                CpuLoops.Scale(r, y + t * d, dj[s], d);
+                for (int i = 0; i < s; i++) CpuLoops.AddScaled(r, H + (t * s + i) * d, dj[i], d);
             }
         });
     }
@@ -68,77 +67,28 @@ internal sealed class StreamWriteKernel : autograd.MultiTensorFunction<StreamWri
         Tensor gradDepth, Tensor gradStream, Tensor gradOutput) where T : unmanaged, INumber<T>
     {
         var (tokens, s, d) = Shape(stream);
-        T* D = Pointer<T>(depth), H = Pointer<T>(stream), y = Pointer<T>(output), G = Pointer<T>(grad);
-        T* dD = Pointer<T>(gradDepth), dH = Pointer<T>(gradStream), dy = Pointer<T>(gradOutput);
-        ForTokens(tokens, t =>
+        T* D = CpuLoops.Pointer<T>(depth), H = CpuLoops.Pointer<T>(stream), y = CpuLoops.Pointer<T>(output), G = CpuLoops.Pointer<T>(grad);
+        T* dD = CpuLoops.Pointer<T>(gradDepth), dH = CpuLoops.Pointer<T>(gradStream), dy = CpuLoops.Pointer<T>(gradOutput);
+        CpuLoops.ForTokens(tokens, t =>
         {
             T* g = G + t * s * d;
             for (int i = 0; i < s; i++)
             {
                 T* di = dH + (t * s + i) * d;
-                Scale(di, g, D[(t * s) * (s + 1) + i], d);
-                for (int j = 1; j < s; j++) AddScaled(di, g + j * d, D[(t * s + j) * (s + 1) + i], d);
+                CpuLoops.Scale(di, g, D[(t * s) * (s + 1) + i], d);
+                for (int j = 1; j < s; j++) CpuLoops.AddScaled(di, g + j * d, D[(t * s + j) * (s + 1) + i], d);
             }
-            Scale(dy + t * d, g, D[(t * s) * (s + 1) + s], d);
-            for (int j = 1; j < s; j++) AddScaled(dy + t * d, g + j * d, D[(t * s + j) * (s + 1) + s], d);
+            CpuLoops.Scale(dy + t * d, g, D[(t * s) * (s + 1) + s], d);
+            for (int j = 1; j < s; j++) CpuLoops.AddScaled(dy + t * d, g + j * d, D[(t * s + j) * (s + 1) + s], d);
             for (int j = 0; j < s; j++)
             {
                 T* row = dD + (t * s + j) * (s + 1);
-                for (int i = 0; i < s; i++) row[i] = Dot(g + j * d, H + (t * s + i) * d, d);
-                row[s] = Dot(g + j * d, y + t * d, d);
+                for (int i = 0; i < s; i++) row[i] = CpuLoops.Dot(g + j * d, H + (t * s + i) * d, d);
+                row[s] = CpuLoops.Dot(g + j * d, y + t * d, d);
             }
         });
     }
 
     static (long Tokens, int Streams, int Width) Shape(Tensor stream) =>
         (stream.numel() / (stream.shape[^2] * stream.shape[^1]), (int)stream.shape[^2], (int)stream.shape[^1]);
-
-    static unsafe T* Pointer<T>(Tensor t) where T : unmanaged
-    {
-        fixed (byte* p = t.bytes) return (T*)p;
-    }
-
-    /// <summary>Runs <paramref name="body"/> for every token, in contiguous ranges over torch's threads.</summary>
-    internal static void ForTokens(long tokens, Action<long> body)
-    {
-        int chunks = (int)Math.Min(tokens, Math.Max(1, get_num_threads()));
-        if (chunks <= 1)
-        {
-            for (long t = 0; t < tokens; t++) body(t);
-            return;
-        }
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, chunk =>
-        {
-            for (long t = tokens * chunk / chunks; t < tokens * (chunk + 1) / chunks; t++) body(t);
-        });
-    }
-
-    /// <summary>r = a x over <paramref name="n"/> elements.</summary>
-    internal static unsafe void Scale<T>(T* r, T* x, T a, int n) where T : unmanaged, INumber<T>
-    {
-        int k = 0;
-        var va = Vector256.Create(a);
-        for (; k <= n - Vector256<T>.Count; k += Vector256<T>.Count) Vector256.Store(va * Vector256.Load(x + k), r + k);
-        for (; k < n; k++) r[k] = a * x[k];
-    }
-
-    /// <summary>r += a x over <paramref name="n"/> elements.</summary>
-    internal static unsafe void AddScaled<T>(T* r, T* x, T a, int n) where T : unmanaged, INumber<T>
-    {
-        int k = 0;
-        var va = Vector256.Create(a);
-        for (; k <= n - Vector256<T>.Count; k += Vector256<T>.Count) Vector256.Store(Vector256.Load(r + k) + va * Vector256.Load(x + k), r + k);
-        for (; k < n; k++) r[k] += a * x[k];
-    }
-
-    /// <summary>sum_k a_k b_k over <paramref name="n"/> elements.</summary>
-    internal static unsafe T Dot<T>(T* a, T* b, int n) where T : unmanaged, INumber<T>
-    {
-        int k = 0;
-        var acc = Vector256<T>.Zero;
-        for (; k <= n - Vector256<T>.Count; k += Vector256<T>.Count) acc += Vector256.Load(a + k) * Vector256.Load(b + k);
-        T sum = Vector256.Sum(acc);
-        for (; k < n; k++) sum += a[k] * b[k];
-        return sum;
-    }
 }

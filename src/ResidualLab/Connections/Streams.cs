@@ -23,8 +23,17 @@ public static class Streams
     /// <summary>[..., s, d] to [..., d]: the sum over the streams.</summary>
     public static Tensor Reduce(Tensor stream) => stream.sum(-2);
 
-    /// <summary>The width step's read: h = sum_s w_s H_s. <paramref name="weights"/> [..., s] or [s].</summary>
-    public static Tensor Read(Tensor weights, Tensor stream) => (weights.unsqueeze(-1) * stream).sum(-2);
+    /// <summary>
+    /// The width step's read: h = sum_s w_s H_s. <paramref name="weights"/> [..., s] or [s].
+    /// On the CPU it runs as <see cref="StreamReadKernel"/>, elsewhere as <see cref="ReadWithTensorOps"/>.
+    /// </summary>
+    public static Tensor Read(Tensor weights, Tensor stream) =>
+        StreamReadKernel.Applies(weights, stream)
+            ? StreamReadKernel.apply(weights.expand(stream.shape[..^1]), stream)[0]
+            : ReadWithTensorOps(weights, stream);
+
+    /// <summary>The definition of <see cref="Read"/>, as a broadcast product and a sum (any device).</summary>
+    public static Tensor ReadWithTensorOps(Tensor weights, Tensor stream) => (weights.unsqueeze(-1) * stream).sum(-2);
 
     /// <summary>
     /// The depth step: H'_j = sum_i D_ji H_i + D_js y, with <paramref name="depth"/> [..., s, s + 1] or [s, s + 1].

@@ -49,6 +49,26 @@ public class StreamKernelTests
         }
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float64, 1e-13)]
+    [InlineData(ScalarType.Float32, 1e-5)]
+    public void Read_kernel_equals_the_weighted_sum(ScalarType dtype, double tolerance)
+    {
+        manual_seed(4);
+        const int S = 4, D = 20;
+        var stream = randn([3, 7, S, D], dtype: dtype);
+        var upstream = randn([3, 7, D], dtype: dtype);
+        // Per-token weights (mHC, dynamic HC) and one shared vector (static HC).
+        foreach (var weights in new[] { randn([3, 7, S], dtype: dtype), randn([S], dtype: dtype) })
+        {
+            var (kernel, kernelGrads) = ValueAndGradients(x => Streams.Read(x[0], x[1]), [weights, stream], upstream);
+            var (ops, opsGrads) = ValueAndGradients(x => Streams.ReadWithTensorOps(x[0], x[1]), [weights, stream], upstream);
+            AssertClose(ops, kernel, tolerance, "value");
+            AssertClose(opsGrads[0], kernelGrads[0], tolerance, $"{dtype} gradient of the weights {string.Join("x", weights.shape)}");
+            AssertClose(opsGrads[1], kernelGrads[1], tolerance, $"{dtype} gradient of the stream");
+        }
+    }
+
     [Fact]
     public void Write_kernel_reads_an_expanded_stream_like_a_materialised_one()
     {
