@@ -17,20 +17,28 @@ internal static class CpuLoops
         fixed (byte* p = t.bytes) return (T*)p;
     }
 
-    /// <summary>Runs <paramref name="body"/> for every token, in contiguous ranges over torch's threads.</summary>
-    internal static void ForTokens(long tokens, Action<long> body)
+    /// <summary>How many contiguous ranges <see cref="ForChunks"/> splits <paramref name="tokens"/> into.</summary>
+    internal static int Chunks(long tokens) => (int)Math.Min(tokens, Math.Max(1, get_num_threads()));
+
+    /// <summary>Runs <paramref name="body"/>(chunk, first, end) for <see cref="Chunks"/> contiguous token ranges, one per torch thread.</summary>
+    internal static void ForChunks(long tokens, Action<int, long, long> body)
     {
-        int chunks = (int)Math.Min(tokens, Math.Max(1, get_num_threads()));
+        int chunks = Chunks(tokens);
         if (chunks <= 1)
         {
-            for (long t = 0; t < tokens; t++) body(t);
+            if (tokens > 0) body(0, 0, tokens);
             return;
         }
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, chunk =>
-        {
-            for (long t = tokens * chunk / chunks; t < tokens * (chunk + 1) / chunks; t++) body(t);
-        });
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks },
+            chunk => body(chunk, tokens * chunk / chunks, tokens * (chunk + 1) / chunks));
     }
+
+    /// <summary>Runs <paramref name="body"/> for every token, in contiguous ranges over torch's threads.</summary>
+    internal static void ForTokens(long tokens, Action<long> body) =>
+        ForChunks(tokens, (_, first, end) =>
+        {
+            for (long t = first; t < end; t++) body(t);
+        });
 
     /// <summary>r = a x over <paramref name="n"/> elements.</summary>
     internal static unsafe void Scale<T>(T* r, T* x, T a, int n) where T : unmanaged, INumber<T>

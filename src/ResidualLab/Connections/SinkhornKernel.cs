@@ -39,7 +39,7 @@ internal sealed class SinkhornKernel : autograd.SingleTensorFunction<SinkhornKer
     }
 
     /// <summary>Forward (<paramref name="result"/> given) or backward (the two gradients given) over all matrices.</summary>
-    static unsafe void Run(Tensor logits, Tensor? result, Tensor? grad, Tensor? gradLogits, int iterations)
+    internal static unsafe void Run(Tensor logits, Tensor? result, Tensor? grad, Tensor? gradLogits, int iterations)
     {
         int n = (int)logits.shape[^1];
         if (logits.dim() < 2 || logits.shape[^2] != n) throw new ArgumentException($"Sinkhorn needs square matrices, got [{string.Join(", ", logits.shape)}]");
@@ -51,15 +51,14 @@ internal sealed class SinkhornKernel : autograd.SingleTensorFunction<SinkhornKer
         nint input = Address(logits), output = result is null ? 0 : Address(result);
         nint upstream = grad is null ? 0 : Address(grad), downstream = gradLogits is null ? 0 : Address(gradLogits);
         long blocks = (matrices + Lanes - 1) / Lanes;
-        int chunks = (int)Math.Min(blocks, Math.Max(1, torch.get_num_threads()));
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, chunk =>
+        CpuLoops.ForChunks(blocks, (_, firstBlock, endBlock) =>
         {
             int size = n * n, steps = 2 * iterations;
             var states = new Vector256<double>[(steps + 1) * size]; // exp(x - max), then every normalised round
             var g = new Vector256<double>[size];
             Span<long> lane = stackalloc long[Lanes];
             fixed (Vector256<double>* st = states, gp = g)
-                for (long block = blocks * chunk / chunks; block < blocks * (chunk + 1) / chunks; block++)
+                for (long block = firstBlock; block < endBlock; block++)
                 {
                     // Lane l holds matrix block * Lanes + l; past the end, lanes repeat the last matrix.
                     for (int l = 0; l < Lanes; l++) lane[l] = Math.Min(block * Lanes + l, matrices - 1) * size;

@@ -69,6 +69,41 @@ public class StreamKernelTests
         }
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float64, 0.0, 1e-12)]
+    [InlineData(ScalarType.Float64, 4.0, 1e-12)]
+    [InlineData(ScalarType.Float32, 0.0, 2e-5)]
+    public void Mhc_width_step_kernel_equals_maps_and_read_in_value_and_every_gradient(ScalarType dtype, double resDiag, double tolerance)
+    {
+        manual_seed(8);
+        const int S = 4, D = 12;
+        // alpha_init 0.5: maps far from their init, so every term of the backward carries weight.
+        var spec = new ManifoldHyperConnectionsSpec(S, AlphaInit: 0.5, ResDiag: resDiag);
+        using var conn = (ManifoldHyperConnections)spec.Build(new ConnectionSite(D, 0, 4, () => nn.LayerNorm(D)));
+        conn.to(dtype);
+        var stream = randn([2, 3, S, D], dtype: dtype);
+        var upstream = (Read: randn([2, 3, D], dtype: dtype), Post: randn([2, 3, S], dtype: dtype), Res: randn([2, 3, S, S], dtype: dtype));
+
+        (Tensor[] Values, Tensor[] Gradients) Run(Func<Tensor, (Tensor Read, StreamMaps Maps)> step)
+        {
+            conn.zero_grad();
+            var leaf = stream.clone().requires_grad_(true);
+            var (read, maps) = step(leaf);
+            ((read * upstream.Read).sum() + (maps.Post * upstream.Post).sum() + (maps.Res * upstream.Res).sum()).backward();
+            var gradients = new[] { leaf.grad!.clone() }.Concat(conn.parameters().Where(p => p.grad is not null).Select(p => p.grad!.clone())).ToArray();
+            return ([read.detach(), maps.Pre.detach(), maps.Post.detach(), maps.Res.detach()], gradients);
+        }
+
+        var kernel = Run(conn.WidthStep);
+        var ops = Run(conn.WidthStepWithTensorOps);
+        foreach (var (name, i) in new[] { ("read", 0), ("pre", 1), ("post", 2), ("res", 3) })
+            AssertClose(ops.Values[i], kernel.Values[i], tolerance, $"{dtype} value of {name}");
+        Assert.Equal(1 + 7, ops.Gradients.Length); // the stream, phi, three alphas, three biases (the norm is not used here)
+        Assert.Equal(ops.Gradients.Length, kernel.Gradients.Length);
+        for (int i = 0; i < ops.Gradients.Length; i++)
+            AssertClose(ops.Gradients[i], kernel.Gradients[i], tolerance, $"{dtype} gradient {i} (0: stream, then phi, alphas, biases)");
+    }
+
     [Fact]
     public void Write_kernel_reads_an_expanded_stream_like_a_materialised_one()
     {
