@@ -8,8 +8,8 @@ namespace ResidualLab.Connections;
 
 /// <summary>
 /// <see cref="Sinkhorn"/> on CPU float32/float64 tensors as one autograd function: the forward runs
-/// every round of every matrix in registers-sized buffers (arithmetic in float64, result in the input's
-/// dtype), the backward recomputes a matrix's rounds and walks them back. For a row normalisation
+/// every round of four matrices at once, one per lane of a Vector256 (arithmetic in float64, result in
+/// the input's dtype); the backward recomputes the rounds and walks them back. For a row normalisation
 /// m'_ij = m_ij / s_i the chain rule gives dL/dm_ij = (g_ij - sum_k g_ik m'_ik) / s_i (columns alike);
 /// the first step m = exp(x - max x) gives dL/dx = m * dL/dm. Matrices are split over torch's threads.
 /// </summary>
@@ -48,8 +48,7 @@ internal sealed class SinkhornKernel : autograd.SingleTensorFunction<SinkhornKer
         if (!isDouble && logits.dtype != ScalarType.Float32) throw new ArgumentException($"Sinkhorn's CPU kernel takes float32 or float64, got {logits.dtype}");
         if (matrices == 0) return;
 
-        nint input = Address(logits), output = result is null ? 0 : Address(result);
-        nint upstream = grad is null ? 0 : Address(grad), downstream = gradLogits is null ? 0 : Address(gradLogits);
+        nint input = Address(logits), output = Address(result), upstream = Address(grad), downstream = Address(gradLogits);
         long blocks = (matrices + Lanes - 1) / Lanes;
         CpuLoops.ForChunks(blocks, (_, firstBlock, endBlock) =>
         {
@@ -135,8 +134,5 @@ internal sealed class SinkhornKernel : autograd.SingleTensorFunction<SinkhornKer
             else ((float*)data)[lane[l] + e] = (float)value[l];
     }
 
-    static unsafe nint Address(Tensor t)
-    {
-        fixed (byte* p = t.bytes) return (nint)p;
-    }
+    static unsafe nint Address(Tensor? t) => t is null ? 0 : (nint)CpuLoops.Pointer<byte>(t);
 }
