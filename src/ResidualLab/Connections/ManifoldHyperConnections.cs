@@ -20,6 +20,8 @@ namespace ResidualLab.Connections;
 /// 1e-5; larger values lean H_res towards the identity (res_diag = 4: diagonal 0.95 at n = 4; exp(I) alone
 /// gives only 0.475), but Sinkhorn then converges more slowly (measured: row errors ~1e-4 after 20).
 /// With the streams equal at init, every choice computes the same function at init.
+/// On the CPU the width step and the depth step run as fused kernels (MhcWidthStepKernel, StreamWriteKernel),
+/// tested equal to these tensor operations in value and gradient.
 /// Xie et al. 2025 (DeepSeek), "mHC: Manifold-Constrained Hyper-Connections" (arXiv 2512.24880).
 /// </summary>
 public sealed record ManifoldHyperConnectionsSpec(
@@ -81,10 +83,29 @@ public sealed class ManifoldHyperConnections : Connection, IStreamMixing
 
     public override Branch Prepare(Tensor stream, LayerContext ctx)
     {
+        var (read, maps) = WidthStep(stream);
+        LastMaps = maps;
+        var depth = cat([maps.Res, maps.Post.unsqueeze(-1)], -1); // [..., s, s + 1]
+        return new(norm.call(read), stream, depth);
+    }
+
+    /// <summary>
+    /// The read H_pre x_l [..., d] and the maps: on the CPU one fused kernel (<see cref="MhcWidthStepKernel"/>),
+    /// elsewhere <see cref="WidthStepWithTensorOps"/>; the same function.
+    /// </summary>
+    public (Tensor Read, StreamMaps Maps) WidthStep(Tensor stream)
+    {
+        if (!MhcWidthStepKernel.Applies(stream, phi)) return WidthStepWithTensorOps(stream);
+        var (read, pre, post, res) = MhcWidthStepKernel.Run(stream, phi, cat([alpha_pre, alpha_post, alpha_res]),
+            cat([b_pre, b_post, b_res.flatten()]), iterations, RMSNorm.DefaultEps);
+        return (read, new StreamMaps(pre, post, res));
+    }
+
+    /// <summary>The width step as tensor operations differentiated by autograd (any device).</summary>
+    public (Tensor Read, StreamMaps Maps) WidthStepWithTensorOps(Tensor stream)
+    {
         var (pre, post, res) = Maps(stream);
-        LastMaps = new StreamMaps(pre, post, res);
-        var depth = cat([res, post.unsqueeze(-1)], -1); // [..., s, s + 1]
-        return new(norm.call(Streams.Read(pre, stream)), stream, depth);
+        return (Streams.ReadWithTensorOps(pre, stream), new StreamMaps(pre, post, res));
     }
 
     public override Tensor Combine(Tensor output, Branch branch, LayerContext ctx) =>

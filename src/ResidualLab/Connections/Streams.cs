@@ -23,10 +23,31 @@ public static class Streams
     /// <summary>[..., s, d] to [..., d]: the sum over the streams.</summary>
     public static Tensor Reduce(Tensor stream) => stream.sum(-2);
 
-    /// <summary>The width step's read: h = sum_s w_s H_s. <paramref name="weights"/> [..., s] or [s].</summary>
-    public static Tensor Read(Tensor weights, Tensor stream) => (weights.unsqueeze(-1) * stream).sum(-2);
+    /// <summary>
+    /// The width step's read: h = sum_s w_s H_s. <paramref name="weights"/> [..., s] or [s].
+    /// On the CPU it runs as <see cref="StreamReadKernel"/>, elsewhere as <see cref="ReadWithTensorOps"/>.
+    /// </summary>
+    public static Tensor Read(Tensor weights, Tensor stream) =>
+        StreamReadKernel.Applies(weights, stream)
+            ? StreamReadKernel.apply(weights.expand(stream.shape[..^1]), stream)[0]
+            : ReadWithTensorOps(weights, stream);
 
-    /// <summary>The depth step: H'_j = sum_i D_ji H_i + D_js y, with <paramref name="depth"/> [..., s, s + 1] or [s, s + 1].</summary>
-    public static Tensor Write(Tensor depth, Tensor stream, Tensor output) =>
+    /// <summary>The definition of <see cref="Read"/>, as a broadcast product and a sum (any device).</summary>
+    public static Tensor ReadWithTensorOps(Tensor weights, Tensor stream) => (weights.unsqueeze(-1) * stream).sum(-2);
+
+    /// <summary>
+    /// The depth step: H'_j = sum_i D_ji H_i + D_js y, with <paramref name="depth"/> [..., s, s + 1] or [s, s + 1].
+    /// On the CPU it runs as <see cref="StreamWriteKernel"/>, elsewhere as <see cref="WriteWithTensorOps"/>.
+    /// </summary>
+    public static Tensor Write(Tensor depth, Tensor stream, Tensor output)
+    {
+        if (!StreamWriteKernel.Applies(depth, stream, output)) return WriteWithTensorOps(depth, stream, output);
+        var shape = stream.shape;
+        long[] depthShape = [.. shape[..^1], shape[^2] + 1];
+        return StreamWriteKernel.apply(depth.expand(depthShape), stream.expand(shape), output.expand([.. shape[..^2], shape[^1]]))[0];
+    }
+
+    /// <summary>The definition of <see cref="Write"/>, as one batched matrix product (any device).</summary>
+    public static Tensor WriteWithTensorOps(Tensor depth, Tensor stream, Tensor output) =>
         depth.matmul(cat([stream, output.unsqueeze(-2)], -2));
 }

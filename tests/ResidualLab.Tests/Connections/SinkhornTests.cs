@@ -106,6 +106,33 @@ public class SinkhornTests
         Assert.True((m.to(ScalarType.Float32) - reference).abs().max().item<float>() < 1e-2);
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float64, 1e-13, 1e-12)]
+    [InlineData(ScalarType.Float32, 2e-6, 2e-5)]
+    public void The_CPU_kernel_equals_the_tensor_definition_in_value_and_gradient(ScalarType dtype, double valueTolerance, double gradientTolerance)
+    {
+        manual_seed(11);
+        // Peaked logits (not yet converged after 20 rounds) and one 3 x 3 batch shape, so every round matters.
+        foreach (var shape in new long[][] { [6, 5, N, N], [7, 3, 3] })
+        {
+            var start = (2 * randn(shape, dtype: ScalarType.Float64)).to(dtype);
+            var upstream = randn(shape, dtype: ScalarType.Float64).to(dtype);
+            var fused = start.clone().requires_grad_(true);
+            var reference = start.clone().requires_grad_(true);
+            var fromKernel = Sinkhorn.Project(fused, 20);
+            var fromOps = Sinkhorn.ProjectWithTensorOps(reference, 20);
+            Assert.True(MaxAbs(fromKernel - fromOps) < valueTolerance);
+            (fromKernel * upstream).sum().backward();
+            (fromOps * upstream).sum().backward();
+            double scale = MaxAbs(reference.grad!);
+            Assert.True(scale > 1e-3, "the gradient must not vanish for the comparison to mean anything");
+            double error = MaxAbs(fused.grad! - reference.grad!) / scale;
+            Assert.True(error < gradientTolerance, $"{dtype} {string.Join("x", shape)}: relative gradient error {error}");
+        }
+    }
+
+    static double MaxAbs(Tensor t) => t.abs().max().to(ScalarType.Float64).item<double>();
+
     [Fact]
     public void Amax_gain_is_the_largest_absolute_row_and_column_sum_of_the_product()
     {
