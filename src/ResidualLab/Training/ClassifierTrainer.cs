@@ -133,6 +133,9 @@ public sealed class ClassifierTrainer
         int since = 0;
         observer?.OnStart(t.MaxIters);
 
+        // The next batch is made on a background thread while a step runs.
+        using var upcoming = new BatchPrefetcher<ImageBatch>(Batches.NextBatch);
+        int epoch = 0;
         var atInit = ProbeGradients();
 
         ClassifierResult Finish(RunStatus status, int steps, string? note = null)
@@ -149,7 +152,7 @@ public sealed class ClassifierTrainer
         {
             var (trainLoss, trainError, testLoss, testError) = Evaluate();
             int n = Math.Max(1, since);
-            var e = new ClassifierEval(step, Batches.Epoch, trainLoss, trainError, testLoss, testError, lossSum / n, errorSum / n, ratioSum / n);
+            var e = new ClassifierEval(step, epoch, trainLoss, trainError, testLoss, testError, lossSum / n, errorSum / n, ratioSum / n);
             curve.Add(e);
             observer?.OnEval(new EvalMetrics(step, trainLoss, testLoss));
             lossSum = errorSum = ratioSum = 0;
@@ -164,9 +167,11 @@ public sealed class ClassifierTrainer
             var sw = Stopwatch.StartNew();
             double lr = Schedule.At(step);
             double loss, error, gradNorm;
+            var batch = upcoming.Take();
+            epoch = batch.Epoch;
             using (var scope = NewDisposeScope())
             {
-                var (x, y) = Batches.Next(_device);
+                var (x, y) = batch.ToTensors(_device);
                 var logits = Model.call(x);
                 var lossTensor = F.cross_entropy(logits, y);
                 Optimizer.ZeroGrad();

@@ -85,12 +85,15 @@ public sealed class Trainer
     /// skipped when the loss or the gradient norm is not finite (the caller marks the run diverged).
     /// </summary>
     /// <param name="afterBackward">Called with the raw gradients in place, before clipping (probes).</param>
-    public (double Loss, double GradNorm) Step(double lr, Action? afterBackward = null)
+    public (double Loss, double GradNorm) Step(double lr, Action? afterBackward = null) =>
+        Step(TrainBatches.NextBatch(), lr, afterBackward);
+
+    (double Loss, double GradNorm) Step(TokenBatch batch, double lr, Action? afterBackward)
     {
         double loss, gradNorm;
         using (var scope = NewDisposeScope())
         {
-            var (x, y) = TrainBatches.Next(_device);
+            var (x, y) = batch.ToTensors(_device);
             var lossTensor = Model.Loss(x, y);
             Optimizer.ZeroGrad();
             lossTensor.backward();
@@ -120,6 +123,9 @@ public sealed class Trainer
             (start, last) = TrainingCheckpoint.Load(checkpoints.Path, this, _config.RunId);
         var gradientProbe = new GradientNormProbe(Model.Blocks.ToList<nn.Module>(), t.ProbeInterval);
         var streamProbe = new StreamProbe(Model, t.ProbeInterval);
+        // The next batch is drawn on a background thread while a step runs, by a copy of the sampler;
+        // TrainBatches follows the batches used, so a checkpoint records where the next one starts.
+        using var upcoming = new BatchPrefetcher<TokenBatch>(TrainBatches.Copy().NextBatch);
         observer?.OnStart(t.MaxIters);
         Model.train();
 
@@ -145,7 +151,9 @@ public sealed class Trainer
             double lr = Schedule.At(step);
             bool probe = gradientProbe.IsDue(step);
             if (probe) streamProbe.Arm();
-            var (loss, gradNorm) = Step(lr, probe
+            var batch = upcoming.Take();
+            TrainBatches.State = batch.StateAfter;
+            var (loss, gradNorm) = Step(batch, lr, probe
                 ? () => { foreach (var reading in gradientProbe.Measure(step).Concat(streamProbe.Measure(step))) observer?.OnDiagnostic(reading); }
                 : null);
             if (!double.IsFinite(loss) || !double.IsFinite(gradNorm))
