@@ -44,6 +44,7 @@ public static class ConfigSchema
         new("train.eval_batches", ConfigType.Int, 20L, "batches in the fixed evaluation set"),
         new("train.seed", ConfigType.Int, 1337L, "seed of initialisation, dropout and batch order"),
         new("train.device", ConfigType.String, "cpu", "cpu or cuda"),
+        new("train.dtype", ConfigType.String, "float32", "float32, or bfloat16 (GPT only): bf16 matmul weights, fp32 master weights, norms and loss"),
         new("train.threads", ConfigType.Int, 0L, "intra-op threads (0: libtorch's default)", InRunId: false),
         new("train.checkpoint_interval", ConfigType.Int, 0L, "steps between resumable checkpoints (0: none)", InRunId: false),
         new("train.probe_interval", ConfigType.Int, 0L, "steps between per-layer gradient-norm probes, also at init (0: off)", InRunId: false),

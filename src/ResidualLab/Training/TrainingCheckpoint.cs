@@ -9,8 +9,8 @@ namespace ResidualLab.Training;
 public sealed record CheckpointPolicy(string Path, int Interval, bool Resume);
 
 /// <summary>
-/// Everything a run needs to continue bit for bit after a kill: model, optimiser moments and step,
-/// the batch sampler's position, libtorch's RNG state (dropout), the last evaluation. Written
+/// Everything a run needs to continue bit for bit after a kill: model, optimiser moments and step
+/// (and its fp32 master weights in bf16 training), the batch sampler's position, libtorch's RNG state (dropout), the last evaluation. Written
 /// atomically: a temporary file, flushed to disk, then renamed over the previous checkpoint.
 /// </summary>
 public static class TrainingCheckpoint
@@ -41,6 +41,7 @@ public static class TrainingCheckpoint
                 w.Write(trainer.Optimizer.Step);
                 foreach (var m in trainer.Optimizer.ExpAvg) m.Save(w);
                 foreach (var v in trainer.Optimizer.ExpAvgSq) v.Save(w);
+                foreach (var master in trainer.Optimizer.MasterWeights) master.Save(w);
                 trainer.Model.save(w);
             }
             file.Flush(flushToDisk: true);
@@ -71,8 +72,10 @@ public static class TrainingCheckpoint
             var v = new Tensor[n];
             for (int i = 0; i < n; i++) m[i] = TorchSharp.TensorExtensionMethods.Load(r);
             for (int i = 0; i < n; i++) v[i] = TorchSharp.TensorExtensionMethods.Load(r);
-            trainer.Optimizer.Restore(optStep, m, v);
-            foreach (var t in m.Concat(v)) t.Dispose();
+            var masters = new Tensor[trainer.Optimizer.MasterWeights.Count];
+            for (int i = 0; i < masters.Length; i++) masters[i] = TorchSharp.TensorExtensionMethods.Load(r);
+            trainer.Optimizer.Restore(optStep, m, v, masters);
+            foreach (var t in m.Concat(v).Concat(masters)) t.Dispose();
             trainer.Model.load(r);
             return (step, last);
         }

@@ -29,6 +29,8 @@ public class ConfigTests
     [InlineData("[train]\nlr = \"fast\"\n", "'train.lr' must be a number")]
     [InlineData("[modle]\nn_layer = 2\n", "unknown section [modle] (did you mean 'model'?)")]
     [InlineData("n_layer = 2\n", "must sit in a section")]
+    [InlineData("[train]\ndtype = \"float16\"\n", "'train.dtype' must be float32 or bfloat16, got 'float16'")]
+    [InlineData("[model]\nname = \"plain\"\n[train]\ndtype = \"bfloat16\"\n", "bfloat16 is for the GPT only; 'plain' trains in float32")]
     public void Bad_values_are_errors_with_location(string toml, string expected)
     {
         var ex = Assert.Throws<ConfigException>(() => RunConfig.From(Toml(toml)));
