@@ -16,7 +16,7 @@ public sealed record CheckpointPolicy(string Path, int Interval, bool Resume);
 public static class TrainingCheckpoint
 {
     const string Magic = "RESLAB-CHECKPOINT";
-    const int Version = 1;
+    const int Version = 2;
 
     public static void Save(string path, Trainer trainer, string runId, int step, EvalMetrics? lastEval)
     {
@@ -42,7 +42,13 @@ public static class TrainingCheckpoint
                 foreach (var m in trainer.Optimizer.ExpAvg) m.Save(w);
                 foreach (var v in trainer.Optimizer.ExpAvgSq) v.Save(w);
                 foreach (var master in trainer.Optimizer.MasterWeights) master.Save(w);
-                trainer.Model.save(w);
+                var state = trainer.Model.state_dict();
+                w.Write(state.Count);
+                foreach (var (name, tensor) in state)
+                {
+                    w.Write(name);
+                    tensor.Save(w);
+                }
             }
             file.Flush(flushToDisk: true);
         }
@@ -76,12 +82,29 @@ public static class TrainingCheckpoint
             for (int i = 0; i < masters.Length; i++) masters[i] = TorchSharp.TensorExtensionMethods.Load(r);
             trainer.Optimizer.Restore(optStep, m, v, masters);
             foreach (var t in m.Concat(v).Concat(masters)) t.Dispose();
-            trainer.Model.load(r);
+            LoadInPlace(r, trainer.Model.state_dict());
             return (step, last);
         }
         catch (Exception ex) when (ex is EndOfStreamException or ArgumentException or IOException)
         {
             throw new InvalidDataException($"checkpoint '{path}' is truncated or does not match the model ({ex.Message}); delete it to start the run again");
+        }
+    }
+
+    /// <summary>
+    /// Reads the model's parameters and buffers into the tensors it has. Module.load would move a CUDA
+    /// model to the CPU and back, which replaces its parameters and cuts them off AdamW's flat buffers.
+    /// </summary>
+    static void LoadInPlace(BinaryReader r, Dictionary<string, Tensor> state)
+    {
+        int count = r.ReadInt32();
+        if (count != state.Count)
+            throw new ArgumentException($"{count} parameters and buffers saved, the model has {state.Count}");
+        for (int i = 0; i < count; i++)
+        {
+            string name = r.ReadString();
+            if (!state.TryGetValue(name, out var tensor)) throw new ArgumentException($"the model has no '{name}'");
+            tensor.Load(r);
         }
     }
 
