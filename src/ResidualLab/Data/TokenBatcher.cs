@@ -13,7 +13,11 @@ public sealed class TokenBatcher(int[] tokens, int batchSize, int blockSize, ulo
 
     public ulong State { get => _rng.State; set => _rng = new SplitMix64 { State = value }; }
 
-    public (Tensor X, Tensor Y) Next(Device device)
+    /// <summary>A sampler over the same tokens at the same position: it draws the batches this one would draw next.</summary>
+    public TokenBatcher Copy() => new(tokens, batchSize, blockSize, State);
+
+    /// <summary>The next batch as managed arrays; makes no tensors, so it may run on any thread.</summary>
+    public TokenBatch NextBatch()
     {
         var x = new long[batchSize * blockSize];
         var y = new long[batchSize * blockSize];
@@ -27,8 +31,19 @@ public sealed class TokenBatcher(int[] tokens, int batchSize, int blockSize, ulo
                 y[b * blockSize + t] = tokens[start + t + 1];
             }
         }
-        return (tensor(x, [batchSize, blockSize]).to(device), tensor(y, [batchSize, blockSize]).to(device));
+        return new TokenBatch(x, y, batchSize, blockSize, _rng.State);
     }
+
+    public (Tensor X, Tensor Y) Next(Device device) => NextBatch().ToTensors(device);
+}
+
+/// <summary>One batch of windows, inputs and targets [batch, block] row by row, and the sampler's state after it.</summary>
+/// <param name="StateAfter">Where the batch after this one starts: the position a checkpoint records.</param>
+public sealed record TokenBatch(long[] Inputs, long[] Targets, int BatchSize, int BlockSize, ulong StateAfter)
+{
+    /// <summary>Inputs and targets as int64 tensors [batch, block] on <paramref name="device"/>.</summary>
+    public (Tensor X, Tensor Y) ToTensors(Device device) =>
+        (tensor(Inputs, [BatchSize, BlockSize]).to(device), tensor(Targets, [BatchSize, BlockSize]).to(device));
 }
 
 /// <summary>SplitMix64 (Steele et al. 2014): a tiny, fast generator whose whole state is one ulong.</summary>

@@ -5,9 +5,9 @@ using static TorchSharp.torch;
 namespace ResidualLab.Diagnostics;
 
 /// <summary>
-/// Per-layer gradient norms: after backward and before clipping, the L2 norm of the gradients of each
-/// layer's parameters (a transformer block: attention, MLP and both connections). Read at step 0 (the
-/// gradient at initialisation) and every <c>interval</c> steps; off when the interval is 0.
+/// Per-layer gradient norms: after backward and before clipping, the L2 norm (in fp32) of the gradients
+/// of each layer's parameters (a transformer block: attention, MLP and both connections). Read at step 0
+/// (the gradient at initialisation) and every <c>interval</c> steps; off when the interval is 0.
 /// </summary>
 public sealed class GradientNormProbe(IReadOnlyList<nn.Module> layers, int interval)
 {
@@ -23,7 +23,7 @@ public sealed class GradientNormProbe(IReadOnlyList<nn.Module> layers, int inter
         for (int i = 0; i < layers.Count; i++)
         {
             var squares = layers[i].parameters().Where(p => p.grad is not null)
-                .Select(p => p.grad!.pow(2).sum()).ToArray();
+                .Select(p => p.grad!.to(ScalarType.Float32).pow(2).sum()).ToArray();
             double norm = squares.Length == 0 ? 0 : Math.Sqrt(stack(squares).sum().item<float>());
             readings.Add(new Diagnostic(step, Name, i, norm));
         }

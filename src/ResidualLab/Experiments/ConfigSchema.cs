@@ -3,7 +3,12 @@ namespace ResidualLab.Experiments;
 public enum ConfigType { Int, Float, Bool, String }
 
 /// <summary>One key of the run configuration: its section.name, type, default and meaning.</summary>
-public sealed record ConfigKey(string Key, ConfigType Type, object Default, string Description, bool InRunId = true);
+/// <param name="InRunId">Whether the value is part of the run id (false for threads, checkpoints: they do not change the numbers).</param>
+/// <param name="InRunIdAtDefault">
+/// False for keys added after results existed: at its default the key is left out of the run id, so runs
+/// planned before it keep their ids (and their results); set to anything else it is part of the id.
+/// </param>
+public sealed record ConfigKey(string Key, ConfigType Type, object Default, string Description, bool InRunId = true, bool InRunIdAtDefault = true);
 
 /// <summary>
 /// Every key a run config may hold, with its default. Keys use the field's names (nanoGPT's
@@ -44,6 +49,7 @@ public static class ConfigSchema
         new("train.eval_batches", ConfigType.Int, 20L, "batches in the fixed evaluation set"),
         new("train.seed", ConfigType.Int, 1337L, "seed of initialisation, dropout and batch order"),
         new("train.device", ConfigType.String, "cpu", "cpu or cuda"),
+        new("train.dtype", ConfigType.String, "float32", "float32, or bfloat16 (GPT only): bf16 matmul weights, fp32 master weights, norms and loss", InRunIdAtDefault: false),
         new("train.threads", ConfigType.Int, 0L, "intra-op threads (0: libtorch's default)", InRunId: false),
         new("train.checkpoint_interval", ConfigType.Int, 0L, "steps between resumable checkpoints (0: none)", InRunId: false),
         new("train.probe_interval", ConfigType.Int, 0L, "steps between per-layer gradient-norm probes, also at init (0: off)", InRunId: false),

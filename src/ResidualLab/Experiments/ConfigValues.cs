@@ -105,11 +105,15 @@ public sealed class ConfigValues
 
     static string Show(object v) => v is string s ? $"\"{s}\"" : Convert.ToString(v, CultureInfo.InvariantCulture) ?? "?";
 
-    /// <summary>Canonical text of the values that define a run: sorted key=value lines, defaults included.</summary>
+    /// <summary>
+    /// Canonical text of the values that define a run: sorted key=value lines, defaults included
+    /// (except those of keys marked <see cref="ConfigKey.InRunIdAtDefault"/> false).
+    /// </summary>
     public string Canonical()
     {
         var all = new SortedDictionary<string, object>(StringComparer.Ordinal);
-        foreach (var k in ConfigSchema.Keys.Where(k => k.InRunId)) all[k.Key] = Get(k.Key);
+        foreach (var k in ConfigSchema.Keys.Where(k => k.InRunId))
+            if (k.InRunIdAtDefault || !Get(k.Key).Equals(k.Default)) all[k.Key] = Get(k.Key);
         foreach (var (k, v) in _values.Where(kv => ConfigSchema.IsConnectionOption(kv.Key))) all[k] = v.Value;
         var sb = new StringBuilder();
         foreach (var (k, v) in all)

@@ -14,7 +14,13 @@ public sealed record DataSettings(string Corpus, string Path, double ValFraction
 public sealed record TrainSettings(
     int BatchSize, int MaxIters, double Lr, double MinLr, int WarmupIters, double WeightDecay,
     double Beta1, double Beta2, double GradClip, int EvalInterval, int EvalBatches, long Seed,
-    int ProbeInterval = 0);
+    int ProbeInterval = 0, TrainDtype Dtype = TrainDtype.Float32);
+
+/// <summary>
+/// What the GPT trains in: fp32 throughout, or bf16 weights in its matrix multiplies (embeddings,
+/// attention, MLP) with fp32 master weights in the optimiser and fp32 norms, residual stream and loss.
+/// </summary>
+public enum TrainDtype { Float32, BFloat16 }
 
 /// <summary>
 /// Everything that defines a run, checked. Its id is a hash of the canonical config, so the same
@@ -101,7 +107,8 @@ public sealed record RunConfig(
             EvalInterval: Int("train.eval_interval", 1),
             EvalBatches: Int("train.eval_batches", 1, 100000),
             Seed: v.Int("train.seed"),
-            ProbeInterval: Int("train.probe_interval", 0));
+            ProbeInterval: Int("train.probe_interval", 0),
+            Dtype: Dtype(v, modelName));
 
         string device = v.String("train.device");
         if (device != "cpu" && device != "cuda" && !device.StartsWith("cuda:", StringComparison.Ordinal))
@@ -123,5 +130,19 @@ public sealed record RunConfig(
 
         return new RunConfig(modelName, model, connection, data, train, device, Int("train.threads", 0, 4096),
             Int("train.checkpoint_interval", 0), v.Canonical(), v.Full()) { Vision = vision };
+    }
+
+    static TrainDtype Dtype(ConfigValues v, string modelName)
+    {
+        string name = v.String("train.dtype");
+        var dtype = name switch
+        {
+            "float32" => TrainDtype.Float32,
+            "bfloat16" => TrainDtype.BFloat16,
+            _ => throw new ConfigException($"{v.OriginOf("train.dtype")}: 'train.dtype' must be float32 or bfloat16, got '{name}'{Suggest.DidYouMean(name, ["float32", "bfloat16"])}"),
+        };
+        if (dtype == TrainDtype.BFloat16 && modelName != "gpt")
+            throw new ConfigException($"{v.OriginOf("train.dtype")}: train.dtype = bfloat16 is for the GPT only; '{modelName}' trains in float32");
+        return dtype;
     }
 }

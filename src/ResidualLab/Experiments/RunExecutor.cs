@@ -38,7 +38,7 @@ public static class RunExecutor
             var result = trainer.Run(observers, cancel, new CheckpointPolicy(checkpoint, config.CheckpointInterval, resume));
             if (result.Status == RunStatus.Done)
             {
-                trainer.Model.save(Path.Combine(runDir, "model.pt"));
+                trainer.SaveModel(Path.Combine(runDir, "model.pt"));
                 File.Delete(checkpoint);
                 File.WriteAllText(Path.Combine(runDir, VocabularyJson.RunFileName), VocabularyJson.Write(corpus.Vocabulary));
             }

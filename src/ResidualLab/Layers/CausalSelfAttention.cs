@@ -40,10 +40,11 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, LayerContext, Tensor
         Init.Normal(c_proj, residualInitStd);
     }
 
+    /// <summary>Runs in the dtype of its weights (bf16 training) and returns its output in <paramref name="x"/>'s dtype.</summary>
     public override Tensor forward(Tensor x, LayerContext ctx)
     {
         long b = x.shape[0], t = x.shape[1], d = x.shape[2], hs = d / nHead;
-        var qkv = c_attn.call(x).split(d, dim: 2);
+        var qkv = c_attn.call(x.to(c_attn.weight!.dtype)).split(d, dim: 2);
         var q = qkv[0].view(b, t, nHead, hs).transpose(1, 2); // (b, nh, t, hs)
         var k = qkv[1].view(b, t, nHead, hs).transpose(1, 2);
         var v = qkv[2].view(b, t, nHead, hs).transpose(1, 2);
@@ -51,7 +52,7 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, LayerContext, Tensor
         else if (value_lambda is not null) v = value_lambda * v + (1 - value_lambda) * ctx.FirstValues;
         var y = F.scaled_dot_product_attention(q, k, v, p: training ? attnDropout : 0.0, is_casual: true);
         y = y.transpose(1, 2).contiguous().view(b, t, d);      // re-assemble heads side by side
-        return resid_dropout.call(c_proj.call(y));
+        return resid_dropout.call(c_proj.call(y)).to(x.dtype);
     }
 
     public void ScaleResidualWeights(double gain)

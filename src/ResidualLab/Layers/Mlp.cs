@@ -23,7 +23,8 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>, IResidualSublayer
         Init.Normal(c_proj, residualInitStd);
     }
 
-    public override Tensor forward(Tensor x) => dropout.call(c_proj.call(gelu.call(c_fc.call(x))));
+    /// <summary>Runs in the dtype of its weights (bf16 training) and returns its output in <paramref name="x"/>'s dtype.</summary>
+    public override Tensor forward(Tensor x) => dropout.call(c_proj.call(gelu.call(c_fc.call(x.to(c_fc.weight!.dtype))))).to(x.dtype);
 
     public void ScaleResidualWeights(double gain)
     {

@@ -67,7 +67,8 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         if (t > Config.BlockSize)
             throw new ArgumentException($"sequence of length {t} exceeds block_size {Config.BlockSize}");
         using var pos = arange(t, dtype: ScalarType.Int64, device: idx.device);
-        var x = drop.call(wte.call(idx) + wpe.call(pos)); // (b, t, d)
+        var streamDtype = ln_f.weight!.dtype;
+        var x = drop.call(wte.call(idx).to(streamDtype) + wpe.call(pos).to(streamDtype)); // (b, t, d)
         var stream = Connection.Expand(x);
         var ctx = new LayerContext(2 * Config.NLayer);
         ctx.History.Add(stream);
@@ -89,8 +90,21 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         return Connection.Reduce(stream);
     }
 
-    /// <summary>Final norm and the tied head: hidden [b, t, d] to logits [b, t, vocab].</summary>
-    public Tensor Head(Tensor hidden) => F.linear(ln_f.call(hidden), wte.weight!);
+    /// <summary>Final norm and the tied head: hidden [b, t, d] to logits [b, t, vocab] in the stream's dtype.</summary>
+    public Tensor Head(Tensor hidden) => F.linear(ln_f.call(hidden).to(wte.weight!.dtype), wte.weight!).to(hidden.dtype);
+
+    /// <summary>
+    /// Casts the weights of the matrix multiplies, the token and position embeddings and every block's
+    /// attention and MLP, to <paramref name="dtype"/> (bf16 training). The LayerNorms, the connections'
+    /// parameters and the residual stream keep their dtype: the embeddings and each sublayer hand their
+    /// output back in the stream's dtype, and so does the head, so the loss is computed in fp32.
+    /// </summary>
+    public void CastMatmulWeights(ScalarType dtype)
+    {
+        wte.to(dtype);
+        wpe.to(dtype);
+        foreach (var block in h) block.CastSublayers(dtype);
+    }
 
     /// <summary>Mean next-token cross-entropy of <paramref name="idx"/> against <paramref name="targets"/>.</summary>
     public Tensor Loss(Tensor idx, Tensor targets)
@@ -121,6 +135,13 @@ public sealed class GptBlock : nn.Module<Tensor, LayerContext, Tensor>
         RegisterComponents();
         conn_attn.InitializeSublayer(attn);
         conn_mlp.InitializeSublayer(mlp);
+    }
+
+    /// <summary>Casts the attention and MLP (not the connections) to <paramref name="dtype"/>.</summary>
+    public void CastSublayers(ScalarType dtype)
+    {
+        attn.to(dtype);
+        mlp.to(dtype);
     }
 
     public Connection AttentionConnection => conn_attn;

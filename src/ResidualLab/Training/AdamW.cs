@@ -11,18 +11,28 @@ namespace ResidualLab.Training;
 /// tensor ops per group rather than a handful per parameter:
 ///   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
 ///   p = p (1 - lr wd) - lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)
+/// Parameters in bf16 (or fp16) get fp32 master weights: the model computes with a low-precision copy
+/// of each group's buffer, <see cref="CollectGradients"/> upcasts its gradients into an fp32 buffer, the
+/// norm, clipping and update work in fp32 on the masters, and one flat copy refreshes the model's weights.
 /// Every Scalar passed to libtorch is created and disposed here: implicit double-to-Scalar conversions
 /// are freed only by finalizers and make native memory grow each step.
 /// </summary>
 public sealed class AdamW : IDisposable
 {
-    /// <summary>One flat group: parameters, gradients and both moments as contiguous buffers.</summary>
-    sealed class Group(Tensor param, Tensor grad, bool decay, Parameter[] members)
+    /// <summary>
+    /// One flat group of parameters of one dtype. Master, Grad and both moments are fp32; the model's
+    /// parameters are views into Weights and their gradients views into WeightGrad, which are Master and
+    /// Grad themselves for fp32 parameters and low-precision copies otherwise.
+    /// </summary>
+    sealed class Group(Tensor weights, Tensor weightGrad, bool decay, Parameter[] members)
     {
-        public Tensor Param { get; } = param;
-        public Tensor Grad { get; } = grad;
-        public Tensor ExpAvg { get; } = zeros_like(param).DetachFromDisposeScope();
-        public Tensor ExpAvgSq { get; } = zeros_like(param).DetachFromDisposeScope();
+        public Tensor Weights { get; } = weights;
+        public Tensor WeightGrad { get; } = weightGrad;
+        public Tensor Master { get; } = weights.dtype == ScalarType.Float32 ? weights : weights.to(ScalarType.Float32).DetachFromDisposeScope();
+        public Tensor Grad { get; } = weights.dtype == ScalarType.Float32 ? weightGrad : zeros_like(weights, dtype: ScalarType.Float32).DetachFromDisposeScope();
+        public bool HasMaster => !ReferenceEquals(Master, Weights);
+        public Tensor ExpAvg { get; } = zeros_like(weights, dtype: ScalarType.Float32).DetachFromDisposeScope();
+        public Tensor ExpAvgSq { get; } = zeros_like(weights, dtype: ScalarType.Float32).DetachFromDisposeScope();
         public bool Decay { get; } = decay;
         public Parameter[] Members { get; } = members;
     }
@@ -35,7 +45,10 @@ public sealed class AdamW : IDisposable
     public double WeightDecay { get; }
     public long Step { get; private set; }
 
-    /// <summary>Moves the parameters into flat buffers (their values are kept) and gives them flat gradients.</summary>
+    /// <summary>
+    /// Moves the parameters into flat buffers (their values are kept) and gives them flat gradients; one
+    /// group per decay setting and dtype. The parameters must be fp32, bf16 or fp16.
+    /// </summary>
     public AdamW(IEnumerable<(Parameter Param, bool Decay)> parameters, double beta1, double beta2, double weightDecay, double eps = 1e-8)
     {
         Beta1 = beta1;
@@ -43,10 +56,12 @@ public sealed class AdamW : IDisposable
         WeightDecay = weightDecay;
         Eps = eps;
         var all = parameters.ToArray();
+        var unsupported = all.FirstOrDefault(p => p.Param.dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16));
+        if (unsupported.Param is not null)
+            throw new ArgumentException($"AdamW trains fp32, bf16 or fp16 parameters, not {unsupported.Param.dtype}");
         _groups = new[] { true, false }
-            .Select(decay => (Decay: decay, Members: all.Where(p => p.Decay == decay).Select(p => p.Param).ToArray()))
-            .Where(g => g.Members.Length > 0)
-            .Select(g => Flatten(g.Members, g.Decay))
+            .SelectMany(decay => all.Where(p => p.Decay == decay).GroupBy(p => p.Param.dtype)
+                .Select(g => Flatten(g.Select(p => p.Param).ToArray(), decay)))
             .ToArray();
     }
 
@@ -74,10 +89,17 @@ public sealed class AdamW : IDisposable
 
     public void ZeroGrad()
     {
-        foreach (var g in _groups) g.Grad.zero_();
+        foreach (var g in _groups) g.WeightGrad.zero_();
     }
 
-    /// <summary>The global L2 norm of all gradients.</summary>
+    /// <summary>Upcasts the gradients of low-precision parameters into the fp32 buffers; call after backward.</summary>
+    public void CollectGradients()
+    {
+        using var _ = no_grad();
+        foreach (var g in _groups.Where(g => g.HasMaster)) g.Grad.copy_(g.WeightGrad);
+    }
+
+    /// <summary>The global L2 norm of all gradients, in fp32.</summary>
     public double GradNorm()
     {
         using var scope = NewDisposeScope();
@@ -113,11 +135,12 @@ public sealed class AdamW : IDisposable
         using var stepSize = (-lr / bc1).ToScalar();
         foreach (var g in _groups)
         {
-            if (g.Decay && WeightDecay != 0) g.Param.mul_(decay);
+            if (g.Decay && WeightDecay != 0) g.Master.mul_(decay);
             g.ExpAvg.mul_(b1).add_(g.Grad, oneMinusB1);
             g.ExpAvgSq.mul_(b2).addcmul_(g.Grad, g.Grad, oneMinusB2);
             using var denom = g.ExpAvgSq.sqrt().div_(sqrtBc2).add_(eps);
-            g.Param.addcdiv_(g.ExpAvg, denom, stepSize);
+            g.Master.addcdiv_(g.ExpAvg, denom, stepSize);
+            if (g.HasMaster) g.Weights.copy_(g.Master);
         }
     }
 
@@ -125,16 +148,42 @@ public sealed class AdamW : IDisposable
     public IReadOnlyList<Tensor> ExpAvg => _groups.Select(g => g.ExpAvg).ToList();
     public IReadOnlyList<Tensor> ExpAvgSq => _groups.Select(g => g.ExpAvgSq).ToList();
 
-    public void Restore(long step, IReadOnlyList<Tensor> expAvg, IReadOnlyList<Tensor> expAvgSq)
+    /// <summary>The fp32 master weights of the low-precision groups, one flat buffer each (none in fp32 training).</summary>
+    public IReadOnlyList<Tensor> MasterWeights => _groups.Where(g => g.HasMaster).Select(g => g.Master).ToList();
+
+    /// <summary>Each low-precision parameter with a view of its fp32 master weights, shaped as the parameter.</summary>
+    public IEnumerable<(Parameter Param, Tensor Master)> MasterViews()
     {
-        if (expAvg.Count != _groups.Length || expAvgSq.Count != _groups.Length
-            || _groups.Where((g, i) => !g.ExpAvg.shape.SequenceEqual(expAvg[i].shape)).Any())
+        foreach (var g in _groups.Where(g => g.HasMaster))
+        {
+            long offset = 0;
+            foreach (var p in g.Members)
+            {
+                long n = p.numel();
+                yield return (p, g.Master.narrow(0, offset, n).view(p.shape));
+                offset += n;
+            }
+        }
+    }
+
+    /// <summary>Restores the step, the moments and the master weights, and refreshes the model's low-precision weights.</summary>
+    public void Restore(long step, IReadOnlyList<Tensor> expAvg, IReadOnlyList<Tensor> expAvgSq, IReadOnlyList<Tensor> masterWeights)
+    {
+        var masters = _groups.Where(g => g.HasMaster).ToArray();
+        if (expAvg.Count != _groups.Length || expAvgSq.Count != _groups.Length || masterWeights.Count != masters.Length
+            || _groups.Where((g, i) => !g.ExpAvg.shape.SequenceEqual(expAvg[i].shape)).Any()
+            || masters.Where((g, i) => !g.Master.shape.SequenceEqual(masterWeights[i].shape)).Any())
             throw new InvalidDataException("optimiser state does not match the model's parameters");
         using var _ = no_grad();
         for (int i = 0; i < _groups.Length; i++)
         {
             _groups[i].ExpAvg.copy_(expAvg[i]);
             _groups[i].ExpAvgSq.copy_(expAvgSq[i]);
+        }
+        for (int i = 0; i < masters.Length; i++)
+        {
+            masters[i].Master.copy_(masterWeights[i]);
+            masters[i].Weights.copy_(masters[i].Master);
         }
         Step = step;
     }
@@ -145,6 +194,9 @@ public sealed class AdamW : IDisposable
         {
             g.ExpAvg.Dispose();
             g.ExpAvgSq.Dispose();
+            if (!g.HasMaster) continue;
+            g.Master.Dispose();
+            g.Grad.Dispose();
         }
     }
 }

@@ -134,12 +134,15 @@ public sealed class ClassifierTrainer
     /// weight layer and of all parameters, then the update at <paramref name="lr"/>, skipped when the loss
     /// or the gradient norm is not finite (the caller marks the run diverged).
     /// </summary>
-    public ClassifierStep Step(double lr)
+    public ClassifierStep Step(double lr) => Step(lr, Batches.NextBatch());
+
+    /// <summary>The same step on a given batch (the training loop's, prepared on a background thread).</summary>
+    public ClassifierStep Step(double lr, ImageBatch batch)
     {
         ClassifierStep result;
         using (var scope = NewDisposeScope())
         {
-            var (x, y) = Batches.Next(_device);
+            var (x, y) = batch.ToTensors(_device);
             var logits = Model.call(x);
             var lossTensor = F.cross_entropy(logits, y);
             Optimizer.ZeroGrad();
@@ -168,6 +171,9 @@ public sealed class ClassifierTrainer
         int since = 0;
         observer?.OnStart(t.MaxIters);
 
+        // The next batch is made on a background thread while a step runs.
+        using var upcoming = new BatchPrefetcher<ImageBatch>(Batches.NextBatch);
+        int epoch = 0;
         var atInit = ProbeGradients();
 
         ClassifierResult Finish(RunStatus status, int steps, string? note = null)
@@ -184,7 +190,7 @@ public sealed class ClassifierTrainer
         {
             var (trainLoss, trainError, testLoss, testError) = Evaluate();
             int n = Math.Max(1, since);
-            var e = new ClassifierEval(step, Batches.Epoch, trainLoss, trainError, testLoss, testError, lossSum / n, errorSum / n, ratioSum / n);
+            var e = new ClassifierEval(step, epoch, trainLoss, trainError, testLoss, testError, lossSum / n, errorSum / n, ratioSum / n);
             curve.Add(e);
             observer?.OnEval(new EvalMetrics(step, trainLoss, testLoss));
             lossSum = errorSum = ratioSum = 0;
@@ -198,7 +204,9 @@ public sealed class ClassifierTrainer
 
             var sw = Stopwatch.StartNew();
             double lr = Schedule.At(step);
-            var measured = Step(lr);
+            var batch = upcoming.Take();
+            epoch = batch.Epoch;
+            var measured = Step(lr, batch);
             for (int i = 0; i < normSums.Length; i++) normSums[i] += measured.LayerNorms.Norms[i];
             normSteps++;
             if (!measured.Finite)

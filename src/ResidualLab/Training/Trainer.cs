@@ -12,8 +12,9 @@ namespace ResidualLab.Training;
 
 /// <summary>
 /// Trains one GPT run: AdamW with decay on matrices only, warmup + cosine schedule, gradient
-/// clipping, evaluation on fixed batches every eval_interval steps and at the end. On CPU the same
-/// config gives the same loss sequence bit for bit.
+/// clipping, evaluation on fixed batches every eval_interval steps and at the end. With train.dtype =
+/// bfloat16 the model's matrix multiplies run on bf16 weights and AdamW keeps fp32 masters. On CPU
+/// the same config gives the same loss sequence bit for bit.
 /// </summary>
 public sealed class Trainer
 {
@@ -40,6 +41,7 @@ public sealed class Trainer
         manual_seed(config.Train.Seed);
         Model = new Gpt(config.Model with { VocabSize = corpus.VocabSize }, config.Connection);
         Model.to(device);
+        if (config.Train.Dtype == TrainDtype.BFloat16) Model.CastMatmulWeights(ScalarType.BFloat16);
 
         var noDecay = new HashSet<IntPtr>(Model.modules().OfType<Connection>()
             .SelectMany(c => c.NoDecayParameters()).Select(p => p.Handle));
@@ -85,15 +87,19 @@ public sealed class Trainer
     /// skipped when the loss or the gradient norm is not finite (the caller marks the run diverged).
     /// </summary>
     /// <param name="afterBackward">Called with the raw gradients in place, before clipping (probes).</param>
-    public (double Loss, double GradNorm) Step(double lr, Action? afterBackward = null)
+    public (double Loss, double GradNorm) Step(double lr, Action? afterBackward = null) =>
+        Step(TrainBatches.NextBatch(), lr, afterBackward);
+
+    (double Loss, double GradNorm) Step(TokenBatch batch, double lr, Action? afterBackward)
     {
         double loss, gradNorm;
         using (var scope = NewDisposeScope())
         {
-            var (x, y) = TrainBatches.Next(_device);
+            var (x, y) = batch.ToTensors(_device);
             var lossTensor = Model.Loss(x, y);
             Optimizer.ZeroGrad();
             lossTensor.backward();
+            Optimizer.CollectGradients();
             afterBackward?.Invoke();
             double clip = _config.Train.GradClip;
             gradNorm = clip > 0 ? Optimizer.ClipGradNorm(clip) : Optimizer.GradNorm();
@@ -105,6 +111,20 @@ public sealed class Trainer
         GC.Collect();
         GC.WaitForPendingFinalizers();
         return (loss, gradNorm);
+    }
+
+    /// <summary>
+    /// Writes the model in TorchSharp's module format (as <c>Module.save</c>) with fp32 weights: in bf16
+    /// training, the optimiser's master weights stand in for the model's bf16 copies, so the file loads
+    /// into a freshly built (fp32) <see cref="Gpt"/>.
+    /// </summary>
+    public void SaveModel(string path)
+    {
+        using var scope = NewDisposeScope();
+        var masters = Optimizer.MasterViews().ToDictionary(m => m.Param.Handle, m => m.Master);
+        var state = Model.state_dict().ToDictionary(kv => kv.Key, kv => masters.GetValueOrDefault(kv.Value.Handle, kv.Value));
+        using var writer = new BinaryWriter(File.Create(path));
+        nn.Module.save_state_dict(writer, state);
     }
 
     /// <summary>Trains to train.max_iters; with a checkpoint policy, writes checkpoints and can resume from one.</summary>
@@ -120,6 +140,9 @@ public sealed class Trainer
             (start, last) = TrainingCheckpoint.Load(checkpoints.Path, this, _config.RunId);
         var gradientProbe = new GradientNormProbe(Model.Blocks.ToList<nn.Module>(), t.ProbeInterval);
         var streamProbe = new StreamProbe(Model, t.ProbeInterval);
+        // The next batch is drawn on a background thread while a step runs, by a copy of the sampler;
+        // TrainBatches follows the batches used, so a checkpoint records where the next one starts.
+        using var upcoming = new BatchPrefetcher<TokenBatch>(TrainBatches.Copy().NextBatch);
         observer?.OnStart(t.MaxIters);
         Model.train();
 
@@ -145,7 +168,9 @@ public sealed class Trainer
             double lr = Schedule.At(step);
             bool probe = gradientProbe.IsDue(step);
             if (probe) streamProbe.Arm();
-            var (loss, gradNorm) = Step(lr, probe
+            var batch = upcoming.Take();
+            TrainBatches.State = batch.StateAfter;
+            var (loss, gradNorm) = Step(batch, lr, probe
                 ? () => { foreach (var reading in gradientProbe.Measure(step).Concat(streamProbe.Measure(step))) observer?.OnDiagnostic(reading); }
                 : null);
             if (!double.IsFinite(loss) || !double.IsFinite(gradNorm))

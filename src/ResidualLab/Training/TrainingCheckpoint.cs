@@ -9,14 +9,14 @@ namespace ResidualLab.Training;
 public sealed record CheckpointPolicy(string Path, int Interval, bool Resume);
 
 /// <summary>
-/// Everything a run needs to continue bit for bit after a kill: model, optimiser moments and step,
-/// the batch sampler's position, libtorch's RNG state (dropout), the last evaluation. Written
+/// Everything a run needs to continue bit for bit after a kill: model, optimiser moments and step
+/// (and its fp32 master weights in bf16 training), the batch sampler's position, libtorch's RNG state (dropout), the last evaluation. Written
 /// atomically: a temporary file, flushed to disk, then renamed over the previous checkpoint.
 /// </summary>
 public static class TrainingCheckpoint
 {
     const string Magic = "RESLAB-CHECKPOINT";
-    const int Version = 1;
+    const int Version = 2;
 
     public static void Save(string path, Trainer trainer, string runId, int step, EvalMetrics? lastEval)
     {
@@ -41,7 +41,14 @@ public static class TrainingCheckpoint
                 w.Write(trainer.Optimizer.Step);
                 foreach (var m in trainer.Optimizer.ExpAvg) m.Save(w);
                 foreach (var v in trainer.Optimizer.ExpAvgSq) v.Save(w);
-                trainer.Model.save(w);
+                foreach (var master in trainer.Optimizer.MasterWeights) master.Save(w);
+                var state = trainer.Model.state_dict();
+                w.Write(state.Count);
+                foreach (var (name, tensor) in state)
+                {
+                    w.Write(name);
+                    tensor.Save(w);
+                }
             }
             file.Flush(flushToDisk: true);
         }
@@ -71,9 +78,11 @@ public static class TrainingCheckpoint
             var v = new Tensor[n];
             for (int i = 0; i < n; i++) m[i] = TorchSharp.TensorExtensionMethods.Load(r);
             for (int i = 0; i < n; i++) v[i] = TorchSharp.TensorExtensionMethods.Load(r);
-            trainer.Optimizer.Restore(optStep, m, v);
-            foreach (var t in m.Concat(v)) t.Dispose();
-            trainer.Model.load(r);
+            var masters = new Tensor[trainer.Optimizer.MasterWeights.Count];
+            for (int i = 0; i < masters.Length; i++) masters[i] = TorchSharp.TensorExtensionMethods.Load(r);
+            trainer.Optimizer.Restore(optStep, m, v, masters);
+            foreach (var t in m.Concat(v).Concat(masters)) t.Dispose();
+            LoadInPlace(r, trainer.Model.state_dict());
             return (step, last);
         }
         catch (Exception ex) when (ex is EndOfStreamException or ArgumentException or IOException)
@@ -82,13 +91,32 @@ public static class TrainingCheckpoint
         }
     }
 
+    /// <summary>
+    /// Reads the model's parameters and buffers into the tensors it has. Module.load would move a CUDA
+    /// model to the CPU and back, which replaces its parameters and cuts them off AdamW's flat buffers.
+    /// </summary>
+    static void LoadInPlace(BinaryReader r, Dictionary<string, Tensor> state)
+    {
+        int count = r.ReadInt32();
+        if (count != state.Count)
+            throw new ArgumentException($"{count} parameters and buffers saved, the model has {state.Count}");
+        for (int i = 0; i < count; i++)
+        {
+            string name = r.ReadString();
+            if (!state.TryGetValue(name, out var tensor)) throw new ArgumentException($"the model has no '{name}'");
+            tensor.Load(r);
+        }
+    }
+
     static BinaryReader Open(string path, string runId, out int step)
     {
         var r = new BinaryReader(File.OpenRead(path), Encoding.UTF8);
         try
         {
-            if (r.ReadString() != Magic || r.ReadInt32() != Version)
-                throw new InvalidDataException($"'{path}' is not a ResidualLab checkpoint of this version");
+            if (r.ReadString() != Magic) throw new InvalidDataException($"'{path}' is not a ResidualLab checkpoint");
+            int version = r.ReadInt32();
+            if (version != Version)
+                throw new InvalidDataException($"checkpoint '{path}' has format {version}, this ResidualLab reads format {Version}; delete it to start the run again");
             string id = r.ReadString();
             if (id != runId)
                 throw new InvalidDataException($"checkpoint '{path}' belongs to run {id}, not {runId}");

@@ -24,6 +24,8 @@ public class BadInputTests
             { "bad override syntax", ["train", "--set", "model.n_layer"], "expected section.key=value" },
             { "key without section", ["train", "--set", "lr=0.1"], "needs its section" },
             { "unknown device", ["train", "--device", "tpu"], "must be cpu or cuda" },
+            { "unknown dtype", ["train", "--set", "train.dtype=bfloat61"], "'train.dtype' must be float32 or bfloat16, got 'bfloat61' (did you mean 'bfloat16'?)" },
+            { "bf16 vision model", ["train", "--set", "model.name=resnet", "--set", "train.dtype=bfloat16"], "train.dtype = bfloat16 is for the GPT only" },
             { "bad depths", ["demo", "--depths", "1,x"], "'x' is not a positive integer" },
             { "unknown subcommand", ["trian"], "trian" },
             { "probe without a probe", ["probe", "/no/such/run"], "choose a probe: --lesion, --logit-lens or both" },

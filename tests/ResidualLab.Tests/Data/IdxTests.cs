@@ -135,18 +135,41 @@ public class IdxTests
     {
         var set = ImageSets.FromFolder("toy", WriteSet(trainCount: 24, testCount: 8, size: 12));
         var plain = new ImageBatcher(set, set.Train, batchSize: 8, seed: 3);
-        var seen = new List<long>();
-        for (int i = 0; i < 3; i++) seen.AddRange(plain.Next(CPU).Labels.data<long>().ToArray());
-        Assert.Equal(0, plain.Epoch);
-        Assert.Equal(set.Train.Labels.data<long>().ToArray().Order(), seen.Order()); // every image once per epoch
+        var batches = Enumerable.Range(0, 4).Select(_ => plain.NextBatch()).ToList();
+        Assert.Equal(new[] { 0, 0, 0, 1 }, batches.Select(b => b.Epoch));
+        Assert.Equal(set.Train.Labels.data<long>().ToArray().Order(), batches.Take(3).SelectMany(b => b.Labels).Order()); // every image once per epoch
 
         var cropped = new ImageBatcher(set, set.Train, batchSize: 8, seed: 3, cropPadding: 4);
-        var (images, labels) = cropped.Next(CPU);
+        var (images, labels) = cropped.NextBatch().ToTensors(CPU);
         Assert.Equal(new long[] { 8, 1, 12, 12 }, images.shape);
         Assert.Equal(new long[] { 8 }, labels.shape);
-        cropped.Next(CPU);
-        cropped.Next(CPU);
-        cropped.Next(CPU);
-        Assert.Equal(1, cropped.Epoch);
     }
+
+    [Fact]
+    public void Batches_are_libtorchs_normalised_and_cropped_images_bit_for_bit()
+    {
+        // The reference: the epoch's order from randperm on a generator seeded with the batcher's seed,
+        // ImageSet.Normalise, zero padding by 4 and crops at offsets drawn from System.Random(seed).
+        var set = ImageSets.FromFolder("toy", WriteSet(trainCount: 24, testCount: 8, size: 12));
+        const ulong seed = 5;
+        using var order = randperm(24, generator: new Generator(seed));
+        var crops = new Random((int)seed);
+        var batcher = new ImageBatcher(set, set.Train, batchSize: 8, seed, cropPadding: 4);
+        for (int b = 0; b < 3; b++)
+        {
+            using var scope = NewDisposeScope();
+            var index = order.narrow(0, 8 * b, 8);
+            var padded = nn.functional.pad(set.Normalise(set.Train.Pixels.index_select(0, index)), [4, 4, 4, 4]);
+            var expected = stack(Enumerable.Range(0, 8).Select(i =>
+            {
+                int dy = crops.Next(9), dx = crops.Next(9);
+                return padded[i].narrow(1, dy, 12).narrow(2, dx, 12);
+            }).ToArray());
+            var batch = batcher.NextBatch();
+            Assert.Equal(Bits(expected.contiguous().data<float>().ToArray()), Bits(batch.Images));
+            Assert.Equal(set.Train.Labels.index_select(0, index).data<long>().ToArray(), batch.Labels);
+        }
+    }
+
+    static int[] Bits(float[] values) => values.Select(BitConverter.SingleToInt32Bits).ToArray();
 }

@@ -29,6 +29,8 @@ public class ConfigTests
     [InlineData("[train]\nlr = \"fast\"\n", "'train.lr' must be a number")]
     [InlineData("[modle]\nn_layer = 2\n", "unknown section [modle] (did you mean 'model'?)")]
     [InlineData("n_layer = 2\n", "must sit in a section")]
+    [InlineData("[train]\ndtype = \"float16\"\n", "'train.dtype' must be float32 or bfloat16, got 'float16'")]
+    [InlineData("[model]\nname = \"plain\"\n[train]\ndtype = \"bfloat16\"\n", "bfloat16 is for the GPT only; 'plain' trains in float32")]
     public void Bad_values_are_errors_with_location(string toml, string expected)
     {
         var ex = Assert.Throws<ConfigException>(() => RunConfig.From(Toml(toml)));
@@ -47,6 +49,26 @@ public class ConfigTests
         c.Override("model.n_layer=3");
         Assert.Equal(a.RunId, RunConfig.From(b).RunId);
         Assert.NotEqual(a.RunId, RunConfig.From(c).RunId);
+    }
+
+    /// <summary>The canonical config of a run planned before train.dtype existed (a 1-layer post-norm sweep run), and its id then.</summary>
+    const string RunPlannedBeforeDtype =
+        "connection.name=\"post-norm\"\ndata.augment=false\ndata.corpus=\"moby-dick\"\ndata.images=\"fashion-mnist\"\ndata.path=\"\"\n" +
+        "data.train_images=0\ndata.val_fraction=0.1\nmodel.bias=true\nmodel.block_size=64\nmodel.d_model=64\nmodel.depth=20\nmodel.dropout=0\n" +
+        "model.n_head=4\nmodel.n_layer=1\nmodel.name=\"gpt\"\nmodel.value_residual=false\nmodel.width=16\ntrain.batch_size=16\ntrain.beta1=0.9\n" +
+        "train.beta2=0.99\ntrain.device=\"cpu\"\ntrain.eval_batches=10\ntrain.eval_interval=50\ntrain.grad_clip=1\ntrain.lr=0.002\n" +
+        "train.max_iters=250\ntrain.min_lr=0.0002\ntrain.momentum=0.9\ntrain.seed=3\ntrain.warmup_iters=25\ntrain.weight_decay=0.1\n";
+
+    [Fact]
+    public void Keys_added_later_leave_run_ids_unchanged_at_their_defaults()
+    {
+        var before = ConfigValues.FromCanonical(RunPlannedBeforeDtype, "config.txt");
+        Assert.Equal(RunPlannedBeforeDtype, before.Canonical());
+        Assert.Equal("12e497669d0b", RunConfig.From(before).RunId);
+        var bf16 = ConfigValues.FromCanonical(RunPlannedBeforeDtype, "config.txt");
+        bf16.Override("train.dtype=bfloat16");
+        Assert.Contains("train.dtype=\"bfloat16\"\n", bf16.Canonical());
+        Assert.NotEqual("12e497669d0b", RunConfig.From(bf16).RunId);
     }
 
     [Fact]

@@ -41,6 +41,25 @@ public class TrainerTests
         Assert.NotEqual(a, c);
     }
 
+    [Fact]
+    public void Run_with_batches_made_ahead_matches_synchronous_steps_bit_for_bit()
+    {
+        var config = TestSupport.TinyConfig("train.max_iters=30", "model.dropout=0.1");
+        var corpus = TestSupport.TinyCorpus(config.Model.BlockSize);
+        var prefetching = new Trainer(config, corpus, CPU);
+        var recorder = new Recorder();
+        prefetching.Run(recorder);
+
+        var synchronous = new Trainer(config, corpus, CPU);
+        synchronous.Model.train();
+        var losses = Enumerable.Range(0, 30).Select(step => synchronous.Step(synchronous.Schedule.At(step)).Loss).ToList();
+
+        Assert.Equal(losses, recorder.Losses);
+        Assert.Equal(synchronous.TrainBatches.State, prefetching.TrainBatches.State); // where the 31st batch starts
+        prefetching.Model.Dispose();
+        synchronous.Model.Dispose();
+    }
+
     [Theory]
     [InlineData("none")]
     [InlineData("pre-norm")]
