@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -95,7 +96,7 @@ internal sealed class MhcWidthStepKernel : autograd.MultiTensorFunction<MhcWidth
         int s = (int)stream.shape[^2], d = (int)stream.shape[^1], n = s * d, k = (int)projected.shape[1];
         T* H = CpuLoops.Pointer<T>(stream), P = CpuLoops.Pointer<T>(projected), a = CpuLoops.Pointer<T>(alphas), b = CpuLoops.Pointer<T>(biases);
         T* u = CpuLoops.Pointer<T>(inverseRms), h = CpuLoops.Pointer<T>(read), wPre = CpuLoops.Pointer<T>(pre), wPost = CpuLoops.Pointer<T>(post), z = CpuLoops.Pointer<T>(resLogits);
-        CpuLoops.ForTokens(inverseRms.numel(), t =>
+        CpuLoops.ForTokens(inverseRms.numel(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (t) =>
         {
             T* x = H + t * n, p = P + t * k;
             double sumOfSquares = double.CreateTruncating(CpuLoops.Dot(x, x, n));
@@ -122,7 +123,7 @@ internal sealed class MhcWidthStepKernel : autograd.MultiTensorFunction<MhcWidth
         T* wPre = CpuLoops.Pointer<T>(pre), wPost = CpuLoops.Pointer<T>(post);
         T* gh = CpuLoops.Pointer<T>(gradRead), gPre = CpuLoops.Pointer<T>(gradPre), gPost = CpuLoops.Pointer<T>(gradPost), gz = CpuLoops.Pointer<T>(gradResLogits);
         T* dP = CpuLoops.Pointer<T>(gradProjected), dH = CpuLoops.Pointer<T>(gradStream);
-        CpuLoops.ForChunks(inverseRms.numel(), (chunk, first, end) =>
+        CpuLoops.ForChunks(inverseRms.numel(), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (chunk, first, end) =>
         {
             var dz = new double[k]; // gradient of the pre-activations a c + b
             for (long t = first; t < end; t++)

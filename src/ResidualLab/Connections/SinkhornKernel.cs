@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -50,7 +51,7 @@ internal sealed class SinkhornKernel : autograd.SingleTensorFunction<SinkhornKer
 
         nint input = Address(logits), output = Address(result), upstream = Address(grad), downstream = Address(gradLogits);
         long blocks = (matrices + Lanes - 1) / Lanes;
-        CpuLoops.ForChunks(blocks, (_, firstBlock, endBlock) =>
+        CpuLoops.ForChunks(blocks, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (_, firstBlock, endBlock) =>
         {
             int size = n * n, steps = 2 * iterations;
             var states = new Vector256<double>[(steps + 1) * size]; // exp(x - max), then every normalised round
@@ -77,6 +78,7 @@ internal sealed class SinkhornKernel : autograd.SingleTensorFunction<SinkhornKer
     }
 
     /// <summary>st[0..n n) holds the logits on entry; fills exp(x - max) and the <paramref name="steps"/> normalised matrices after it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe void Rounds(Vector256<double>* st, int n, int steps)
     {
         int size = n * n;
@@ -104,6 +106,7 @@ internal sealed class SinkhornKernel : autograd.SingleTensorFunction<SinkhornKer
     }
 
     /// <summary>g: dL/d(after) in, dL/d(before) = (g - sum_k g_k after_k) / sum_k before_k out, per row or column.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe void NormalisationBackward(Vector256<double>* after, Vector256<double>* before, Vector256<double>* g, int n, bool rows)
     {
         for (int line = 0; line < n; line++)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -46,7 +47,7 @@ internal sealed class StreamReadKernel : autograd.MultiTensorFunction<StreamRead
     {
         int s = (int)stream.shape[^2], d = (int)stream.shape[^1];
         T* w = CpuLoops.Pointer<T>(weights), H = CpuLoops.Pointer<T>(stream), h = CpuLoops.Pointer<T>(result);
-        CpuLoops.ForTokens(weights.numel() / s, t =>
+        CpuLoops.ForTokens(weights.numel() / s, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (t) =>
         {
             CpuLoops.Scale(h + t * d, H + t * s * d, w[t * s], d);
             for (int i = 1; i < s; i++) CpuLoops.AddScaled(h + t * d, H + (t * s + i) * d, w[t * s + i], d);
@@ -58,7 +59,7 @@ internal sealed class StreamReadKernel : autograd.MultiTensorFunction<StreamRead
         int s = (int)stream.shape[^2], d = (int)stream.shape[^1];
         T* w = CpuLoops.Pointer<T>(weights), H = CpuLoops.Pointer<T>(stream), g = CpuLoops.Pointer<T>(grad);
         T* dw = CpuLoops.Pointer<T>(gradWeights), dH = CpuLoops.Pointer<T>(gradStream);
-        CpuLoops.ForTokens(weights.numel() / s, t =>
+        CpuLoops.ForTokens(weights.numel() / s, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (t) =>
         {
             for (int i = 0; i < s; i++)
             {

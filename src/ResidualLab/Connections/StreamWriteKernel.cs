@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -51,7 +52,7 @@ internal sealed class StreamWriteKernel : autograd.MultiTensorFunction<StreamWri
     {
         var (tokens, s, d) = Shape(stream);
         T* D = CpuLoops.Pointer<T>(depth), H = CpuLoops.Pointer<T>(stream), y = CpuLoops.Pointer<T>(output), R = CpuLoops.Pointer<T>(result);
-        CpuLoops.ForTokens(tokens, t =>
+        CpuLoops.ForTokens(tokens, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (t) =>
         {
             for (int j = 0; j < s; j++)
             {
@@ -69,7 +70,7 @@ internal sealed class StreamWriteKernel : autograd.MultiTensorFunction<StreamWri
         var (tokens, s, d) = Shape(stream);
         T* D = CpuLoops.Pointer<T>(depth), H = CpuLoops.Pointer<T>(stream), y = CpuLoops.Pointer<T>(output), G = CpuLoops.Pointer<T>(grad);
         T* dD = CpuLoops.Pointer<T>(gradDepth), dH = CpuLoops.Pointer<T>(gradStream), dy = CpuLoops.Pointer<T>(gradOutput);
-        CpuLoops.ForTokens(tokens, t =>
+        CpuLoops.ForTokens(tokens, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (t) =>
         {
             T* g = G + t * s * d;
             for (int i = 0; i < s; i++)
