@@ -38,10 +38,16 @@ public static class BenchCommand
         var threads = new Option<int>("--threads") { Description = "CPU threads for both (0: all cores)", DefaultValueFactory = _ => 0 };
         var device = new Option<string>("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
         var compare = new Option<bool>("--compare-pytorch") { Description = "also run the PyTorch twin (Debian python3-torch) and print ratios" };
+        var dtype = new Option<string>("--dtype")
+        {
+            Description = "GPT workloads: float32, or bfloat16 (bf16 matmul weights, fp32 master weights; meant for CUDA)",
+            DefaultValueFactory = _ => "float32",
+        };
+        dtype.AcceptOnlyFromAmong("float32", "bfloat16");
         var command = new Command("bench", "Benchmark fixed workloads (ms/step, tokens or images/s, model FLOP utilisation, memory); 'bench connections' compares the schemes.");
         command.Arguments.Add(workload);
         command.Subcommands.Add(Connections());
-        foreach (var o in new Option[] { steps, warmup, rounds, threads, device, compare }) command.Options.Add(o);
+        foreach (var o in new Option[] { steps, warmup, rounds, threads, device, compare, dtype }) command.Options.Add(o);
         command.SetAction(parsed =>
         {
             int n = parsed.GetValue(steps), w = parsed.GetValue(warmup), r = parsed.GetValue(rounds);
@@ -50,8 +56,16 @@ public static class BenchCommand
             string dev = parsed.GetValue(device)!;
             bool withPeer = parsed.GetValue(compare);
             if (withPeer && dev != "cpu") throw new ConfigException("--compare-pytorch runs Debian's CPU PyTorch: use --device cpu");
+            var load = Workloads[parsed.GetValue(workload)!]();
+            string precision = parsed.GetValue(dtype)!;
+            if (precision != "float32")
+            {
+                if (load is not GptWorkload gpt) throw new ConfigException($"--dtype {precision} is for the GPT workloads; {load.Name} trains in float32");
+                if (withPeer) throw new ConfigException($"--compare-pytorch compares float32 training on the CPU; drop --dtype {precision}");
+                load = gpt with { DType = precision };
+            }
             if (withPeer) PyTorchPeer.EnsureInstalled();
-            RunRounds(Workloads[parsed.GetValue(workload)!](), n, w, r, t, dev, withPeer);
+            RunRounds(load, n, w, r, t, dev, withPeer);
             return 0;
         });
         return command;

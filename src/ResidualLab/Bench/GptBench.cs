@@ -5,9 +5,9 @@ using ResidualLab.Training;
 
 namespace ResidualLab.Bench;
 
-/// <summary>A fixed GPT training workload: model shape, batch and connection, as config overrides.</summary>
-public sealed record GptWorkload(string Name, int NLayer, int DModel, int NHead, int BlockSize, int BatchSize, string Connection = "pre-norm")
-    : IBenchWorkload
+/// <summary>A fixed GPT training workload: model shape, batch, connection and train.dtype, as config overrides.</summary>
+public sealed record GptWorkload(string Name, int NLayer, int DModel, int NHead, int BlockSize, int BatchSize,
+    string Connection = "pre-norm", string DType = "float32") : IBenchWorkload
 {
     /// <summary>The reference GPT: 6 layers, d 192, 6 heads, context 128, batch 32, character level.</summary>
     public static GptWorkload Reference(string connection = "pre-norm") => new("reference-gpt", 6, 192, 6, 128, 32, connection);
@@ -17,7 +17,7 @@ public sealed record GptWorkload(string Name, int NLayer, int DModel, int NHead,
 
     public const int Vocabulary = 83; // the default corpus's character count
 
-    public string Description => $"{NLayer} layers, d {DModel}, {NHead} heads, context {BlockSize}, batch {BatchSize}";
+    public string Description => $"{NLayer} layers, d {DModel}, {NHead} heads, context {BlockSize}, batch {BatchSize}, {DType}";
     public string Unit => "token";
     public int ItemsPerStep => BatchSize * BlockSize;
     public string FlopsMethod => "6N + 12 L T d";
@@ -39,7 +39,7 @@ public sealed record GptWorkload(string Name, int NLayer, int DModel, int NHead,
                  {
                      $"model.n_layer={NLayer}", $"model.d_model={DModel}", $"model.n_head={NHead}",
                      $"model.block_size={BlockSize}", $"train.batch_size={BatchSize}", $"connection.name={Connection}",
-                     $"train.device={device}", $"train.threads={threads}",
+                     $"train.device={device}", $"train.threads={threads}", $"train.dtype={DType}",
                  }.Concat(extra ?? []))
             v.Override(o);
         return RunConfig.From(v);

@@ -114,6 +114,9 @@ public class ResNetBenchTests
     [InlineData(new[] { "bench", "resnet20", "--steps", "1" }, "--steps must be >= 3")]
     [InlineData(new[] { "bench", "resnet20", "--rounds", "0" }, "--rounds >= 1")]
     [InlineData(new[] { "bench", "resnet20", "--compare-pytorch", "--device", "cuda" }, "use --device cpu")]
+    [InlineData(new[] { "bench", "resnet20", "--dtype", "bfloat16" }, "--dtype bfloat16 is for the GPT workloads")]
+    [InlineData(new[] { "bench", "--compare-pytorch", "--dtype", "bfloat16" }, "drop --dtype bfloat16")]
+    [InlineData(new[] { "bench", "--dtype", "float16" }, "float16")]
     public void Bad_bench_arguments_are_one_line_errors(string[] args, string expected) =>
         Assert.Contains(expected, CliProcess.AssertOneLineError(CliProcess.Run(args)));
 }

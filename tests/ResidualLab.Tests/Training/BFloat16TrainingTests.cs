@@ -146,10 +146,12 @@ public class BFloat16TrainingTests
     }
 
     [Fact]
-    public void The_bench_takes_train_dtype_as_extra_config()
+    public void The_bench_trains_a_gpt_workload_in_bfloat16()
     {
         var workload = new GptWorkload("tiny", NLayer: 1, DModel: 32, NHead: 2, BlockSize: 16, BatchSize: 4);
-        var result = GptBench.Run(workload, steps: 3, warmup: 1, "cpu", threads: 1, peakFlops: 1e9, ["train.dtype=bfloat16"]);
+        var bf16 = workload with { DType = "bfloat16" };
+        Assert.Contains("train.dtype=\"bfloat16\"", bf16.Config("cpu", 1).Canonical);
+        var result = bf16.Run(steps: 3, warmup: 1, "cpu", threads: 1, peakFlops: 1e9);
         Assert.True(result.MedianStepMs > 0 && double.IsFinite(result.MedianStepMs));
         var ex = Assert.Throws<ConfigException>(() => GptBench.Run(workload, 3, 1, "cpu", 1, 1e9, ["train.dtype=float8"]));
         Assert.Contains("'train.dtype' must be float32 or bfloat16", ex.Message);
