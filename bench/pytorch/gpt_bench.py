@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The reference GPT training step in PyTorch, for side-by-side timing with `reslab bench gpt`.
+"""The reference GPT training step in PyTorch, for side-by-side timing with `reslab bench --compare-pytorch`.
 
 Same math as ResidualLab's pre-norm GPT (nanoGPT): token + position embeddings, n_layer pre-norm
 blocks of causal self-attention and a 4x GELU MLP, final LayerNorm, head tied to the token
@@ -8,13 +8,13 @@ AdamW (weight decay 0.1 on matrices only, betas 0.9/0.99), gradient clipping at 
 Prints one JSON object: per-step milliseconds, tokens per second, peak and final RSS.
 """
 import argparse
-import json
 import math
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from bench_timing import report, time_steps
 
 
 class CausalSelfAttention(nn.Module):
@@ -84,19 +84,6 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
-def status_bytes(field):
-    """A memory field of /proc/self/status (VmRSS: resident now, VmHWM: peak), in bytes.
-
-    The peak is VmHWM, as ResidualLab reads it: getrusage's ru_maxrss would start from the parent's
-    resident size at fork, so a twin started by reslab would report at least reslab's memory.
-    """
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--n-layer", type=int, default=6)
@@ -119,35 +106,19 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=1e-3, betas=(0.9, 0.99), eps=1e-8)
     g = torch.Generator().manual_seed(a.seed)
-    times = []
-    rss_after_warmup = 0
-    for step in range(a.warmup + a.steps):
+
+    def step():
         x = torch.randint(a.vocab, (a.batch_size, a.block_size), generator=g)
         y = torch.randint(a.vocab, (a.batch_size, a.block_size), generator=g)
-        t0 = time.perf_counter()
         loss = model(x, y)
         opt.zero_grad(set_to_none=False)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         loss.item()
-        if step >= a.warmup:
-            times.append((time.perf_counter() - t0) * 1000)
-        if step == a.warmup - 1:
-            rss_after_warmup = status_bytes("VmRSS")
-    times.sort()
-    print(json.dumps({
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "step_ms_median": times[len(times) // 2],
-        "step_ms": times,
-        "tokens_per_second": a.batch_size * a.block_size / (times[len(times) // 2] / 1000),
-        "peak_rss_bytes": status_bytes("VmHWM"),
-        "rss_after_warmup_bytes": rss_after_warmup,
-        "final_rss_bytes": status_bytes("VmRSS"),
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }))
 
+    times, rss_after_warmup = time_steps(step, a.steps, a.warmup)
+    report(times, rss_after_warmup, a.batch_size * a.block_size, "token", model)
 
 if __name__ == "__main__":
     main()

@@ -15,12 +15,12 @@ every weight layer and of all parameters and the batch error (its trainer's diag
 does not. Prints one JSON object: per-step milliseconds, images per second, peak and final RSS.
 """
 import argparse
-import json
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from bench_timing import report, time_steps
 
 
 def conv3x3(c_in, c_out, stride):
@@ -65,19 +65,6 @@ class CifarResNet(nn.Module):
         return self.fc(h.mean((2, 3)))
 
 
-def status_bytes(field):
-    """A memory field of /proc/self/status (VmRSS: resident now, VmHWM: peak), in bytes.
-
-    The peak is VmHWM, as ResidualLab reads it: getrusage's ru_maxrss would start from the parent's
-    resident size at fork, so a twin started by reslab would report at least reslab's memory.
-    """
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--depth", type=int, default=20)
@@ -115,10 +102,8 @@ def main():
     batch = min(a.batch_size, a.pool)
     order, next_index = None, a.pool
 
-    times = []
-    rss_after_warmup = 0
-    for step in range(a.warmup + a.steps):
-        t0 = time.perf_counter()
+    def step():
+        nonlocal order, next_index
         if next_index + batch > a.pool:
             order, next_index = torch.randperm(a.pool, generator=g), 0
         index = order[next_index:next_index + batch]
@@ -130,24 +115,9 @@ def main():
         loss.backward()
         opt.step()
         loss.item()
-        if step >= a.warmup:
-            times.append((time.perf_counter() - t0) * 1000)
-        if step == a.warmup - 1:
-            rss_after_warmup = status_bytes("VmRSS")
-    times.sort()
-    median = times[len(times) // 2] if len(times) % 2 else (times[len(times) // 2 - 1] + times[len(times) // 2]) / 2
-    print(json.dumps({
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "step_ms_median": median,
-        "step_ms": times,
-        "images_per_second": batch / (median / 1000),
-        "peak_rss_bytes": status_bytes("VmHWM"),
-        "rss_after_warmup_bytes": rss_after_warmup,
-        "final_rss_bytes": status_bytes("VmRSS"),
-        "parameters": sum(w.numel() for w in model.parameters()),
-    }))
 
+    times, rss_after_warmup = time_steps(step, a.steps, a.warmup)
+    report(times, rss_after_warmup, batch, "image", model)
 
 if __name__ == "__main__":
     main()
