@@ -15,6 +15,11 @@ namespace ResidualLab.Connections;
 /// </summary>
 internal static class CpuLoops
 {
+    /// <summary>Whether the kernels take these tensors: all on the CPU, all float32 or all float64.</summary>
+    internal static bool Takes(params Tensor[] tensors) =>
+        tensors[0].dtype is ScalarType.Float32 or ScalarType.Float64 &&
+        tensors.All(t => t.device_type == DeviceType.CPU && t.dtype == tensors[0].dtype);
+
     internal static unsafe T* Pointer<T>(Tensor t) where T : unmanaged
     {
         fixed (byte* p = t.bytes) return (T*)p;

@@ -23,9 +23,7 @@ internal sealed class MhcWidthStepKernel : autograd.MultiTensorFunction<MhcWidth
 {
     public override string Name => nameof(MhcWidthStepKernel);
 
-    public static bool Applies(Tensor stream, Tensor phi) =>
-        stream.device_type == DeviceType.CPU && phi.device_type == DeviceType.CPU &&
-        stream.dtype is ScalarType.Float32 or ScalarType.Float64 && phi.dtype == stream.dtype;
+    public static bool Applies(Tensor stream, Tensor phi) => CpuLoops.Takes(stream, phi);
 
     /// <summary>The read [..., d] and the maps H_pre [..., s], H_post [..., s], H_res [..., s, s] of <paramref name="stream"/> [..., s, d].</summary>
     /// <param name="alphas">[3]: a_pre, a_post, a_res.</param>

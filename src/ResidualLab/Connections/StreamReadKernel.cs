@@ -16,9 +16,7 @@ internal sealed class StreamReadKernel : autograd.MultiTensorFunction<StreamRead
 {
     public override string Name => nameof(StreamReadKernel);
 
-    public static bool Applies(Tensor weights, Tensor stream) =>
-        stream.device_type == DeviceType.CPU && weights.device_type == DeviceType.CPU &&
-        stream.dtype is ScalarType.Float32 or ScalarType.Float64 && weights.dtype == stream.dtype;
+    public static bool Applies(Tensor weights, Tensor stream) => CpuLoops.Takes(stream, weights);
 
     /// <param name="vars">weights [t, s], stream [t, s, d], with the same leading shape.</param>
     public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)

@@ -20,9 +20,7 @@ internal sealed class StreamWriteKernel : autograd.MultiTensorFunction<StreamWri
     public override string Name => nameof(StreamWriteKernel);
 
     /// <summary>Whether the kernel takes these tensors (else the tensor operations run).</summary>
-    public static bool Applies(Tensor depth, Tensor stream, Tensor output) =>
-        stream.device_type == DeviceType.CPU && stream.dtype is ScalarType.Float32 or ScalarType.Float64 &&
-        depth.dtype == stream.dtype && output.dtype == stream.dtype && depth.device_type == DeviceType.CPU && output.device_type == DeviceType.CPU;
+    public static bool Applies(Tensor depth, Tensor stream, Tensor output) => CpuLoops.Takes(stream, depth, output);
 
     /// <param name="vars">depth [t, s, s + 1], stream [t, s, d], output [t, d], all with the same leading shape.</param>
     public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
