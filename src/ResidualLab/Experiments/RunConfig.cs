@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using ResidualLab.Connections;
 using ResidualLab.Data;
+using ResidualLab.Layers;
 using ResidualLab.Models;
 
 namespace ResidualLab.Experiments;
@@ -14,7 +15,13 @@ public sealed record DataSettings(string Corpus, string Path, double ValFraction
 public sealed record TrainSettings(
     int BatchSize, int MaxIters, double Lr, double MinLr, int WarmupIters, double WeightDecay,
     double Beta1, double Beta2, double GradClip, int EvalInterval, int EvalBatches, long Seed,
-    int ProbeInterval = 0, TrainDtype Dtype = TrainDtype.Float32);
+    int ProbeInterval = 0, TrainDtype Dtype = TrainDtype.Float32, DecayGroups Decay = DecayGroups.Matrices);
+
+/// <summary>
+/// Which parameters weight decay applies to: the matrices (nanoGPT; not biases, norms or the connections'
+/// scalars and mixing matrices), or every parameter (PyTorch's optimisers given model.parameters()).
+/// </summary>
+public enum DecayGroups { Matrices, All }
 
 /// <summary>
 /// What the GPT trains in: fp32 throughout, or bf16 weights in its matrix multiplies (embeddings,
@@ -84,7 +91,8 @@ public sealed record RunConfig(
             Dropout: Float("model.dropout", 0, 1, false) is var p && p < 1 ? p
                 : throw new ConfigException($"{v.OriginOf("model.dropout")}: 'model.dropout' must be below 1"),
             Bias: v.Bool("model.bias"),
-            ValueResidual: v.Bool("model.value_residual"));
+            ValueResidual: v.Bool("model.value_residual"),
+            Init: ModelInitOf(v, modelName));
 
         ConnectionSpec connection;
         try { connection = ConnectionCatalog.Create(v.String("connection.name"), v.ConnectionOptions); }
@@ -108,7 +116,13 @@ public sealed record RunConfig(
             EvalBatches: Int("train.eval_batches", 1, 100000),
             Seed: v.Int("train.seed"),
             ProbeInterval: Int("train.probe_interval", 0),
-            Dtype: Dtype(v, modelName));
+            Dtype: Dtype(v, modelName),
+            Decay: v.String("train.decay") switch
+            {
+                "matrices" => DecayGroups.Matrices,
+                "all" => DecayGroups.All,
+                var other => throw new ConfigException($"{v.OriginOf("train.decay")}: 'train.decay' must be matrices or all, got '{other}'{Suggest.DidYouMean(other, ["matrices", "all"])}"),
+            });
 
         string device = v.String("train.device");
         if (device != "cpu" && device != "cuda" && !device.StartsWith("cuda:", StringComparison.Ordinal))
@@ -130,6 +144,16 @@ public sealed record RunConfig(
 
         return new RunConfig(modelName, model, connection, data, train, device, Int("train.threads", 0, 4096),
             Int("train.checkpoint_interval", 0), v.Canonical(), v.Full()) { Vision = vision };
+    }
+
+    static ModelInit ModelInitOf(ConfigValues v, string modelName)
+    {
+        string name = v.String("model.init");
+        var init = Init.Parse(name) ?? throw new ConfigException(
+            $"{v.OriginOf("model.init")}: 'model.init' must be one of {string.Join(", ", Init.Names)}, got '{name}'{Suggest.DidYouMean(name, Init.Names)}");
+        if (init != ModelInit.Gpt2 && modelName != "gpt")
+            throw new ConfigException($"{v.OriginOf("model.init")}: model.init is for the GPT; '{modelName}' keeps He et al.'s initialisation");
+        return init;
     }
 
     static TrainDtype Dtype(ConfigValues v, string modelName)

@@ -23,9 +23,9 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, LayerContext, Tensor
     readonly int nHead;
     readonly double attnDropout;
 
-    /// <param name="residualInitStd">std of c_proj at init (nanoGPT: 0.02 / sqrt(2 n_layer)).</param>
+    /// <param name="init">How c_attn and c_proj start; <paramref name="block"/> and <paramref name="sublayers"/> place the layer in the model.</param>
     /// <param name="mixFirstValues">Value residual: mix this layer's values with the first attention layer's.</param>
-    public CausalSelfAttention(int dModel, int nHead, double dropout, bool bias, double residualInitStd, bool mixFirstValues = false)
+    public CausalSelfAttention(int dModel, int nHead, double dropout, bool bias, ModelInit init, int block, int sublayers, bool mixFirstValues = false)
         : base(nameof(CausalSelfAttention))
     {
         if (dModel % nHead != 0) throw new ArgumentException($"d_model {dModel} is not divisible by n_head {nHead}");
@@ -36,8 +36,8 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, LayerContext, Tensor
         resid_dropout = nn.Dropout(dropout);
         if (mixFirstValues) value_lambda = nn.Parameter(full(1, 0.5));
         RegisterComponents();
-        Init.Normal(c_attn, 0.02);
-        Init.Normal(c_proj, residualInitStd);
+        Init.Matrix(c_attn, init, block, sublayers, intoStream: false, fused: 3);
+        Init.Matrix(c_proj, init, block, sublayers, intoStream: true);
     }
 
     /// <summary>Runs in the dtype of its weights (bf16 training) and returns its output in <paramref name="x"/>'s dtype.</summary>

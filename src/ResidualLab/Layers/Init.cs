@@ -3,9 +3,48 @@ using static TorchSharp.torch;
 
 namespace ResidualLab.Layers;
 
-/// <summary>Named initialisations, applied where a layer is built (not by matching parameter names).</summary>
+/// <summary>Which initialisation the GPT's embeddings and sublayer matrices get (<c>model.init</c>).</summary>
+public enum ModelInit
+{
+    /// <summary>GPT-2 / nanoGPT: N(0, 0.02) everywhere, projections into the stream N(0, 0.02 / sqrt(2L)), zero biases.</summary>
+    Gpt2,
+
+    /// <summary>
+    /// Each module's PyTorch default: Linear weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    /// (kaiming_uniform with a = sqrt(5)), Embedding N(0, 1).
+    /// </summary>
+    PyTorch,
+
+    /// <summary>
+    /// Depth-scaled init (DS-Init): the matrices of block l (1-based) U(-r, r), r = sqrt(6 / (fan_in + fan_out)) / sqrt(l),
+    /// zero biases; embeddings as GPT-2. Zhang, Titov and Sennrich 2019, "Improving Deep Transformer with
+    /// Depth-Scaled Initialization and Merged Attention" (arXiv 1908.11365, sec. 3, alpha = 1): it shrinks
+    /// the variance of deeper layers so that deep Transformers train without changing the architecture.
+    /// </summary>
+    DsInit,
+}
+
+/// <summary>
+/// Named initialisations, applied where a layer is built (not by matching parameter names). Schemes that
+/// prescribe their own init (DeepNorm, ReZero, ...) apply it afterwards, on top of these.
+/// </summary>
 public static class Init
 {
+    public static IReadOnlyList<string> Names { get; } = ["gpt2", "pytorch", "ds-init"];
+
+    public static ModelInit? Parse(string name) => name switch
+    {
+        "gpt2" => ModelInit.Gpt2,
+        "pytorch" => ModelInit.PyTorch,
+        "ds-init" => ModelInit.DsInit,
+        _ => null,
+    };
+
+    public static string Name(ModelInit init) => Names[(int)init];
+
+    /// <summary>GPT-2's std of the token and position embeddings and of the matrices.</summary>
+    public const double Gpt2Std = 0.02;
+
     /// <summary>Weight ~ N(0, std^2), bias = 0 (GPT-2 / nanoGPT).</summary>
     public static void Normal(Linear linear, double std)
     {
@@ -18,5 +57,42 @@ public static class Init
     {
         using var _ = no_grad();
         nn.init.normal_(embedding.weight!, 0.0, std);
+    }
+
+    /// <summary>Weight and bias ~ U(-bound, bound); bias zero when <paramref name="biasBound"/> is 0.</summary>
+    static void Uniform(Linear linear, double bound, double biasBound)
+    {
+        using var _ = no_grad();
+        nn.init.uniform_(linear.weight!, -bound, bound);
+        if (linear.bias is null) return;
+        if (biasBound > 0) nn.init.uniform_(linear.bias, -biasBound, biasBound);
+        else nn.init.zeros_(linear.bias);
+    }
+
+    /// <summary>Initialises an embedding table.</summary>
+    public static void Embedding(Embedding embedding, ModelInit init) =>
+        Normal(embedding, init == ModelInit.PyTorch ? 1.0 : Gpt2Std);
+
+    /// <summary>Initialises one matrix of a sublayer.</summary>
+    /// <param name="block">The block's index, 0-based.</param>
+    /// <param name="sublayers">Sublayers in the model (2 per block).</param>
+    /// <param name="intoStream">The matrix writes into the residual stream (attention's and the MLP's c_proj).</param>
+    /// <param name="fused">How many matrices of equal shape the Linear stacks (attention's q, k, v: 3); fan_out is one's.</param>
+    public static void Matrix(Linear linear, ModelInit init, int block, int sublayers, bool intoStream, int fused = 1)
+    {
+        long fanOut = linear.weight!.shape[0] / fused, fanIn = linear.weight.shape[1];
+        switch (init)
+        {
+            case ModelInit.Gpt2:
+                Normal(linear, intoStream ? Gpt2Std / Math.Sqrt(sublayers) : Gpt2Std);
+                break;
+            case ModelInit.PyTorch:
+                double bound = 1 / Math.Sqrt(fanIn);
+                Uniform(linear, bound, bound);
+                break;
+            case ModelInit.DsInit:
+                Uniform(linear, Math.Sqrt(6.0 / (fanIn + fanOut)) / Math.Sqrt(block + 1), 0);
+                break;
+        }
     }
 }

@@ -12,15 +12,15 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>, IResidualSublayer
     readonly Linear c_proj;
     readonly Dropout dropout;
 
-    public Mlp(int dModel, double dropout, bool bias, double residualInitStd) : base(nameof(Mlp))
+    public Mlp(int dModel, double dropout, bool bias, ModelInit init, int block, int sublayers) : base(nameof(Mlp))
     {
         c_fc = nn.Linear(dModel, 4 * dModel, hasBias: bias);
         gelu = nn.GELU();
         c_proj = nn.Linear(4 * dModel, dModel, hasBias: bias);
         this.dropout = nn.Dropout(dropout);
         RegisterComponents();
-        Init.Normal(c_fc, 0.02);
-        Init.Normal(c_proj, residualInitStd);
+        Init.Matrix(c_fc, init, block, sublayers, intoStream: false);
+        Init.Matrix(c_proj, init, block, sublayers, intoStream: true);
     }
 
     /// <summary>Runs in the dtype of its weights (bf16 training) and returns its output in <paramref name="x"/>'s dtype.</summary>

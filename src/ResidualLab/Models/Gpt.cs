@@ -28,16 +28,15 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         Config = config;
         Connection = connection;
         int sublayers = 2 * config.NLayer;
-        double residualStd = 0.02 / Math.Sqrt(sublayers); // GPT-2's scaled init of projections into the stream
         wte = nn.Embedding(config.VocabSize, config.DModel);
         wpe = nn.Embedding(config.BlockSize, config.DModel);
         drop = nn.Dropout(config.Dropout);
         h = new ModuleList<GptBlock>(Enumerable.Range(0, config.NLayer)
-            .Select(i => new GptBlock(config, connection, i, sublayers, residualStd)).ToArray());
+            .Select(i => new GptBlock(config, connection, i, sublayers)).ToArray());
         ln_f = nn.LayerNorm(config.DModel, bias: config.Bias);
         RegisterComponents();
-        Init.Normal(wte, 0.02);
-        Init.Normal(wpe, 0.02);
+        Init.Embedding(wte, config.Init);
+        Init.Embedding(wpe, config.Init);
     }
 
     static string Loaded(string name)
@@ -124,12 +123,12 @@ public sealed class GptBlock : nn.Module<Tensor, LayerContext, Tensor>
     readonly Connection conn_mlp;
     readonly Mlp mlp;
 
-    public GptBlock(GptConfig c, ConnectionSpec connection, int layer, int sublayers, double residualStd)
+    public GptBlock(GptConfig c, ConnectionSpec connection, int layer, int sublayers)
         : base(nameof(GptBlock))
     {
         Func<nn.Module<Tensor, Tensor>> norm = () => nn.LayerNorm(c.DModel, bias: c.Bias);
-        attn = new CausalSelfAttention(c.DModel, c.NHead, c.Dropout, c.Bias, residualStd, mixFirstValues: c.ValueResidual && layer > 0);
-        mlp = new Mlp(c.DModel, c.Dropout, c.Bias, residualStd);
+        attn = new CausalSelfAttention(c.DModel, c.NHead, c.Dropout, c.Bias, c.Init, layer, sublayers, mixFirstValues: c.ValueResidual && layer > 0);
+        mlp = new Mlp(c.DModel, c.Dropout, c.Bias, c.Init, layer, sublayers);
         conn_attn = connection.Build(new ConnectionSite(c.DModel, 2 * layer, sublayers, norm));
         conn_mlp = connection.Build(new ConnectionSite(c.DModel, 2 * layer + 1, sublayers, norm));
         RegisterComponents();

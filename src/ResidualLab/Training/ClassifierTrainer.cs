@@ -71,7 +71,7 @@ public sealed class ClassifierTrainer
         var noDecay = new HashSet<IntPtr>(Model.modules().OfType<Connection>()
             .SelectMany(c => c.NoDecayParameters()).Select(p => p.Handle));
         var t = config.Train;
-        Optimizer = new Sgd(Model.parameters().Select(p => (p, p.dim() >= 2 && !noDecay.Contains(p.Handle))), _vision.Momentum, t.WeightDecay);
+        Optimizer = new Sgd(Model.parameters().Select(p => (p, t.Decay == DecayGroups.All || (p.dim() >= 2 && !noDecay.Contains(p.Handle)))), _vision.Momentum, t.WeightDecay);
         Schedule = new StepSchedule(t.Lr, t.WarmupIters, t.MaxIters);
         Batches = new ImageBatcher(data, _train, t.BatchSize, (ulong)t.Seed, _vision.Augment ? 4 : 0);
     }

@@ -11,7 +11,7 @@ using static TorchSharp.torch;
 namespace ResidualLab.Training;
 
 /// <summary>
-/// Trains one GPT run: AdamW with decay on matrices only, warmup + cosine schedule, gradient
+/// Trains one GPT run: AdamW with decay on matrices only (train.decay = all: on every parameter), warmup + cosine schedule, gradient
 /// clipping, evaluation on fixed batches every eval_interval steps and at the end. With train.dtype =
 /// bfloat16 the model's matrix multiplies run on bf16 weights and AdamW keeps fp32 masters. On CPU
 /// the same config gives the same loss sequence bit for bit.
@@ -45,7 +45,7 @@ public sealed class Trainer
 
         var noDecay = new HashSet<IntPtr>(Model.modules().OfType<Connection>()
             .SelectMany(c => c.NoDecayParameters()).Select(p => p.Handle));
-        var groups = Model.parameters().Select(p => (p, p.dim() >= 2 && !noDecay.Contains(p.Handle)));
+        var groups = Model.parameters().Select(p => (p, config.Train.Decay == DecayGroups.All || (p.dim() >= 2 && !noDecay.Contains(p.Handle))));
         var t = config.Train;
         Optimizer = new AdamW(groups, t.Beta1, t.Beta2, t.WeightDecay);
         Schedule = new LrSchedule(t.Lr, t.MinLr, t.WarmupIters, t.MaxIters);
