@@ -38,6 +38,14 @@ static class TestSupport
         return RunConfig.From(v);
     }
 
+    /// <summary>The repository's root folder (the one holding ResidualLab.slnx).</summary>
+    public static string RepoRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "ResidualLab.slnx"))) dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException($"no ResidualLab.slnx above {AppContext.BaseDirectory}");
+    }
+
     public static string TempDir()
     {
         string dir = Path.Combine(Path.GetTempPath(), "reslab-tests", Guid.NewGuid().ToString("N"));

@@ -18,7 +18,7 @@ public class SweepStatusTests
         var ids = plan.Runs.Select(r => r.RunId).ToList();
         using var store = ResultsStore.Open(results);
         store.RecordSubmission("41", ids.Take(5).ToList());
-        var env = new RunEnvironment("c", "d", "t", "l", "cpu", 1, "h", "o");
+        var env = new RunEnvironment("v", "c", "d", "t", "l", "cpu", 1, "h", "o");
         store.BeginRun(plan.Runs[0], env);
         store.EndRun(ids[0], new TrainResult(RunStatus.Done, 20, null, 1, 1, 1, 1, null), 1, 1); // done
         store.BeginRun(plan.Runs[1], env);                                                         // its task is running
@@ -46,7 +46,7 @@ public class SweepStatusTests
         SweepFolder.WritePlan(plan, results);
         using var store = ResultsStore.Open(results);
         store.RecordSubmission("7", [plan.Runs[0].RunId, plan.Runs[1].RunId]);
-        store.BeginRun(plan.Runs[0], new RunEnvironment("c", "d", "t", "l", "cpu", 1, "h", "o"));
+        store.BeginRun(plan.Runs[0], new RunEnvironment("v", "c", "d", "t", "l", "cpu", 1, "h", "o"));
         var views = SweepStatus.Of(results, store, live: null).ToDictionary(v => v.RunId);
         Assert.Equal(RunState.Running, views[plan.Runs[0].RunId].State);
         Assert.Equal(SweepStatus.Submitted, views[plan.Runs[1].RunId].State);

@@ -6,7 +6,7 @@ namespace ResidualLab.Tests.Experiments;
 
 public class ResultsStoreTests
 {
-    static readonly RunEnvironment Env = new("abc123", ".NET 10", "0.107.0", "2.10.0", "cpu", 1, "host", "linux");
+    static readonly RunEnvironment Env = new("0.1.0", "abc123", ".NET 10", "0.107.0", "2.10.0", "cpu", 1, "host", "linux");
 
     [Fact]
     public void A_run_round_trips_with_its_metrics_diagnostics_and_environment()
@@ -83,5 +83,43 @@ public class ResultsStoreTests
         Assert.StartsWith(".NET 10", env.DotNet);
         Assert.Matches("^[0-9a-f]{7,40}$|^unknown$", env.GitCommit);
         Assert.True(env.Threads >= 1);
+    }
+}
+
+public class ResultsStoreVersionTests
+{
+    [Fact]
+    public void Each_run_records_the_version_that_produced_it()
+    {
+        string dir = TestSupport.TempDir();
+        var config = TestSupport.TinyConfig();
+        using var store = ResultsStore.Open(dir);
+        store.BeginRun(config, RunEnvironment.Capture("cpu"));
+        Assert.Equal(BuildInfo.Version, store.EnvironmentOf(config.RunId)!.Version);
+    }
+
+    [Fact]
+    public void A_store_written_before_versions_were_recorded_opens_and_its_runs_read_as_unknown()
+    {
+        string dir = TestSupport.TempDir();
+        var old = TestSupport.TinyConfig("train.seed=1");
+        var current = TestSupport.TinyConfig("train.seed=2");
+        using (var store = ResultsStore.Open(dir))
+            store.BeginRun(old, RunEnvironment.Capture("cpu"));
+        // Rewrite the environment table as the first schema had it: no reslab_version column.
+        using (var db = new SqliteConnection($"Data Source={Path.Combine(dir, ResultsStore.FileName)};Pooling=False"))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = "ALTER TABLE environment DROP COLUMN reslab_version";
+            cmd.ExecuteNonQuery();
+        }
+        using (var store = ResultsStore.Open(dir))
+        {
+            var env = store.EnvironmentOf(old.RunId)!;
+            Assert.Equal((RunEnvironment.Unknown, "cpu"), (env.Version, env.Device));
+            store.BeginRun(current, RunEnvironment.Capture("cpu"));
+            Assert.Equal(BuildInfo.Version, store.EnvironmentOf(current.RunId)!.Version);
+        }
     }
 }

@@ -75,13 +75,24 @@ public sealed class ResultsStore : IDisposable
               run_id TEXT NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, idx INTEGER NOT NULL, value REAL,
               PRIMARY KEY(run_id, name, step, idx)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS environment(
-              run_id TEXT PRIMARY KEY, git_commit TEXT, dotnet TEXT, torchsharp TEXT, libtorch TEXT,
+              run_id TEXT PRIMARY KEY, reslab_version TEXT, git_commit TEXT, dotnet TEXT, torchsharp TEXT, libtorch TEXT,
               device TEXT, threads INTEGER, host TEXT, os TEXT);
             CREATE TABLE IF NOT EXISTS cluster_tasks(
               job_id TEXT NOT NULL, task INTEGER NOT NULL, run_id TEXT NOT NULL, submitted_at TEXT NOT NULL,
               PRIMARY KEY(job_id, task)) WITHOUT ROWID;
             """);
+        AddColumnIfMissing("environment", "reslab_version", "TEXT");
         Execute($"PRAGMA user_version = {SchemaVersion};");
+    }
+
+    /// <summary>
+    /// Stores written before a column existed gain it empty (NULL) in their old rows; the schema version
+    /// stays, so older builds still open the store and ignore the column.
+    /// </summary>
+    void AddColumnIfMissing(string table, string column, string type)
+    {
+        using var info = Command($"SELECT count(*) FROM pragma_table_info('{table}') WHERE name = $column", null, ("$column", column));
+        if ((long)info.ExecuteScalar()! == 0) Execute($"ALTER TABLE {table} ADD COLUMN {column} {type};");
     }
 
     /// <summary>Records a run as running (a rerun replaces the old attempt and its metrics).</summary>
@@ -103,10 +114,10 @@ public sealed class ResultsStore : IDisposable
                 ("$config", config.Canonical), ("$status", RunState.Running), ("$start", Now()),
                 ("$host", Environment.MachineName), ("$pid", Environment.ProcessId));
             NonQuery("""
-                INSERT INTO environment(run_id, git_commit, dotnet, torchsharp, libtorch, device, threads, host, os)
-                VALUES($id, $git, $dotnet, $ts, $lt, $device, $threads, $host, $os)
+                INSERT INTO environment(run_id, reslab_version, git_commit, dotnet, torchsharp, libtorch, device, threads, host, os)
+                VALUES($id, $version, $git, $dotnet, $ts, $lt, $device, $threads, $host, $os)
                 """, tx,
-                ("$id", config.RunId), ("$git", environment.GitCommit), ("$dotnet", environment.DotNet),
+                ("$id", config.RunId), ("$version", environment.Version), ("$git", environment.GitCommit), ("$dotnet", environment.DotNet),
                 ("$ts", environment.TorchSharp), ("$lt", environment.LibTorch), ("$device", environment.Device),
                 ("$threads", environment.Threads), ("$host", environment.Host), ("$os", environment.Os));
             tx.Commit();
@@ -248,9 +259,9 @@ public sealed class ResultsStore : IDisposable
         r => new DiagnosticRow(r.GetInt32(0), r.GetString(1), r.GetInt32(2), r.GetDouble(3)));
 
     public RunEnvironment? EnvironmentOf(string runId) => Read(
-        "SELECT git_commit, dotnet, torchsharp, libtorch, device, threads, host, os FROM environment WHERE run_id = $id", runId,
-        r => new RunEnvironment(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetInt32(5),
-            r.GetString(6), r.GetString(7))).FirstOrDefault();
+        "SELECT reslab_version, git_commit, dotnet, torchsharp, libtorch, device, threads, host, os FROM environment WHERE run_id = $id", runId,
+        r => new RunEnvironment(r.IsDBNull(0) ? RunEnvironment.Unknown : r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3),
+            r.GetString(4), r.GetString(5), r.GetInt32(6), r.GetString(7), r.GetString(8))).FirstOrDefault();
 
     IReadOnlyList<T> Read<T>(string sql, string runId, Func<SqliteDataReader, T> row)
     {

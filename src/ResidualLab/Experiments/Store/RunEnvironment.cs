@@ -1,28 +1,25 @@
-using System.Reflection;
 using System.Runtime.InteropServices;
 using TorchSharp;
 
 namespace ResidualLab.Experiments.Store;
 
-/// <summary>What a run ran on: the code's commit, the runtime and library versions, device, threads, host.</summary>
+/// <summary>
+/// What a run ran on: the ResidualLab version and commit that produced it, the runtime and library
+/// versions, device, threads, host. Runs recorded before versions were stored read as "unknown".
+/// </summary>
 public sealed record RunEnvironment(
-    string GitCommit, string DotNet, string TorchSharp, string LibTorch, string Device, int Threads, string Host, string Os)
+    string Version, string GitCommit, string DotNet, string TorchSharp, string LibTorch, string Device, int Threads, string Host, string Os)
 {
+    public const string Unknown = "unknown";
+
     public static RunEnvironment Capture(string device) => new(
-        GitCommit: BuildCommit(),
+        Version: BuildInfo.Version,
+        GitCommit: BuildInfo.Commit,
         DotNet: RuntimeInformation.FrameworkDescription,
-        TorchSharp: typeof(torch).Assembly.GetName().Version?.ToString() ?? "unknown",
+        TorchSharp: typeof(torch).Assembly.GetName().Version?.ToString() ?? Unknown,
         LibTorch: torch.__version__,
         Device: device,
         Threads: torch.get_num_threads(),
         Host: Environment.MachineName,
         Os: RuntimeInformation.OSDescription);
-
-    /// <summary>The commit the library was built from (the SDK appends it to the informational version).</summary>
-    static string BuildCommit()
-    {
-        string? version = typeof(RunEnvironment).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
-        int plus = version?.IndexOf('+') ?? -1;
-        return plus >= 0 ? version![(plus + 1)..] : "unknown";
-    }
 }
