@@ -23,7 +23,7 @@ public static class ListCommand
             }
             var table = new Table().AddColumns("name", "what it does", "options (default)");
             foreach (var e in ConnectionCatalog.All)
-                table.AddRow(Markup.Escape(e.Name), Markup.Escape(e.Description),
+                table.AddRow(Markup.Escape(e.Aliases is { Count: > 0 } aliases ? $"{e.Name}\n(alias: {string.Join(", ", aliases)})" : e.Name), Markup.Escape(e.Description),
                     Markup.Escape(string.Join("\n", e.Options.Select(o => $"{o.Key} ({Show(o.Default)}): {o.Description}"))));
             AnsiConsole.Write(table);
             return 0;

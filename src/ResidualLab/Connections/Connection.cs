@@ -16,7 +16,18 @@ public readonly record struct Branch(Tensor Input, Tensor Stream, Tensor? Mix = 
 /// <param name="SublayerIndex">0-based index of this sublayer among all residual sublayers.</param>
 /// <param name="SublayerCount">Number of residual sublayers in the model (2 per transformer block).</param>
 /// <param name="MakeNorm">The model's normalisation over the width (LayerNorm for the GPT).</param>
-public sealed record ConnectionSite(int Width, int SublayerIndex, int SublayerCount, Func<nn.Module<Tensor, Tensor>> MakeNorm);
+/// <param name="SublayersPerLayer">Residual sublayers per layer (block) of the model: 2 for the GPT (attention and
+/// MLP), 1 for the vision models. Schemes whose rule is written per layer (LayerNorm scaling, Mix-LN, CompleteP)
+/// read <see cref="Layer"/> and <see cref="LayerCount"/>.</param>
+public sealed record ConnectionSite(int Width, int SublayerIndex, int SublayerCount, Func<nn.Module<Tensor, Tensor>> MakeNorm,
+    int SublayersPerLayer = 1)
+{
+    /// <summary>0-based index of the layer (block) this sublayer belongs to.</summary>
+    public int Layer => SublayerIndex / SublayersPerLayer;
+
+    /// <summary>Number of layers (blocks) of the model.</summary>
+    public int LayerCount => SublayerCount / SublayersPerLayer;
+}
 
 /// <summary>
 /// One residual connection around one sublayer. Every block is the same three lines:

@@ -4,11 +4,13 @@ namespace ResidualLab.Connections;
 public sealed record ConnectionOption(string Key, object Default, string Description);
 
 /// <summary>One scheme as the CLI, configs and reports know it.</summary>
+/// <param name="Aliases">Other names of the same scheme (a later paper's name for an equal update); they select this entry.</param>
 public sealed record ConnectionEntry(
     string Name,
     string Description,
     IReadOnlyList<ConnectionOption> Options,
-    Func<ConnectionOptions, ConnectionSpec> Create);
+    Func<ConnectionOptions, ConnectionSpec> Create,
+    IReadOnlyList<string>? Aliases = null);
 
 /// <summary>The only list of connection schemes. A new scheme is one file plus one entry here.</summary>
 public static class ConnectionCatalog
@@ -20,7 +22,8 @@ public static class ConnectionCatalog
             o => new NoResidualSpec(o.Bool("norm"))),
         new("pre-norm", "x = x + F(LN(x)) (GPT-2, Xiong et al. 2020)", [], _ => new PreNormSpec()),
         new("post-norm", "x = LN(x + F(x)) (Vaswani et al. 2017)", [], _ => new PostNormSpec()),
-        new("sandwich", "x = x + LN2(F(LN1(x))) (CogView, Ding et al. 2021)", [], _ => new SandwichSpec()),
+        new("sandwich", "x = x + LN2(F(LN1(x))) (CogView, Ding et al. 2021; also Peri-LN, Kim et al. 2025)", [], _ => new SandwichSpec(),
+            Aliases: ["peri-ln"]),
         new("rezero", "x = x + a F(x), scalar a = 0 at init, no norm (Bachlechner et al. 2020)", [], _ => new ReZeroSpec()),
         new("skipinit", "x = x + a F(LN(x)), scalar a = 0 at init (De and Smith 2020)", [], _ => new SkipInitSpec()),
         new("layerscale", "x = x + diag(l) F(LN(x)), per-channel l small at init (CaiT, Touvron et al. 2021)",
@@ -49,18 +52,42 @@ public static class ConnectionCatalog
             o => new ManifoldHyperConnectionsSpec((int)o.Int("n", 1, 64), (int)o.Int("sinkhorn_iters", 1, 10000),
                 o.Double("alpha_init", 0, 100), o.Double("res_diag", -100, 100))),
         new("residual", "x = x + F(x), no norm of its own (He et al. 2016, the ResNet's identity shortcut)", [], _ => new ResidualSpec()),
+        new("layernorm-scaling", "x = x + F(LN(x) / sqrt(l)), l the 1-based layer (Sun et al. 2025, the curse of depth)", [],
+            _ => new LayerNormScalingSpec()),
+        new("mix-ln", "post-norm in the first floor(alpha L) layers, pre-norm after (Li et al. 2024)",
+            [new("post_fraction", MixLnSpec.DefaultPostFraction, "alpha: the fraction of layers, from the input, that are post-norm")],
+            o => new MixLnSpec(o.Double("post_fraction", 0, 1))),
+        new("orthogonal", "x = x + F_perp(LN(x)), only the part of F orthogonal to x (Oh et al. 2025)",
+            [new("eps", OrthogonalSpec.DefaultEps, "added to <x, x> in the projection")],
+            o => new OrthogonalSpec(o.Double("eps", 0, 1))),
+        new("completep", "x = x + (L / L_base)^(-alpha) F(LN(x)) (CompleteP, Dey et al. 2025; alpha = 0.5: depth-muP)",
+            [
+                new("alpha", 1.0, "depth exponent: 1 CompleteP, 0.5 depth-muP"),
+                new("base_depth", 1L, "L_base: the depth at which the multiplier is 1"),
+            ],
+            o => new CompletePSpec(o.Double("alpha", 0, 2), (int)o.Int("base_depth", 1, 10000))),
+        new("laurel", "x = alpha F(LN(x)) + g(x, earlier x): rw beta x, lr x + B A x, pa x + sum gamma_j x_(i-j) (LAuReL, Menghani et al. 2024)",
+            [
+                new("variant", "rw", "rw (learned residual weight), lr (low-rank) or pa (previous activations)"),
+                new("rank", (long)LaurelSpec.DefaultRank, "lr: the rank r of B A"),
+                new("previous", (long)LaurelSpec.DefaultPrevious, "pa: how many earlier streams are added"),
+            ],
+            o => new LaurelSpec(o.String("variant", LaurelSpec.Variants), (int)o.Int("rank", 1, 4096), (int)o.Int("previous", 1, 1024))),
+        new("resi-dual", "post-norm stream x_a and dual stream x_d += F(x_a); output x_a + LN(x_d) (ResiDual, Xie et al. 2023)", [],
+            _ => new ResiDualSpec()),
     ];
 
     public static IEnumerable<string> Names => All.Select(e => e.Name);
 
     public static ConnectionEntry? Find(string name) =>
-        All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase));
+        All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase)
+            || (e.Aliases ?? []).Any(a => string.Equals(a, name, StringComparison.OrdinalIgnoreCase)));
 
     /// <summary>Builds a spec from a name and raw option values; unknown names or options are errors.</summary>
     public static ConnectionSpec Create(string name, IReadOnlyDictionary<string, object>? options = null)
     {
         var entry = Find(name) ?? throw new ConfigException(
-            $"unknown connection '{name}'{Suggest.DidYouMean(name, Names)}; 'reslab list connections' shows them all");
+            $"unknown connection '{name}'{Suggest.DidYouMean(name, Names.Concat(All.SelectMany(e => e.Aliases ?? [])))}; 'reslab list connections' shows them all");
         var reader = new ConnectionOptions(entry, options ?? new Dictionary<string, object>());
         var spec = entry.Create(reader);
         reader.ThrowOnUnused();

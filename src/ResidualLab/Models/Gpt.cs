@@ -129,8 +129,8 @@ public sealed class GptBlock : nn.Module<Tensor, LayerContext, Tensor>
         Func<nn.Module<Tensor, Tensor>> norm = () => nn.LayerNorm(c.DModel, bias: c.Bias);
         attn = new CausalSelfAttention(c.DModel, c.NHead, c.Dropout, c.Bias, c.Init, layer, sublayers, mixFirstValues: c.ValueResidual && layer > 0);
         mlp = new Mlp(c.DModel, c.Dropout, c.Bias, c.Init, layer, sublayers);
-        conn_attn = connection.Build(new ConnectionSite(c.DModel, 2 * layer, sublayers, norm));
-        conn_mlp = connection.Build(new ConnectionSite(c.DModel, 2 * layer + 1, sublayers, norm));
+        conn_attn = connection.Build(new ConnectionSite(c.DModel, 2 * layer, sublayers, norm, SublayersPerLayer: 2));
+        conn_mlp = connection.Build(new ConnectionSite(c.DModel, 2 * layer + 1, sublayers, norm, SublayersPerLayer: 2));
         RegisterComponents();
         conn_attn.InitializeSublayer(attn);
         conn_mlp.InitializeSublayer(mlp);

@@ -25,6 +25,15 @@ static class Schemes
         ("hyper-connections static n=2", new HyperConnectionsSpec(2, Dynamic: false)),
         ("hyper-connections dynamic n=2", new HyperConnectionsSpec(2, Dynamic: true)),
         ("mhc n=2", new ManifoldHyperConnectionsSpec(2)),
+        ("layernorm-scaling", new LayerNormScalingSpec()),
+        ("mix-ln post_fraction=0.5", new MixLnSpec(0.5)),
+        ("orthogonal", new OrthogonalSpec()),
+        ("completep", new CompletePSpec()),
+        ("completep alpha=0.5", new CompletePSpec(Alpha: 0.5)),
+        ("laurel rw", new LaurelSpec("rw")),
+        ("laurel lr rank=2", new LaurelSpec("lr", Rank: 2)),
+        ("laurel pa previous=2", new LaurelSpec("pa", Previous: 2)),
+        ("resi-dual", new ResiDualSpec()),
     ];
 
     public static TheoryData<string> Labels => new(All.Select(s => s.Label));

@@ -1,0 +1,45 @@
+using static TorchSharp.torch;
+
+namespace ResidualLab.Connections;
+
+// Axes: b batch, t position, d width (the last axis).
+
+/// <summary>
+/// CompleteP / depth-muP: pre-norm with every branch multiplied by m^(-alpha), m = L / L_base the depth
+/// multiplier (L layers): x_{l+1} = x_l + m^(-alpha) F(LN(x_l)). alpha = 1 is CompleteP, alpha = 1/2 depth-muP;
+/// with L_base = 1 (the default) the multiplier is 1/L or 1/sqrt(L).
+/// Dey et al. 2025, "Don't be lazy: CompleteP enables compute-efficient deep transformers" (arXiv 2505.01618),
+/// table 1; reference code EleutherAI/nanoGPT-mup (branch completep).
+/// The paper pairs the multiplier with an AdamW rule: the hidden layers' learning rate times m^(alpha - 1)
+/// (1 for CompleteP, alpha = 1) and AdamW's eps times m^(-alpha). This scheme sets the multiplier only: the
+/// trainer's AdamW has one learning rate and one eps, so the rule is not applied; for alpha = 1 that leaves
+/// only the eps rule unapplied.
+/// </summary>
+public sealed record CompletePSpec(double Alpha = 1, int BaseDepth = 1) : ConnectionSpec
+{
+    public override string Name => "completep";
+    public override Connection Build(ConnectionSite site) => new CompletePResidual(site, Multiplier(site.LayerCount));
+    public override IReadOnlyDictionary<string, object> Options =>
+        new Dictionary<string, object> { ["alpha"] = Alpha, ["base_depth"] = (long)BaseDepth };
+
+    /// <summary>The branch multiplier (L / L_base)^(-alpha) for a model of <paramref name="layers"/> layers.</summary>
+    public double Multiplier(int layers) => Math.Pow((double)layers / BaseDepth, -Alpha);
+}
+
+public sealed class CompletePResidual : Connection
+{
+    readonly nn.Module<Tensor, Tensor> norm;
+
+    public double Multiplier { get; }
+
+    public CompletePResidual(ConnectionSite site, double multiplier) : base(nameof(CompletePResidual))
+    {
+        norm = site.MakeNorm();
+        Multiplier = multiplier;
+        RegisterComponents();
+    }
+
+    public override Branch Prepare(Tensor stream, LayerContext ctx) => new(norm.call(stream), stream);
+
+    public override Tensor Combine(Tensor output, Branch branch, LayerContext ctx) => branch.Stream + Multiplier * output;
+}

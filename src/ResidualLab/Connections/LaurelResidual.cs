@@ -1,0 +1,93 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace ResidualLab.Connections;
+
+// Axes: b batch, t position, d width (the last axis); r the rank of LR; k earlier streams of PA.
+
+/// <summary>
+/// LAuReL, the learned augmented residual: x_{i+1} = alpha f(x_i) + g(x_i, x_{i-1}, ...), f(x) = F(LN(x))
+/// the pre-norm sublayer and alpha a learned scalar. Three forms of g:
+/// <list type="bullet">
+/// <item>rw (residual weights): g = beta x_i, beta a learned scalar.</item>
+/// <item>lr (low rank): g = x_i + B A x_i, A [r, d], B [d, r].</item>
+/// <item>pa (previous activations): g = x_i + sum_{j=1..k} gamma_j x_{i-j} over the k streams before x_i
+/// (fewer near the input), gamma learned.</item>
+/// </list>
+/// Menghani, Kumar and Kumar 2024, "LAuReL: Learned Augmented Residual Layer" (arXiv 2411.07501), sec. 2.
+/// Choices where the paper leaves them open: every form starts as the pre-norm residual (alpha = beta = 1,
+/// B = 0 with A ~ N(0, 1/d), gamma = 0); PA adds the earlier streams themselves (the paper allows a
+/// low-rank map of each) and reads the streams before each residual sublayer (attention and MLP apart).
+/// </summary>
+public sealed record LaurelSpec(string Variant = "rw", int Rank = LaurelSpec.DefaultRank, int Previous = LaurelSpec.DefaultPrevious)
+    : ConnectionSpec
+{
+    public const int DefaultRank = 16;
+    public const int DefaultPrevious = 4;
+    public static readonly string[] Variants = ["rw", "lr", "pa"];
+
+    public override string Name => "laurel";
+    public override Connection Build(ConnectionSite site) => new LaurelResidual(site, this);
+    public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>
+    {
+        ["variant"] = Variant, ["rank"] = (long)Rank, ["previous"] = (long)Previous,
+    };
+}
+
+public sealed class LaurelResidual : Connection
+{
+    readonly nn.Module<Tensor, Tensor> norm;
+    readonly Parameter alpha;        // weight of f
+    readonly Parameter? beta;        // rw: weight of x_i
+    readonly Parameter? down, up;    // lr: A [r, d], B [d, r]
+    readonly Parameter? gamma;       // pa: [k], weights of x_{i-1}, ..., x_{i-k}
+    readonly int index;
+
+    public LaurelResidual(ConnectionSite site, LaurelSpec spec) : base(nameof(LaurelResidual))
+    {
+        index = site.SublayerIndex;
+        norm = site.MakeNorm();
+        alpha = nn.Parameter(ones(1));
+        switch (spec.Variant)
+        {
+            case "rw":
+                beta = nn.Parameter(ones(1));
+                break;
+            case "lr":
+                int rank = Math.Min(spec.Rank, site.Width);
+                down = nn.Parameter(normal(0, 1 / Math.Sqrt(site.Width), [rank, site.Width]));
+                up = nn.Parameter(zeros(site.Width, rank));
+                break;
+            case "pa":
+                int previous = Math.Min(spec.Previous, index);
+                if (previous > 0) gamma = nn.Parameter(zeros(previous));
+                break;
+            default:
+                throw new ArgumentException($"LAuReL variant '{spec.Variant}' is not one of {string.Join(", ", LaurelSpec.Variants)}");
+        }
+        RegisterComponents();
+    }
+
+    public override Branch Prepare(Tensor stream, LayerContext ctx) => new(norm.call(stream), stream);
+
+    public override Tensor Combine(Tensor output, Branch branch, LayerContext ctx)
+    {
+        var x = branch.Stream;
+        var g = beta is not null ? beta * x
+            : up is not null ? x + x.matmul(down!.t()).matmul(up.t())
+            : x + Previous(ctx);
+        return alpha * output + g;
+    }
+
+    /// <summary>sum_j gamma_j x_{i-j}, read from the streams the model recorded before this sublayer.</summary>
+    Tensor Previous(LayerContext ctx)
+    {
+        if (gamma is null) return zeros(1, dtype: alpha.dtype, device: alpha.device);
+        if (ctx.History.Count != index + 1)
+            throw new InvalidOperationException(
+                $"LAuReL-PA at sublayer {index} needs every earlier stream in LayerContext.History; found {ctx.History.Count} entries");
+        Tensor sum = gamma[0] * ctx.History[index - 1];
+        for (int j = 1; j < gamma.shape[0]; j++) sum = sum + gamma[j] * ctx.History[index - 1 - j];
+        return sum;
+    }
+}

@@ -1,0 +1,38 @@
+using static TorchSharp.torch;
+
+namespace ResidualLab.Connections;
+
+// Axes: b batch, t position, d width (the last axis).
+
+/// <summary>
+/// LayerNorm scaling: pre-norm whose norm output is scaled by 1/sqrt(l), l the 1-based index of the layer:
+/// x_{l+1} = x_l + F(LN(x_l) / sqrt(l)). Both sublayers of a transformer layer share its l.
+/// Sun et al. 2025, "The Curse of Depth in Large Language Models" (arXiv 2502.05795), eq. 5. The paper
+/// scales every LayerNorm of layer l, here the ones in front of the sublayers; the model's final norm is
+/// not scaled (the paper does not count it as a layer).
+/// </summary>
+public sealed record LayerNormScalingSpec : ConnectionSpec
+{
+    public override string Name => "layernorm-scaling";
+    public override Connection Build(ConnectionSite site) => new LayerNormScalingResidual(site);
+    public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
+}
+
+public sealed class LayerNormScalingResidual : Connection
+{
+    readonly nn.Module<Tensor, Tensor> norm;
+
+    /// <summary>1/sqrt(l) for this sublayer's layer l (1-based).</summary>
+    public double Scale { get; }
+
+    public LayerNormScalingResidual(ConnectionSite site) : base(nameof(LayerNormScalingResidual))
+    {
+        norm = site.MakeNorm();
+        Scale = 1.0 / Math.Sqrt(site.Layer + 1);
+        RegisterComponents();
+    }
+
+    public override Branch Prepare(Tensor stream, LayerContext ctx) => new(norm.call(stream) * Scale, stream);
+
+    public override Tensor Combine(Tensor output, Branch branch, LayerContext ctx) => branch.Stream + output;
+}

@@ -1,0 +1,218 @@
+using ResidualLab.Connections;
+using ResidualLab.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ResidualLab.Tests.Connections;
+
+/// <summary>The defining property of each single-stream scheme of 2023-2025, checked in float64.</summary>
+[Collection(ConnectionsCollection.Name)]
+public class RecentSchemeTests
+{
+    static readonly GptConfig Tiny = new(VocabSize: 13, NLayer: 4, DModel: 16, NHead: 2, BlockSize: 8);
+
+    static Gpt Model(ConnectionSpec spec, GptConfig? config = null)
+    {
+        manual_seed(11);
+        var model = new Gpt(config ?? Tiny, spec);
+        model.to(ScalarType.Float64);
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Copies every parameter the two models share by name from <paramref name="source"/>.</summary>
+    static void CopyShared(Gpt source, Gpt target)
+    {
+        var from = source.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        using var _ = no_grad();
+        foreach (var (name, p) in target.named_parameters())
+            if (from.TryGetValue(name, out var src)) p.copy_(src);
+    }
+
+    static Tensor Tokens() => tensor(new long[] { 1, 5, 2, 7, 3, 3, 9, 12, 0, 4, 8, 6, 11, 2, 5, 1 }, [2, 8]);
+
+    static Tensor Hidden(Gpt model)
+    {
+        using var _ = no_grad();
+        return model.Forward(Tokens(), null);
+    }
+
+    static double MaxDiff(Tensor a, Tensor b) => (a - b).abs().max().item<double>();
+
+    static double Compare(ConnectionSpec reference, ConnectionSpec scheme)
+    {
+        using var a = Model(reference);
+        using var b = Model(scheme);
+        CopyShared(a, b);
+        return MaxDiff(Hidden(a), Hidden(b));
+    }
+
+    static IEnumerable<Connection> Connections(Gpt model) =>
+        model.Blocks.SelectMany(b => new[] { b.AttentionConnection, b.MlpConnection });
+
+    [Fact]
+    public void Peri_ln_is_the_sandwich_scheme_by_another_name()
+    {
+        // Kim et al. 2025 (arXiv 2502.02732): y = x + Norm(F(Norm(x))), sandwich's update.
+        Assert.Equal(new SandwichSpec(), ConnectionCatalog.Create("peri-ln"));
+        Assert.Equal(new SandwichSpec(), ConnectionCatalog.Create("Peri-LN"));
+    }
+
+    [Fact]
+    public void LayerNorm_scaling_divides_each_layers_norm_output_by_the_root_of_its_index()
+    {
+        using var model = Model(new LayerNormScalingSpec());
+        var scales = Connections(model).Cast<LayerNormScalingResidual>().Select(c => c.Scale).ToList();
+        Assert.Equal([1, 1, 1 / Math.Sqrt(2), 1 / Math.Sqrt(2), 1 / Math.Sqrt(3), 1 / Math.Sqrt(3), 0.5, 0.5], scales);
+        using var _ = no_grad();
+        var x = randn([2, 8, 16], dtype: ScalarType.Float64);
+        var conn = model.Blocks[2].MlpConnection;
+        var branch = conn.Prepare(x, new LayerContext(8));
+        var expected = nn.functional.layer_norm(x, [16], eps: 1e-5) / Math.Sqrt(3);
+        Assert.True(MaxDiff(branch.Input, expected) < 1e-12);
+        var y = randn([2, 8, 16], dtype: ScalarType.Float64);
+        Assert.True(MaxDiff(conn.Combine(y, branch, new LayerContext(8)), x + y) < 1e-12);
+    }
+
+    [Theory]
+    [InlineData(0.25, 1)]
+    [InlineData(0.5, 2)]
+    [InlineData(0.0, 0)]
+    public void Mix_ln_switches_from_post_to_pre_norm_at_its_layer(double fraction, int postLayers)
+    {
+        using var model = Model(new MixLnSpec(fraction));
+        var post = Connections(model).Cast<MixLnResidual>().Select(c => c.IsPostNorm).ToList();
+        Assert.Equal(Enumerable.Range(0, 8).Select(k => k / 2 < postLayers), post);
+    }
+
+    [Fact]
+    public void Mix_ln_at_its_ends_is_pre_norm_and_post_norm()
+    {
+        Assert.True(Compare(new PreNormSpec(), new MixLnSpec(0)) < 1e-12);
+        Assert.True(Compare(new PostNormSpec(), new MixLnSpec(1)) < 1e-12);
+        Assert.True(Compare(new PreNormSpec(), new MixLnSpec()) > 1e-3); // the post-norm layer changes the function
+    }
+
+    [Fact]
+    public void The_orthogonal_update_is_orthogonal_to_the_stream()
+    {
+        using var model = Model(new OrthogonalSpec());
+        using var _ = no_grad();
+        var x = randn([2, 8, 16], dtype: ScalarType.Float64) * 3;
+        var y = randn([2, 8, 16], dtype: ScalarType.Float64) + x; // a branch output leaning on x
+        var conn = model.Blocks[1].AttentionConnection;
+        var ctx = new LayerContext(8);
+        var update = conn.Combine(y, conn.Prepare(x, ctx), ctx) - x;
+        var cosine = (update * x).sum(-1) / (update.norm(-1) * x.norm(-1));
+        Assert.True(cosine.abs().max().item<double>() < 1e-6);
+        // The orthogonal part is all of y but its projection: y = y_perp + c x.
+        var along = y - update;
+        var c = (along * x).sum(-1, keepdim: true) / (x * x).sum(-1, keepdim: true);
+        Assert.True(MaxDiff(along, c * x) < 1e-9);
+    }
+
+    [Theory]
+    [InlineData(1.0, 1, 0.25)]
+    [InlineData(0.5, 1, 0.5)]
+    [InlineData(1.0, 2, 0.5)]
+    public void CompleteP_multiplies_every_branch_by_the_depth_rule(double alpha, int baseDepth, double multiplier)
+    {
+        using var model = Model(new CompletePSpec(alpha, baseDepth)); // 4 layers
+        Assert.All(Connections(model).Cast<CompletePResidual>(), c => Assert.Equal(multiplier, c.Multiplier, 12));
+        using var _ = no_grad();
+        var x = randn([2, 8, 16], dtype: ScalarType.Float64);
+        var y = randn([2, 8, 16], dtype: ScalarType.Float64);
+        var conn = model.Blocks[3].AttentionConnection;
+        var ctx = new LayerContext(8);
+        Assert.True(MaxDiff(conn.Combine(y, conn.Prepare(x, ctx), ctx), x + multiplier * y) < 1e-12);
+    }
+
+    [Fact]
+    public void CompleteP_at_its_base_depth_is_pre_norm() =>
+        Assert.True(Compare(new PreNormSpec(), new CompletePSpec(1, BaseDepth: Tiny.NLayer)) < 1e-12);
+
+    [Theory]
+    [InlineData("rw")]
+    [InlineData("lr")]
+    [InlineData("pa")]
+    public void Laurel_at_init_is_pre_norm_and_its_augmentation_is_live(string variant)
+    {
+        using var preNorm = Model(new PreNormSpec());
+        using var laurel = Model(new LaurelSpec(variant, Rank: 4, Previous: 3));
+        CopyShared(preNorm, laurel);
+        var expected = Hidden(preNorm);
+        Assert.True(MaxDiff(Hidden(laurel), expected) < 1e-12);
+        using (no_grad())
+            foreach (var (name, p) in laurel.named_parameters().Where(np => np.name.Contains(".conn_") && !np.name.Contains("norm")))
+                p.add_(0.1);
+        Assert.True(MaxDiff(Hidden(laurel), expected) > 1e-3);
+    }
+
+    [Fact]
+    public void Laurel_pa_adds_the_weighted_earlier_streams()
+    {
+        using var model = Model(new LaurelSpec("pa", Previous: 2));
+        var conn = model.Blocks[1].MlpConnection; // sublayer 3: reads x_2 and x_1 besides x_3
+        var gamma = conn.named_parameters().Single(p => p.name == "gamma").parameter;
+        using var _ = no_grad();
+        gamma.copy_(tensor(new[] { 0.3, -0.7 }, dtype: ScalarType.Float64));
+        var ctx = new LayerContext(8);
+        var history = Enumerable.Range(0, 4).Select(_ => randn([2, 8, 16], dtype: ScalarType.Float64)).ToList();
+        ctx.History.AddRange(history);
+        for (int i = 0; i < 3; i++) ctx.Advance();
+        var y = randn([2, 8, 16], dtype: ScalarType.Float64);
+        var result = conn.Combine(y, conn.Prepare(history[3], ctx), ctx);
+        Assert.True(MaxDiff(result, y + history[3] + 0.3 * history[2] - 0.7 * history[1]) < 1e-12);
+    }
+
+    [Fact]
+    public void ResiDual_computes_its_two_streams_definition()
+    {
+        using var model = Model(new ResiDualSpec(), Tiny with { NLayer = 2 });
+        var conns = Connections(model).ToList();
+        var sublayers = Enumerable.Range(0, 4).Select(_ => randn([16, 16], dtype: ScalarType.Float64) * 0.3).ToList();
+        using var _ = no_grad();
+        var x0 = randn([2, 8, 16], dtype: ScalarType.Float64);
+
+        // By the definition: x_a <- LN(x_a + f(x_a)), x_d <- x_d + f(x_a), output x_a + LN(x_d).
+        Tensor LN(Tensor t) => nn.functional.layer_norm(t, [16], eps: 1e-5);
+        Tensor xa = x0, xd = x0;
+        foreach (var w in sublayers)
+        {
+            var f = xa.matmul(w).tanh();
+            (xa, xd) = (LN(xa + f), xd + f);
+        }
+        var expected = xa + LN(xd);
+
+        var spec = new ResiDualSpec();
+        var stream = spec.Expand(x0);
+        var ctx = new LayerContext(4);
+        for (int k = 0; k < 4; k++)
+        {
+            var branch = conns[k].Prepare(stream, ctx);
+            stream = conns[k].Combine(branch.Input.matmul(sublayers[k]).tanh(), branch, ctx);
+            ctx.Advance();
+        }
+        Assert.True(MaxDiff(spec.Reduce(stream), expected) < 1e-12);
+    }
+
+    [Theory]
+    [InlineData("layernorm-scaling")]
+    [InlineData("mix-ln")]
+    [InlineData("orthogonal")]
+    [InlineData("completep")]
+    [InlineData("laurel")]
+    [InlineData("resi-dual")]
+    public void The_vision_models_take_the_scheme(string scheme)
+    {
+        foreach (var family in new[] { "resnet", "mlp" })
+        {
+            manual_seed(1);
+            using var model = new VisionConfig(family, family == "mlp" ? 6 : 8, 4, InChannels: 1, ImageSize: 12, Classes: 10)
+                .Build(ConnectionCatalog.Create(scheme));
+            using var logits = model.call(randn(3, 1, 12, 12));
+            Assert.Equal(new long[] { 3, 10 }, logits.shape);
+            Assert.True(logits.isfinite().all().item<bool>(), $"{scheme} in {family}");
+        }
+    }
+}
