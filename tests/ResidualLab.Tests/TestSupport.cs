@@ -22,7 +22,7 @@ static class TestSupport
         return string.Concat(Enumerable.Repeat(verse, repeats));
     }
 
-    public static CharCorpus TinyCorpus(int blockSize = 16) => CharCorpus.FromText(TinyText(), 0.1, blockSize, "tiny");
+    public static TokenCorpus TinyCorpus(int blockSize = 16) => CharCorpus.FromText(TinyText(), 0.1, blockSize, "tiny");
 
     /// <summary>A config for a tiny GPT; overrides as "section.key=value".</summary>
     public static RunConfig TinyConfig(params string[] overrides)

@@ -41,7 +41,7 @@ public static class DemoCommand
             AnsiConsole.MarkupLineInterpolated(
                 $"[bold]With vs without the residual[/]: {grid.Count} runs, depths {string.Join(",", depthList)}, {k} seed(s); d_model {first.Model.DModel}, n_head {first.Model.NHead}, block_size {first.Model.BlockSize}, batch {first.Train.BatchSize}, {first.Train.MaxIters} steps, lr {first.Train.Lr}");
             var corpus = CorpusLoader.Load(first.Data, first.Model.BlockSize);
-            AnsiConsole.MarkupLineInterpolated($"corpus {corpus.Source}: {corpus.Train.Length + corpus.Val.Length:N0} characters, vocabulary {corpus.VocabSize}");
+            AnsiConsole.MarkupLineInterpolated($"corpus {corpus.Source}: {corpus.Train.Length + corpus.Val.Length + corpus.Test.Length:N0} tokens ({corpus.Tokenizer.Spec}), vocabulary {corpus.VocabSize}");
 
             using var store = ResultsStore.Open(outDir);
             var clock = Stopwatch.StartNew();

@@ -27,13 +27,15 @@ public static class EvalCommand
             using var model = loaded.Model;
             var (m, t) = (loaded.Config.Model, loaded.Config.Train);
             var runData = loaded.Config.Data;
-            string dataPath = parsed.GetValue(data)
-                ?? (runData.Path.Length > 0 ? runData.Path : RegistryCorpus.Ensure(RegistryCorpus.Find(runData.Corpus)));
-            var corpus = CharCorpus.FromFile(dataPath, loaded.Config.Data.ValFraction, m.BlockSize, loaded.Vocabulary);
+            if (parsed.GetValue(data) is { } dataPath) runData = runData with { Path = dataPath };
+            // The checkpoint's own tokenizer, so the text is encoded exactly as in training.
+            var corpus = CorpusLoader.Load(runData, m.BlockSize, loaded.Tokenizer);
             model.eval();
             double loss = Trainer.FixedBatchLoss(model, corpus.Val, t.BatchSize, t.EvalBatches, CPU);
+            string split = runData.Path.Length > 0 || runData.Corpus != GutenbergCorpus.Name
+                ? $"the last {runData.ValFraction:0.###} of" : "the validation books of";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"val loss {loss:0.000000} ({t.EvalBatches} fixed batches of {t.BatchSize} x {m.BlockSize} tokens from the last {loaded.Config.Data.ValFraction:0.###} of '{dataPath}')"));
+                $"val loss {loss:0.000000} ({t.EvalBatches} fixed batches of {t.BatchSize} x {m.BlockSize} {loaded.Tokenizer.Spec} tokens from {split} '{corpus.Source}')"));
             return 0;
         });
         return command;

@@ -36,8 +36,7 @@ public static class ProbeCommand
             var checkpoint = RunExport.Load(dir);
             using var model = checkpoint.Model;
             var config = checkpoint.Config;
-            string dataPath = config.Data.Path.Length > 0 ? config.Data.Path : RegistryCorpus.Ensure(RegistryCorpus.Find(config.Data.Corpus));
-            var corpus = CharCorpus.FromFile(dataPath, config.Data.ValFraction, config.Model.BlockSize, checkpoint.Vocabulary);
+            var corpus = CorpusLoader.Load(config.Data, config.Model.BlockSize, checkpoint.Tokenizer);
             var probes = new LayerProbes(model, corpus.Val, config.Train.BatchSize, config.Train.EvalBatches, CPU);
 
             double intact = probes.Intact();

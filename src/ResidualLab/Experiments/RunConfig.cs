@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using ResidualLab.Connections;
 using ResidualLab.Data;
+using ResidualLab.Data.Tokenizers;
 using ResidualLab.Layers;
 using ResidualLab.Models;
 
@@ -10,7 +11,8 @@ namespace ResidualLab.Experiments;
 /// <summary>A vision run's model, image set and optimiser settings beyond the shared keys.</summary>
 public sealed record VisionSettings(VisionConfig Model, string Images, bool Augment, int TrainImages, double Momentum);
 
-public sealed record DataSettings(string Corpus, string Path, double ValFraction);
+/// <param name="Tokenizer">data.tokenizer: "char", "gpt2" or "bpe:N".</param>
+public sealed record DataSettings(string Corpus, string Path, double ValFraction, string Tokenizer = "char");
 
 public sealed record TrainSettings(
     int BatchSize, int MaxIters, double Lr, double MinLr, int WarmupIters, double WeightDecay,
@@ -98,8 +100,14 @@ public sealed record RunConfig(
         try { connection = ConnectionCatalog.Create(v.String("connection.name"), v.ConnectionOptions); }
         catch (ConfigException ex) { throw new ConfigException($"{v.OriginOf("connection.name")}: {ex.Message}"); }
 
-        var data = new DataSettings(v.String("data.corpus"), v.String("data.path"), Float("data.val_fraction", 0, 1, true));
+        var data = new DataSettings(v.String("data.corpus"), v.String("data.path"), Float("data.val_fraction", 0, 1, true), v.String("data.tokenizer"));
         if (data.ValFraction >= 1) throw new ConfigException($"{v.OriginOf("data.val_fraction")}: 'data.val_fraction' must be below 1");
+        if (data.Path.Length == 0 && !RegistryCorpus.Names.Contains(data.Corpus))
+            throw new ConfigException($"{v.OriginOf("data.corpus")}: {RegistryCorpus.UnknownCorpus(data.Corpus).Message}");
+        if (data.Path.Length == 0 && data.Corpus == GutenbergCorpus.Name && v.OriginOf("data.val_fraction") != "default")
+            throw new ConfigException($"{v.OriginOf("data.val_fraction")}: the gutenberg corpus is split by whole books (data.val_fraction applies to moby-dick and data.path files); remove data.val_fraction");
+        try { TokenizerSpec.Parse(data.Tokenizer); }
+        catch (ConfigException ex) { throw new ConfigException($"{v.OriginOf("data.tokenizer")}: {ex.Message}"); }
 
         int maxIters = Int("train.max_iters", 1);
         var train = new TrainSettings(

@@ -1,5 +1,6 @@
 using ResidualLab.Checkpoints;
 using ResidualLab.Data;
+using ResidualLab.Data.Tokenizers;
 using ResidualLab.Experiments.Store;
 using ResidualLab.Native;
 using ResidualLab.Training;
@@ -20,7 +21,7 @@ public static class RunExecutor
 
     /// <param name="resume">Continue from the run folder's checkpoint if there is one.</param>
     public static TrainResult Execute(RunConfig config, string runDir, ITrainingObserver? progress = null,
-        CharCorpus? corpus = null, CancellationToken cancel = default, ResultsStore? store = null, bool resume = false)
+        TokenCorpus? corpus = null, CancellationToken cancel = default, ResultsStore? store = null, bool resume = false)
     {
         if (config.Vision is not null) return ExecuteVision(config, runDir, progress, cancel: cancel, store: store).Run;
         TorchRuntime.SetThreads(config.Threads);
@@ -34,13 +35,14 @@ public static class RunExecutor
             Trainer trainer;
             lock (InitGate) trainer = new Trainer(config, corpus, device);
             using var files = new RunFiles(runDir, config, resumeStep);
+            DataProvenance.Write(runDir, corpus);
             var observers = new CompositeObserver(files, store is null ? null : new StoreObserver(store, config.RunId), progress);
             var result = trainer.Run(observers, cancel, new CheckpointPolicy(checkpoint, config.CheckpointInterval, resume));
             if (result.Status == RunStatus.Done)
             {
                 trainer.SaveModel(Path.Combine(runDir, "model.pt"));
                 File.Delete(checkpoint);
-                File.WriteAllText(Path.Combine(runDir, VocabularyJson.RunFileName), VocabularyJson.Write(corpus.Vocabulary));
+                File.WriteAllText(Path.Combine(runDir, TokenizerJson.RunFileName(corpus.Tokenizer)), TokenizerJson.Write(corpus.Tokenizer));
             }
             trainer.Optimizer.Dispose();
             trainer.Model.Dispose();

@@ -48,7 +48,7 @@ public static class SweepRunner
     static void InProcess(List<RunConfig> todo, string resultsDir, ResultsStore store, Func<RunConfig, ITrainingObserver?> progress,
         Action<string> log, CancellationToken cancel, List<string> trained, List<string> unfinished)
     {
-        var corpora = new Dictionary<(DataSettings, int), CharCorpus>();
+        var corpora = new Dictionary<(DataSettings, int), TokenCorpus>();
         foreach (var run in todo)
         {
             if (cancel.IsCancellationRequested) return;

@@ -22,7 +22,7 @@ public sealed class Trainer
     public const ulong EvalSeed = 0x5EED_E7A1;
 
     readonly RunConfig _config;
-    readonly CharCorpus _corpus;
+    readonly TokenCorpus _corpus;
     readonly Device _device;
 
     public Gpt Model { get; }
@@ -30,7 +30,7 @@ public sealed class Trainer
     public LrSchedule Schedule { get; }
     public TokenBatcher TrainBatches { get; }
 
-    public Trainer(RunConfig config, CharCorpus corpus, Device device)
+    public Trainer(RunConfig config, TokenCorpus corpus, Device device)
     {
         _config = config;
         _corpus = corpus;
@@ -68,7 +68,7 @@ public sealed class Trainer
     /// Mean loss of <paramref name="model"/> (in the mode it is in) over the first <paramref name="batches"/>
     /// batches of <paramref name="tokens"/> drawn with <see cref="EvalSeed"/>: the same windows for every run.
     /// </summary>
-    public static double FixedBatchLoss(Gpt model, int[] tokens, int batchSize, int batches, Device device)
+    public static double FixedBatchLoss(Gpt model, TokenSequence tokens, int batchSize, int batches, Device device)
     {
         var batcher = new TokenBatcher(tokens, batchSize, model.Config.BlockSize, EvalSeed);
         double sum = 0;

@@ -1,5 +1,6 @@
 using ResidualLab.Experiments;
 using ResidualLab.Checkpoints;
+using ResidualLab.Data.Tokenizers;
 using ResidualLab.Models;
 using ResidualLab.Training;
 using static TorchSharp.torch;
@@ -14,8 +15,10 @@ public class GptCheckpointTests
         var corpus = TestSupport.TinyCorpus(config.Model.BlockSize);
         manual_seed(21);
         var model = new Gpt(config.Model with { VocabSize = corpus.VocabSize }, config.Connection);
-        return new GptCheckpoint(model, config, corpus.Vocabulary);
+        return new GptCheckpoint(model, config, corpus.Tokenizer);
     }
+
+    static IReadOnlyList<char> Vocabulary(GptCheckpoint checkpoint) => ((CharTokenizer)checkpoint.Tokenizer).Vocabulary;
 
     static string SaveToTemp(GptCheckpoint checkpoint)
     {
@@ -58,11 +61,11 @@ public class GptCheckpointTests
         using var restored = loaded.Model;
 
         Assert.Equal(original.Config.Canonical, loaded.Config.Canonical);
-        Assert.Equal(original.Vocabulary, loaded.Vocabulary);
+        Assert.Equal(Vocabulary(original), Vocabulary(loaded));
         model.eval();
         restored.eval();
         using var _ = no_grad();
-        var idx = randint(0, original.Vocabulary.Count, [3, 16], dtype: ScalarType.Int64);
+        var idx = randint(0, original.Tokenizer.VocabSize, [3, 16], dtype: ScalarType.Int64);
         Assert.True(SameBits(model.call(idx), restored.call(idx)), "logits differ");
         var expected = model.state_dict();
         foreach (var (name, tensor) in restored.state_dict()) Assert.True(SameBits(tensor, expected[name]), name);
@@ -78,13 +81,13 @@ public class GptCheckpointTests
         var corpus = TestSupport.TinyCorpus(config.Model.BlockSize);
         var trainer = new Trainer(config, corpus, CPU);
         var result = trainer.Run();
-        string path = SaveToTemp(new GptCheckpoint(trainer.Model, config, corpus.Vocabulary));
+        string path = SaveToTemp(new GptCheckpoint(trainer.Model, config, corpus.Tokenizer));
         trainer.Model.Dispose();
 
         var loaded = GptCheckpoint.Load(path);
         using var model = loaded.Model;
         model.eval();
-        var reencoded = ResidualLab.Data.CharCorpus.FromText(TestSupport.TinyText(), config.Data.ValFraction, config.Model.BlockSize, "tiny", loaded.Vocabulary);
+        var reencoded = ResidualLab.Data.CharCorpus.FromText(TestSupport.TinyText(), config.Data.ValFraction, config.Model.BlockSize, "tiny", Vocabulary(loaded));
         double loss = Trainer.FixedBatchLoss(model, reencoded.Val, config.Train.BatchSize, config.Train.EvalBatches, CPU);
         Assert.Equal(result.FinalEval!.ValLoss, loss);
     }
@@ -143,8 +146,8 @@ public class GptCheckpointTests
         var rebuilt = RunExport.Load(runDir);
         using var rebuiltModel = rebuilt.Model;
 
-        Assert.Equal(TestSupport.TinyCorpus().Vocabulary, recorded.Vocabulary);
-        Assert.Equal(recorded.Vocabulary, rebuilt.Vocabulary);
+        Assert.Equal(((CharTokenizer)TestSupport.TinyCorpus().Tokenizer).Vocabulary, Vocabulary(recorded));
+        Assert.Equal(Vocabulary(recorded), Vocabulary(rebuilt));
         Assert.Equal(config.Canonical, recorded.Config.Canonical);
         var expected = model.state_dict();
         foreach (var (name, tensor) in rebuiltModel.state_dict()) Assert.True(SameBits(tensor, expected[name]), name);

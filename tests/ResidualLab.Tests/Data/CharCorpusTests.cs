@@ -8,7 +8,7 @@ public class CharCorpusTests
     public void Vocabulary_is_sorted_distinct_characters_and_split_is_90_10()
     {
         var corpus = CharCorpus.FromText(new string('b', 900) + new string('a', 100), 0.1, 8);
-        Assert.Equal(new[] { 'a', 'b' }, corpus.Vocabulary);
+        Assert.Equal(new[] { 'a', 'b' }, ((ResidualLab.Data.Tokenizers.CharTokenizer)corpus.Tokenizer).Vocabulary);
         Assert.Equal(900, corpus.Train.Length);
         Assert.Equal(100, corpus.Val.Length);
         Assert.All(corpus.Train, id => Assert.Equal(1, id));
