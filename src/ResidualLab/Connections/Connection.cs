@@ -1,3 +1,4 @@
+using ResidualLab.Hooks;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -58,8 +59,15 @@ public interface IResidualSublayer
 }
 
 /// <summary>Per-forward-pass state shared by the connections of one model.</summary>
-public sealed class LayerContext(int sublayerCount)
+public sealed class LayerContext(int sublayerCount, HookSet? hooks = null)
 {
+    /// <summary>The activation at hook point <paramref name="name"/>, after any hook attached there.</summary>
+    public Tensor Hook(string name, Tensor activation) => hooks is null ? activation : hooks.Run(name, activation);
+
+    /// <summary>Each sublayer's connection and the branch it prepared, in order, when a caller asks for them
+    /// (direct logit attribution replays the depth steps); null: not recorded.</summary>
+    public List<(Connection Connection, Branch Branch)>? Branches { get; init; }
+
     /// <summary>Index of the sublayer being run.</summary>
     public int SublayerIndex { get; private set; }
 

@@ -62,6 +62,8 @@ public sealed class HyperConnections : Connection, IStreamMixing
 
     public StreamMaps? LastMaps { get; private set; }
 
+    public IEnumerable<Parameter> ResidualMixingParameters => [residual];
+
     public override Branch Prepare(Tensor stream, LayerContext ctx)
     {
         Tensor am, ar, b;

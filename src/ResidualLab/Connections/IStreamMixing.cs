@@ -16,4 +16,8 @@ public interface IStreamMixing
 {
     /// <summary>The maps of the last <see cref="Connection.Prepare"/>; null before the first. Valid while that pass's tensors live.</summary>
     StreamMaps? LastMaps { get; }
+
+    /// <summary>The parameters that set H_res directly (mHC: the bias of its logits; HC: the static matrix):
+    /// the training probe reads the gradient that reaches them. Empty: not reported.</summary>
+    IEnumerable<TorchSharp.Modules.Parameter> ResidualMixingParameters => [];
 }

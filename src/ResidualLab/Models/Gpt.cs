@@ -1,4 +1,5 @@
 using ResidualLab.Connections;
+using ResidualLab.Hooks;
 using ResidualLab.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -48,19 +49,19 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
     public IReadOnlyList<GptBlock> Blocks => h.ToList();
 
     /// <summary>Token ids [b, t] to logits [b, t, vocab].</summary>
-    public override Tensor forward(Tensor idx) => Head(Forward(idx, null));
+    public override Tensor forward(Tensor idx) => Head(Forward(idx, Hooks), Hooks);
 
-    /// <summary>
-    /// Called with each forward pass's context after the last block (its History holds resid_pre, resid_mid
-    /// and resid_post of every block); probes set it for one step and clear it. Null: no call.
-    /// </summary>
-    public Action<LayerContext>? ForwardTap { get; set; }
+    /// <summary>Hooks attached to the model, applied by every <see cref="forward"/> (training probes attach them
+    /// for one step); null: none. Explicit hooks go through <see cref="Run"/>.</summary>
+    public HookSet? Hooks { get; set; }
 
     /// <summary>Runs the embeddings and blocks; returns the final residual stream [b, t, d] after Reduce.</summary>
-    /// <param name="observe">Called with (block index, resid_post) after each block, if given.</param>
-    /// <param name="plan">Which block runs at each depth, -1 for the identity on the stream (lesions, swaps);
-    /// null: every block in order. Entries are positions, so <paramref name="observe"/> gets the position.</param>
-    public Tensor Forward(Tensor idx, Action<int, Tensor>? observe, IReadOnlyList<int>? plan = null)
+    /// <param name="hooks">Hooks at the hook points (<see cref="HookNames"/>), to read or patch activations; null: none.</param>
+    /// <param name="order">Which block runs at each position (reordering, e.g. swaps); null: every block in order.
+    /// Hook points are named by position.</param>
+    /// <param name="branches">If given, receives each sublayer's connection and branch, in order.</param>
+    public Tensor Forward(Tensor idx, HookSet? hooks = null, IReadOnlyList<int>? order = null,
+        List<(Connection Connection, Branch Branch)>? branches = null)
     {
         long t = idx.shape[1];
         if (t > Config.BlockSize)
@@ -69,28 +70,37 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
         var streamDtype = ln_f.weight!.dtype;
         var x = drop.call(wte.call(idx).to(streamDtype) + wpe.call(pos).to(streamDtype)); // (b, t, d)
         var stream = Connection.Expand(x);
-        var ctx = new LayerContext(2 * Config.NLayer);
+        var ctx = new LayerContext(2 * Config.NLayer, hooks) { Branches = branches };
         ctx.History.Add(stream);
-        int depth = plan?.Count ?? h.Count;
+        int depth = order?.Count ?? h.Count;
         for (int i = 0; i < depth; i++)
-        {
-            int block = plan is null ? i : plan[i];
-            if (block >= 0)
-                stream = h[block].call(stream, ctx);
-            else
-                for (int sublayer = 0; sublayer < 2; sublayer++)
-                {
-                    ctx.Advance();
-                    ctx.History.Add(stream);
-                }
-            observe?.Invoke(i, stream);
-        }
-        ForwardTap?.Invoke(ctx);
+            stream = h[order is null ? i : order[i]].call(stream, ctx);
         return Connection.Reduce(stream);
     }
 
+    /// <summary>Token ids [b, t] to logits [b, t, vocab], with hooks at every hook point.</summary>
+    public Tensor Run(Tensor idx, HookSet hooks) => Head(Forward(idx, hooks), hooks);
+
+    /// <summary>Logits and the activations at the hook points <paramref name="names"/> selects (all if null).</summary>
+    public (Tensor Logits, ActivationCache Cache) RunWithCache(Tensor idx, Func<string, bool>? names = null)
+    {
+        var cache = new ActivationCache();
+        return (Run(idx, new HookSet().Cache(cache, names)), cache);
+    }
+
     /// <summary>Final norm and the tied head: hidden [b, t, d] to logits [b, t, vocab] in the stream's dtype.</summary>
-    public Tensor Head(Tensor hidden) => F.linear(ln_f.call(hidden).to(wte.weight!.dtype), wte.weight!).to(hidden.dtype);
+    public Tensor Head(Tensor hidden, HookSet? hooks = null)
+    {
+        var normalized = ln_f.call(hidden);
+        if (hooks is not null) normalized = hooks.Run(HookNames.FinalNormalized, normalized);
+        return F.linear(normalized.to(wte.weight!.dtype), wte.weight!).to(hidden.dtype);
+    }
+
+    /// <summary>The final LayerNorm (direct logit attribution reads its weight, bias and epsilon).</summary>
+    public LayerNorm FinalNorm => ln_f;
+
+    /// <summary>The unembedding [vocab, d] (tied to the token embedding).</summary>
+    public Tensor Unembedding => wte.weight!;
 
     /// <summary>
     /// Casts the weights of the matrix multiplies, the token and position embeddings and every block's
@@ -148,14 +158,21 @@ public sealed class GptBlock : nn.Module<Tensor, LayerContext, Tensor>
 
     public override Tensor forward(Tensor h, LayerContext ctx)
     {
-        var a = conn_attn.Prepare(h, ctx);        // resid_pre
-        h = conn_attn.Combine(attn.call(a.Input, ctx), a, ctx);
+        int block = ctx.SublayerIndex / 2;            // the position in the stack names the hook points
+        h = ctx.Hook(HookNames.ResidPre(block), h);   // [b, t, (s,) d]
+        ctx.History[^1] = h;
+        var a = conn_attn.Prepare(h, ctx);
+        ctx.Branches?.Add((conn_attn, a));
+        h = conn_attn.Combine(ctx.Hook(HookNames.AttnOut(block), attn.call(a.Input, ctx)), a, ctx);
         ctx.Advance();
-        ctx.History.Add(h);                        // resid_mid
+        h = ctx.Hook(HookNames.ResidMid(block), h);
+        ctx.History.Add(h);
         var m = conn_mlp.Prepare(h, ctx);
-        h = conn_mlp.Combine(mlp.call(m.Input), m, ctx);
+        ctx.Branches?.Add((conn_mlp, m));
+        h = conn_mlp.Combine(ctx.Hook(HookNames.MlpOut(block), mlp.call(m.Input)), m, ctx);
         ctx.Advance();
-        ctx.History.Add(h);                        // resid_post
+        h = ctx.Hook(HookNames.ResidPost(block), h);
+        ctx.History.Add(h);
         return h;
     }
 }

@@ -1,4 +1,5 @@
 using ResidualLab.Connections;
+using ResidualLab.Hooks;
 using ResidualLab.Layers;
 using ResidualLab.Models;
 using TorchSharp;
@@ -40,7 +41,11 @@ public class InitIdentityTests
     {
         var blocks = new List<Tensor>();
         using var _ = no_grad();
-        var hidden = model.Forward(Tokens(), (_, h) => blocks.Add(h.clone()));
+        var hidden = model.Forward(Tokens(), new HookSet().Add(n => n.EndsWith("hook_resid_post", StringComparison.Ordinal), (_, h) =>
+        {
+            blocks.Add(h.clone());
+            return h;
+        }));
         return (hidden, blocks);
     }
 

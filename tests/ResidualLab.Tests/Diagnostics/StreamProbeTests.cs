@@ -14,10 +14,10 @@ public class StreamProbeTests
         public void OnDiagnostic(Diagnostic diagnostic) => Diagnostics.Add(diagnostic);
     }
 
-    static Recorder Train(string scheme, int probeInterval, int steps = 12)
+    static Recorder Train(string scheme, int probeInterval, int steps = 12, params string[] options)
     {
-        var config = TestSupport.TinyConfig($"connection.name={scheme}", "model.n_layer=2",
-            $"train.max_iters={steps}", $"train.probe_interval={probeInterval}");
+        var config = TestSupport.TinyConfig([$"connection.name={scheme}", "model.n_layer=2",
+            $"train.max_iters={steps}", $"train.probe_interval={probeInterval}", .. options]);
         var recorder = new Recorder();
         new Trainer(config, TestSupport.TinyCorpus(config.Model.BlockSize), CPU).Run(recorder);
         return recorder;
@@ -60,5 +60,21 @@ public class StreamProbeTests
         Assert.Equal(Value("resid_post_rms", 0), Value("resid_pre_rms", 1));
         Assert.Equal(4, d.Count(x => x.Name == "update_ratio"));
         Assert.All(d.Where(x => x.Name == "update_ratio"), x => Assert.InRange(x.Value, 1e-6, 10));
+    }
+
+    [Fact]
+    public void Mhc_streams_stay_copies_when_read_uniformly_and_diversify_when_read_as_hc_does()
+    {
+        // Uniform read and write: nothing but phi's 0.01-scaled term tells the streams apart, and with copies
+        // H_res x = x for any doubly stochastic H_res, so the gradient reaching H_res's bias all but vanishes.
+        var uniform = Train("mhc", 1, 12, "connection.init=uniform", "connection.res_diag=0").Diagnostics;
+        var stream = Train("mhc", 1, 12).Diagnostics;
+        double Last(List<Diagnostic> d, string name, int index) => d.Last(x => x.Name == name && x.Index == index).Value;
+        double MeanRatio(List<Diagnostic> d) => d.Where(x => x.Name == "h_res_grad_ratio").Average(x => x.Value);
+        Assert.Equal(1.0, uniform.First(x => x.Name == "stream_cosine" && x.Index == 0).Value, 3);
+        Assert.True(Last(uniform, "stream_cosine", 1) > 0.999, $"uniform: {Last(uniform, "stream_cosine", 1)}");
+        Assert.True(Last(stream, "stream_cosine", 1) < Last(uniform, "stream_cosine", 1));
+        Assert.True(MeanRatio(stream) > 10 * MeanRatio(uniform), $"H_res gradient ratio: stream {MeanRatio(stream)}, uniform {MeanRatio(uniform)}");
+        Assert.Equal(4, uniform.Count(x => x.Name == "h_res_entropy" && x.Step == 0));
     }
 }
