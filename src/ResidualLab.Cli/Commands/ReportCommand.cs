@@ -26,6 +26,7 @@ public static class ReportCommand
             if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160; // logs: one line per row
             AnsiConsole.Write(ScorecardTable(output.Scorecard));
             foreach (var r in output.Scorecard) AnsiConsole.MarkupLineInterpolated($"[bold]{r.Group}[/]: {r.Verdict}");
+            foreach (var r in output.Diverged) AnsiConsole.MarkupLineInterpolated($"[yellow]diverged[/]: {r.Label} (run {r.RunId}): {r.Error}");
             AnsiConsole.MarkupLineInterpolated($"report: {output.HtmlPath} ({output.Figures} figures); tables: {string.Join(", ", output.CsvPaths.Select(Path.GetFileName))}");
             if (output.TensorBoardFiles.Count > 0)
                 AnsiConsole.MarkupLineInterpolated($"TensorBoard: {output.TensorBoardFiles.Count} event files under {Path.Combine(folder, "tensorboard")} (tensorboard --logdir {Path.Combine(folder, "tensorboard")})");

@@ -42,11 +42,17 @@ public static class TrainCommand
         return command;
     }
 
-    internal static void Print(TrainResult r)
+    internal static void Print(TrainResult r) => Console.WriteLine(Describe(r));
+
+    /// <summary>A run's outcome in one line; a divergence leads with its reason and step.</summary>
+    public static string Describe(TrainResult r)
     {
         var e = r.FinalEval;
-        Console.WriteLine(
-            $"{r.Status.ToString().ToLowerInvariant()}: {r.Steps} steps, train loss {e?.TrainLoss:0.0000}, val loss {e?.ValLoss:0.0000}, {r.Parameters:N0} parameters, {r.WallSeconds:0.0} s, {r.MeanStepMs:0.0} ms/step, peak RSS {r.PeakRssBytes / 1048576.0:0} MiB");
-        if (r.Note is not null) Console.WriteLine(r.Note);
+        string losses = e is null ? "no evaluation" : $"train loss {e.TrainLoss:0.0000}, val loss {e.ValLoss:0.0000}";
+        string outcome = r.Status == RunStatus.Diverged
+            ? $"diverged: {r.Note}; last evaluation {(e is null ? "none" : $"at step {e.Step}: {losses}")}"
+            : $"{r.Status.ToString().ToLowerInvariant()}: {r.Steps} steps, {losses}";
+        return FormattableString.Invariant(
+            $"{outcome}, {r.Parameters:N0} parameters, {r.WallSeconds:0.0} s, {r.MeanStepMs:0.0} ms/step, peak RSS {r.PeakRssBytes / 1048576.0:0} MiB");
     }
 }

@@ -32,7 +32,7 @@ public static class ClassifierFiles
                 first_to_last_at_init = result.AtInit.FirstToLast,
                 first_to_last_during_training = result.DuringTraining.FirstToLast,
             },
-        }, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower });
+        }, ResultJson.SnakeCaseDocument);
         Directory.CreateDirectory(runDir);
         string tmp = Path.Combine(runDir, "classifier.json.tmp");
         File.WriteAllText(tmp, json);

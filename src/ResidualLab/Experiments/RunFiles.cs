@@ -43,11 +43,11 @@ public sealed class RunFiles : ITrainingObserver, IDisposable
     public string Directory_ => _dir;
 
     public void OnStep(StepMetrics s) =>
-        _metrics.WriteLine(JsonSerializer.Serialize(new { kind = "step", step = s.Step, loss = s.Loss, lr = s.Lr, grad_norm = s.GradNorm, step_ms = s.StepMs }));
+        _metrics.WriteLine(JsonSerializer.Serialize(new { kind = "step", step = s.Step, loss = s.Loss, lr = s.Lr, grad_norm = s.GradNorm, step_ms = s.StepMs }, ResultJson.Line));
 
     public void OnEval(EvalMetrics e)
     {
-        _metrics.WriteLine(JsonSerializer.Serialize(new { kind = "eval", step = e.Step, train_loss = e.TrainLoss, val_loss = e.ValLoss }));
+        _metrics.WriteLine(JsonSerializer.Serialize(new { kind = "eval", step = e.Step, train_loss = e.TrainLoss, val_loss = e.ValLoss }, ResultJson.Line));
         _metrics.Flush();
     }
 
@@ -67,7 +67,7 @@ public sealed class RunFiles : ITrainingObserver, IDisposable
             mean_step_ms = Math.Round(r.MeanStepMs, 2),
             peak_rss_mb = Math.Round(r.PeakRssBytes / 1048576.0, 1),
             note = r.Note,
-        }, new JsonSerializerOptions { WriteIndented = true });
+        }, ResultJson.Document);
         string tmp = Path.Combine(_dir, "result.json.tmp");
         File.WriteAllText(tmp, json);
         File.Move(tmp, Path.Combine(_dir, "result.json"), overwrite: true);

@@ -2,9 +2,9 @@ using ResidualLab.Experiments.Store;
 
 namespace ResidualLab.Reports;
 
-/// <summary>What a report wrote and the scorecard it computed.</summary>
+/// <summary>What a report wrote, the scorecard it computed, and the runs that diverged.</summary>
 public sealed record ReportOutput(string HtmlPath, IReadOnlyList<string> CsvPaths, IReadOnlyList<ScorecardRow> Scorecard, int Figures,
-    IReadOnlyList<string> TensorBoardFiles);
+    IReadOnlyList<string> TensorBoardFiles, IReadOnlyList<RunRecord> Diverged);
 
 /// <summary>Reads a results folder's store and writes report.html, the CSV tables and, on request, TensorBoard event files into the folder.</summary>
 public static class ReportWriter
@@ -34,6 +34,6 @@ public static class ReportWriter
         Csv("final_loss.csv", ReportTables.FinalLossCsv(finalLoss));
         Csv("runs.csv", ReportTables.RunsCsv(data));
         var events = tensorBoard ? TensorBoardExport.Write(data, resultsDir) : [];
-        return new ReportOutput(html, csv, scorecard, figures.Count, events);
+        return new ReportOutput(html, csv, scorecard, figures.Count, events, data.Runs.Where(r => r.Diverged).Select(r => r.Run).ToList());
     }
 }

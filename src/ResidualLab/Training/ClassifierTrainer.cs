@@ -207,17 +207,19 @@ public sealed class ClassifierTrainer
             var batch = upcoming.Take();
             epoch = batch.Epoch;
             var measured = Step(lr, batch);
-            for (int i = 0; i < normSums.Length; i++) normSums[i] += measured.LayerNorms.Norms[i];
-            normSteps++;
+            sw.Stop();
+            // The diverging step is recorded too (its loss and gradient norm say how it diverged); it
+            // made no update and stays out of the averages.
+            observer?.OnStep(new StepMetrics(step, measured.Loss, lr, measured.GradNorm, sw.Elapsed.TotalMilliseconds, t.BatchSize / sw.Elapsed.TotalSeconds));
             if (!measured.Finite)
                 return Finish(RunStatus.Diverged, step, $"non-finite {(double.IsFinite(measured.Loss) ? "gradient norm" : "loss")} at step {step}");
+            for (int i = 0; i < normSums.Length; i++) normSums[i] += measured.LayerNorms.Norms[i];
+            normSteps++;
             lossSum += measured.Loss;
             errorSum += measured.Error;
             ratioSum += measured.LayerNorms.FirstToLast;
             since++;
-            sw.Stop();
             stepMsSum += sw.Elapsed.TotalMilliseconds;
-            observer?.OnStep(new StepMetrics(step, measured.Loss, lr, measured.GradNorm, sw.Elapsed.TotalMilliseconds, t.BatchSize / sw.Elapsed.TotalSeconds));
         }
         Eval(t.MaxIters);
         return Finish(RunStatus.Done, t.MaxIters);

@@ -248,15 +248,15 @@ public sealed class ResultsStore : IDisposable
 
     public IReadOnlyList<StepRow> Steps(string runId) => Read(
         "SELECT step, loss, lr, grad_norm, step_ms, tokens_per_s FROM steps WHERE run_id = $id ORDER BY step", runId,
-        r => new StepRow(r.GetInt32(0), r.GetDouble(1), r.GetDouble(2), r.GetDouble(3), r.GetDouble(4), r.GetDouble(5)));
+        r => new StepRow(r.GetInt32(0), Real(r, 1), Real(r, 2), Real(r, 3), Real(r, 4), Real(r, 5)));
 
     public IReadOnlyList<EvalRow> Evals(string runId) => Read(
         "SELECT step, train_loss, val_loss FROM evals WHERE run_id = $id ORDER BY step", runId,
-        r => new EvalRow(r.GetInt32(0), r.GetDouble(1), r.GetDouble(2)));
+        r => new EvalRow(r.GetInt32(0), Real(r, 1), Real(r, 2)));
 
     public IReadOnlyList<DiagnosticRow> Diagnostics(string runId) => Read(
         "SELECT step, name, idx, value FROM diagnostics WHERE run_id = $id ORDER BY name, step, idx", runId,
-        r => new DiagnosticRow(r.GetInt32(0), r.GetString(1), r.GetInt32(2), r.GetDouble(3)));
+        r => new DiagnosticRow(r.GetInt32(0), r.GetString(1), r.GetInt32(2), Real(r, 3)));
 
     public RunEnvironment? EnvironmentOf(string runId) => Read(
         "SELECT reslab_version, git_commit, dotnet, torchsharp, libtorch, device, threads, host, os FROM environment WHERE run_id = $id", runId,
@@ -275,6 +275,12 @@ public sealed class ResultsStore : IDisposable
         }
     }
 
+    /// <summary>SQLite has no NaN (its driver refuses one), so a NaN is stored as NULL; infinities are stored as they are.</summary>
+    static object Storable(object? value) => value is null or double.NaN ? DBNull.Value : value;
+
+    /// <summary>A measured value: NULL (a NaN when written) reads back as NaN.</summary>
+    static double Real(SqliteDataReader r, int column) => r.IsDBNull(column) ? double.NaN : r.GetDouble(column);
+
     static bool ProcessAlive(int pid)
     {
         try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }
@@ -288,7 +294,7 @@ public sealed class ResultsStore : IDisposable
     static void Run(SqliteCommand insert, params object[] values)
     {
         // Parameter 0 is the run id; the rest follow in order.
-        for (int i = 0; i < values.Length; i++) insert.Parameters[i + 1].Value = values[i];
+        for (int i = 0; i < values.Length; i++) insert.Parameters[i + 1].Value = Storable(values[i]);
         insert.ExecuteNonQuery();
     }
 
@@ -303,7 +309,7 @@ public sealed class ResultsStore : IDisposable
         var cmd = _db.CreateCommand();
         cmd.CommandText = sql;
         cmd.Transaction = tx;
-        foreach (var (name, value) in args) cmd.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        foreach (var (name, value) in args) cmd.Parameters.AddWithValue(name, Storable(value));
         return cmd;
     }
 
