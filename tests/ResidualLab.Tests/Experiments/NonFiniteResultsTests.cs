@@ -12,7 +12,7 @@ namespace ResidualLab.Tests.Experiments;
 /// <summary>A diverged run's NaN and infinities reach every writer: each records them, none throws.</summary>
 public class NonFiniteResultsTests
 {
-    static readonly RunEnvironment Env = new("abc123", ".NET 10", "0.107.0", "2.10.0", "cpu", 1, "host", "linux");
+    static readonly RunEnvironment Env = new("0.1.0", "abc123", ".NET 10", "0.107.0", "2.10.0", "cpu", 1, "host", "linux");
 
     [Fact]
     public void Run_files_record_non_finite_numbers_as_named_literals()
