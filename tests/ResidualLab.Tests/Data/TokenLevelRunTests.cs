@@ -74,5 +74,15 @@ public class TokenLevelRunTests
         using var model = exported.Model;
         Assert.Same(Gpt2Tokenizer.Instance, exported.Tokenizer);
         Assert.Equal(50257, model.Config.VocabSize);
+
+        // nanoGPT builds its GPT from the checkpoint's GPTConfig fields: GPT-2's vocabulary and the model's sizes.
+        string file = Path.Combine(dir, "model.safetensors");
+        exported.Save(file);
+        using var nanoGpt = JsonDocument.Parse(SafeTensors.Read(file).Metadata[GptCheckpoint.NanoGptConfigKey]);
+        var c = nanoGpt.RootElement;
+        Assert.Equal((50257, 16, 1, 2, 16, true), (c.GetProperty("vocab_size").GetInt32(), c.GetProperty("block_size").GetInt32(),
+            c.GetProperty("n_layer").GetInt32(), c.GetProperty("n_head").GetInt32(), c.GetProperty("n_embd").GetInt32(), c.GetProperty("bias").GetBoolean()));
+        Assert.Equal("gpt2", c.GetProperty("tokenizer").GetString());
+        Assert.Equal("""{"kind":"gpt2"}""", SafeTensors.Read(file).Metadata[GptCheckpoint.TokenizerKey]);
     }
 }
