@@ -104,7 +104,7 @@ public sealed record RunConfig(
         if (data.ValFraction >= 1) throw new ConfigException($"{v.OriginOf("data.val_fraction")}: 'data.val_fraction' must be below 1");
         if (data.Path.Length == 0 && !RegistryCorpus.Names.Contains(data.Corpus))
             throw new ConfigException($"{v.OriginOf("data.corpus")}: {RegistryCorpus.UnknownCorpus(data.Corpus).Message}");
-        if (data.Path.Length == 0 && data.Corpus == GutenbergCorpus.Name && v.OriginOf("data.val_fraction") != "default")
+        if (data.Path.Length == 0 && data.Corpus == GutenbergCorpus.Name && !data.ValFraction.Equals(ConfigSchema.Find("data.val_fraction")!.Default))
             throw new ConfigException($"{v.OriginOf("data.val_fraction")}: the gutenberg corpus is split by whole books (data.val_fraction applies to moby-dick and data.path files); remove data.val_fraction");
         try { TokenizerSpec.Parse(data.Tokenizer); }
         catch (ConfigException ex) { throw new ConfigException($"{v.OriginOf("data.tokenizer")}: {ex.Message}"); }

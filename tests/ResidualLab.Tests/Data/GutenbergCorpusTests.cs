@@ -1,5 +1,6 @@
 using System.Text;
 using ResidualLab.Data;
+using ResidualLab.Experiments;
 
 namespace ResidualLab.Tests.Data;
 
@@ -37,7 +38,10 @@ public class GutenbergCorpusTests
     {
         var ex = Assert.Throws<ConfigException>(() => TestSupport.TinyConfig("data.corpus=gutenberg", "data.val_fraction=0.2"));
         Assert.Contains("split by whole books", ex.Message);
-        Assert.Equal("gutenberg", TestSupport.TinyConfig("data.corpus=gutenberg").Data.Corpus);
+        var config = TestSupport.TinyConfig("data.corpus=gutenberg");
+        Assert.Equal("gutenberg", config.Data.Corpus);
+        // A run's config.txt names every value, the default val_fraction too, and reads back as the same run.
+        Assert.Equal(config.RunId, RunConfig.From(ConfigValues.FromCanonical(config.Canonical, "config.txt")).RunId);
         Assert.Contains("did you mean 'gutenberg'", Assert.Throws<ConfigException>(() => TestSupport.TinyConfig("data.corpus=gutenburg")).Message);
     }
 }
