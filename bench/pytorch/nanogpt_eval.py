@@ -191,8 +191,11 @@ def val_documents(units, evaluation):
     """Data/TextSplits.cs and GutenbergCorpus.cs: the validation pieces, as code-unit sequences."""
     if evaluation.get("val_ranges"):
         return [units[o:o + n] for o, n in evaluation["val_ranges"]]
-    n_train = int(len(units) * (1 - evaluation["val_fraction"]))
-    return [units[n_train:]]
+    # train, validation, test in this order (no test_fraction: no test split)
+    test_fraction = evaluation.get("test_fraction", 0.0)
+    n_train = int(len(units) * (1 - evaluation["val_fraction"] - test_fraction))
+    n_test = int(len(units) * test_fraction)
+    return [units[n_train:len(units) - n_test]]
 
 
 def char_encoder(vocabulary):

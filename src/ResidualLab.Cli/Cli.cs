@@ -32,6 +32,7 @@ public static class Cli
         root.Subcommands.Add(RunCommand.Build());
         root.Subcommands.Add(StatusCommand.Build());
         root.Subcommands.Add(ProbeCommand.Build());
+        root.Subcommands.Add(StudyCommand.Build());
         return root;
     }
 

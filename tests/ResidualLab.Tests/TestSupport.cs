@@ -22,7 +22,8 @@ static class TestSupport
         return string.Concat(Enumerable.Repeat(verse, repeats));
     }
 
-    public static TokenCorpus TinyCorpus(int blockSize = 16) => CharCorpus.FromText(TinyText(), 0.1, blockSize, "tiny");
+    /// <summary>The tiny text split as a run config splits it by default: 80% train, 10% validation, 10% test.</summary>
+    public static TokenCorpus TinyCorpus(int blockSize = 16) => CharCorpus.FromText(TinyText(), 0.1, blockSize, "tiny", testFraction: 0.1);
 
     /// <summary>A config for a tiny GPT; overrides as "section.key=value".</summary>
     public static RunConfig TinyConfig(params string[] overrides)

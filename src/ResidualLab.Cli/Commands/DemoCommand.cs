@@ -53,7 +53,7 @@ public static class DemoCommand
             }).ToList());
 
             var rows = ResidualAblation.Table(runs);
-            var table = new Table().AddColumns("depth", "val loss with (pre-norm)", "val loss without (none)", "difference");
+            var table = new Table().AddColumns("depth", "test loss with (pre-norm)", "test loss without (none)", "difference");
             foreach (var r in rows)
                 table.AddRow(r.Depth.ToString(CultureInfo.InvariantCulture), r.With.Show(), r.Without.Show(), r.Difference.ToString("+0.0000;-0.0000", CultureInfo.InvariantCulture));
             AnsiConsole.Write(table);
@@ -64,6 +64,8 @@ public static class DemoCommand
                 AnsiConsole.MarkupLineInterpolated($"[yellow]{d.Config.Label}: {d.Result.Status} ({d.Result.Note})[/]");
             AnsiConsole.MarkupLineInterpolated(
                 $"published (1 layer): 1.70 with, 2.47 without. {grid.Count} runs in {clock.Elapsed.TotalSeconds:0} s, peak RSS {ProcessMemory.PeakRssBytes() / 1048576.0:0} MiB; table in {Path.Combine(outDir, "summary.csv")}");
+            AnsiConsole.MarkupLineInterpolated(
+                $"This answer is for one learning rate ({first.Train.Lr}), one init ({Layers.Init.Name(first.Model.Init)}) and one budget ({first.Train.MaxIters} steps); for the answer across inits, learning rates and budgets: reslab study necessity --parallel 2");
             return diverged.Count == 0 ? 0 : 1;
         });
         return command;

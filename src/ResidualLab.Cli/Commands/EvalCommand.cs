@@ -33,7 +33,7 @@ public static class EvalCommand
             model.eval();
             double loss = Trainer.FixedBatchLoss(model, corpus.Val, t.BatchSize, t.EvalBatches, CPU);
             string split = runData.Path.Length > 0 || runData.Corpus != GutenbergCorpus.Name
-                ? $"the last {runData.ValFraction:0.###} of" : "the validation books of";
+                ? $"the validation split ({runData.ValFraction:0.###} of the text, before the last {runData.TestFraction:0.###}) of" : "the validation books of";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"val loss {loss:0.000000} ({t.EvalBatches} fixed batches of {t.BatchSize} x {m.BlockSize} {loaded.Tokenizer.Spec} tokens from {split} '{corpus.Source}')"));
             return 0;

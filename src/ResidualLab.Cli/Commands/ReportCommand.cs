@@ -27,6 +27,10 @@ public static class ReportCommand
             AnsiConsole.Write(ScorecardTable(output.Scorecard));
             foreach (var r in output.Scorecard) AnsiConsole.MarkupLineInterpolated($"[bold]{r.Group}[/]: {r.Verdict}");
             foreach (var r in output.Diverged) AnsiConsole.MarkupLineInterpolated($"[yellow]diverged[/]: {r.Label} (run {r.RunId}): {r.Error}");
+            foreach (var line in output.Stability) AnsiConsole.MarkupLineInterpolated($"stability: {line}");
+            foreach (var arm in output.Tuning.Where(a => a.Chosen is not null))
+                AnsiConsole.MarkupLineInterpolated(
+                    $"tuned {arm.Group} L{arm.Depth}: {arm.Best} by validation ({F(arm.Chosen!.Val.Mean, "0.000")} ± {F(arm.Chosen.Val.Std, "0.000")}; test {F(arm.Chosen.Test.Mean, "0.000")}){(arm.Edges.Count > 0 ? $"; {string.Join(", ", arm.Edges)}: the optimum may lie outside the grid" : "")}");
             AnsiConsole.MarkupLineInterpolated($"report: {output.HtmlPath} ({output.Figures} figures); tables: {string.Join(", ", output.CsvPaths.Select(Path.GetFileName))}");
             if (output.TensorBoardFiles.Count > 0)
                 AnsiConsole.MarkupLineInterpolated($"TensorBoard: {output.TensorBoardFiles.Count} event files under {Path.Combine(folder, "tensorboard")} (tensorboard --logdir {Path.Combine(folder, "tensorboard")})");
@@ -37,8 +41,8 @@ public static class ReportCommand
 
     static Table ScorecardTable(IReadOnlyList<ScorecardRow> rows)
     {
-        var table = new Table { Title = new TableTitle("Necessity scorecard (difference = scheme - baseline, final val loss, nats)") };
-        table.AddColumns("scheme", "L", "val loss", "diff [[95% CI]]", "p", "diverged", "grad spike", "slope/ln L", "tput", "mem", "params");
+        var table = new Table { Title = new TableTitle("Necessity scorecard (difference = scheme - baseline, final test loss, nats)") };
+        table.AddColumns("scheme", "L", "test loss", "diff [[95% CI]]", "p", "diverged", "grad spike", "slope/ln L", "tput", "mem", "params");
         foreach (var r in rows)
         {
             var d = r.Difference;

@@ -66,7 +66,7 @@ public static class SweepCommand
         using var store = ResultsStore.Open(outDir);
         using var cancel = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
-        AnsiConsole.MarkupLineInterpolated($"[bold]sweep {name}[/]: {plan.Runs.Count} runs ({SweepGrid.Describe(plan.Axes)}), {n} at a time -> {store.FilePath}");
+        AnsiConsole.MarkupLineInterpolated($"[bold]sweep {name}[/]: {plan.Runs.Count} runs ({SweepGrid.Describe(plan.Axes, plan.TunedKeys)}), {n} at a time -> {store.FilePath}");
         var clock = Stopwatch.StartNew();
         var outcome = TerminalProgress.Track(progress => SweepRunner.Run(plan, outDir, store, n,
             cfg => progress.For($"{cfg.Label} {cfg.RunId}"), line => AnsiConsole.WriteLine(line), cancel.Token));

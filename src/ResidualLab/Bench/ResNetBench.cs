@@ -50,7 +50,7 @@ public sealed record ResNetWorkload(
         foreach (var o in new[]
                  {
                      "model.name=resnet", $"model.depth={Depth}", $"model.width={Width}", $"connection.name={Connection}",
-                     "data.augment=false", $"train.batch_size={BatchSize}", $"train.lr={LearningRate}", "train.warmup_iters=0",
+                     "data.augment=false", "data.val_images=0", $"train.batch_size={BatchSize}", $"train.lr={LearningRate}", "train.warmup_iters=0",
                      $"train.momentum={Momentum}", $"train.weight_decay={WeightDecay}", "train.grad_clip=0",
                      $"train.device={device}", $"train.threads={threads}",
                  })

@@ -19,11 +19,11 @@ public static class CorpusLoader
     /// <summary>The text of data.path or data.corpus, split as training will see it.</summary>
     public static TextSplits Splits(DataSettings data)
     {
-        if (data.Path.Length > 0) return TextSplits.ByFraction(TextSplits.ReadUtf8(data.Path), data.ValFraction, data.Path, "file");
+        if (data.Path.Length > 0) return TextSplits.ByFraction(TextSplits.ReadUtf8(data.Path), data.ValFraction, data.Path, "file", data.TestFraction);
         if (data.Corpus == GutenbergCorpus.Name) return GutenbergCorpus.Splits();
         var corpus = RegistryCorpus.Find(data.Corpus);
         string path = RegistryCorpus.Ensure(corpus);
-        return TextSplits.ByFraction(TextSplits.ReadUtf8(path), data.ValFraction, path, corpus.Name);
+        return TextSplits.ByFraction(TextSplits.ReadUtf8(path), data.ValFraction, path, corpus.Name, data.TestFraction);
     }
 
     /// <summary>

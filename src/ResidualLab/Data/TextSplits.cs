@@ -18,13 +18,20 @@ public sealed record TextSplits(string Source, string Name, string TextSha256,
     public string Key => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
         $"{TextSha256}|{string.Join(',', Train.Select(d => d.Length))}|{string.Join(',', Val.Select(d => d.Length))}|{string.Join(',', Test.Select(d => d.Length))}")));
 
-    /// <summary>The first <c>1 - valFraction</c> of the text trains, the rest validates (nanoGPT's split); no test split.</summary>
-    public static TextSplits ByFraction(string text, double valFraction, string source, string name)
+    /// <summary>
+    /// The text in order: the first <c>1 - valFraction - testFraction</c> trains, the next <c>valFraction</c>
+    /// validates (selection: learning rates, steps), the last <c>testFraction</c> tests (the numbers reported).
+    /// With no test fraction the test split is empty (nanoGPT's split).
+    /// </summary>
+    public static TextSplits ByFraction(string text, double valFraction, string source, string name, double testFraction = 0)
     {
         if (text.Length == 0) throw new ConfigException($"data '{source}' is empty; give a text file with at least a few thousand characters");
-        if (!(valFraction > 0 && valFraction < 1)) throw new ConfigException($"data.val_fraction must be in (0, 1), got {valFraction}");
-        int nTrain = (int)(text.Length * (1 - valFraction));
-        return new TextSplits(source, name, Sha256(text), [text[..nTrain]], [text[nTrain..]], []);
+        if (!(valFraction > 0 && testFraction >= 0 && valFraction + testFraction < 1))
+            throw new ConfigException($"data.val_fraction must be above 0, data.test_fraction at least 0 and their sum below 1, got {valFraction} and {testFraction}");
+        // Written as bench/pytorch/nanogpt_eval.py computes it, so both find the same split points.
+        int nTrain = (int)(text.Length * (1 - valFraction - testFraction));
+        int nTest = (int)(text.Length * testFraction);
+        return new TextSplits(source, name, Sha256(text), [text[..nTrain]], [text[nTrain..^nTest]], nTest == 0 ? [] : [text[^nTest..]]);
     }
 
     public static string Sha256(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));

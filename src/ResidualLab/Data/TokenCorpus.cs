@@ -21,9 +21,9 @@ public sealed record TokenCorpus(string Source, Tokenizer Tokenizer, TokenSequen
     /// <summary>Throws a one-line error when a split is too short for a window of <paramref name="blockSize"/> tokens.</summary>
     public TokenCorpus CheckFits(int blockSize)
     {
-        if (Train.Length <= blockSize + 1 || Val.Length <= blockSize + 1)
+        if (Train.Length <= blockSize + 1 || Val.Length <= blockSize + 1 || (Test.Length > 0 && Test.Length <= blockSize + 1))
             throw new ConfigException(
-                $"data '{Source}' has {Train.Length} training and {Val.Length} validation tokens ({Tokenizer.Spec}): too short for block_size {blockSize} (each split needs more than {blockSize + 1}); use a longer text or a smaller model.block_size");
+                $"data '{Source}' has {Train.Length} training, {Val.Length} validation and {Test.Length} test tokens ({Tokenizer.Spec}): too short for block_size {blockSize} (each split needs more than {blockSize + 1}); use a longer text or a smaller model.block_size");
         return this;
     }
 }
@@ -32,13 +32,14 @@ public sealed record TokenCorpus(string Source, Tokenizer Tokenizer, TokenSequen
 public static class CharCorpus
 {
     /// <param name="vocabulary">A trained model's vocabulary to encode with; by default the text's own characters.</param>
-    public static TokenCorpus FromFile(string path, double valFraction, int blockSize, IReadOnlyList<char>? vocabulary = null) =>
-        FromText(TextSplits.ReadUtf8(path), valFraction, blockSize, path, vocabulary);
+    /// <param name="testFraction">The end of the text held out for test; 0: no test split.</param>
+    public static TokenCorpus FromFile(string path, double valFraction, int blockSize, IReadOnlyList<char>? vocabulary = null, double testFraction = 0) =>
+        FromText(TextSplits.ReadUtf8(path), valFraction, blockSize, path, vocabulary, testFraction);
 
     public static TokenCorpus FromText(string text, double valFraction, int blockSize, string source = "<text>",
-        IReadOnlyList<char>? vocabulary = null)
+        IReadOnlyList<char>? vocabulary = null, double testFraction = 0)
     {
-        var splits = TextSplits.ByFraction(text, valFraction, source, "text");
+        var splits = TextSplits.ByFraction(text, valFraction, source, "text", testFraction);
         var tokenizer = vocabulary is null ? CharTokenizer.Of([text]) : new CharTokenizer(vocabulary);
         return TokenCorpus.Encode(splits, tokenizer).CheckFits(blockSize);
     }

@@ -184,13 +184,14 @@ public sealed class ConfigValues
             string section = KeyText(table.Name);
             if (table is TableArraySyntax)
                 throw new ConfigException($"{Where(path, table.Span)}: [[{section}]] arrays of tables are not part of a run config");
-            if (!ConfigSchema.Sections.Contains(section) && section != "sweep")
+            if (!ConfigSchema.Sections.Contains(section) && section is not ("sweep" or "tune"))
                 throw new ConfigException($"{Where(path, table.Span)}: unknown section [{section}]{Suggest.DidYouMean(section, ConfigSchema.Sections)}");
             foreach (var kv in table.Items)
             {
                 string key = $"{section}.{KeyText(kv.Key)}";
                 string origin = Where(path, kv.Span);
                 if (section == "sweep") { SweepEntries.Add((KeyText(kv.Key), ToObject(kv.Value, origin), origin)); continue; }
+                if (section == "tune") { TuneEntries.Add((KeyText(kv.Key), ToObject(kv.Value, origin), origin)); continue; }
                 Set(key, ToObject(kv.Value, origin), origin);
             }
         }
@@ -198,6 +199,9 @@ public sealed class ConfigValues
 
     /// <summary>Entries of a [sweep] section, if any: grid axes for 'reslab sweep'.</summary>
     public List<(string Key, object Value, string Origin)> SweepEntries { get; } = [];
+
+    /// <summary>Entries of a [tune] section, if any: axes every arm of the sweep is trained at, each arm then judged at its best value.</summary>
+    public List<(string Key, object Value, string Origin)> TuneEntries { get; } = [];
 
     static string Where(string path, SourceSpan span) => $"{path}:{span.Start.Line + 1}:{span.Start.Column + 1}";
 

@@ -54,13 +54,13 @@ public static class ResidualAblation
             .GroupBy(r => r.Config.Model.NLayer)
             .OrderBy(g => g.Key)
             .Select(g => new AblationRow(g.Key,
-                new Summary(g.Where(r => r.Config.Connection.Name == With).Select(r => r.Result.FinalEval!.ValLoss).ToList()),
-                new Summary(g.Where(r => r.Config.Connection.Name == Without).Select(r => r.Result.FinalEval!.ValLoss).ToList())))
+                new Summary(g.Where(r => r.Config.Connection.Name == With).Select(r => r.Result.FinalEval!.TestLoss).ToList()),
+                new Summary(g.Where(r => r.Config.Connection.Name == Without).Select(r => r.Result.FinalEval!.TestLoss).ToList())))
             .ToList();
 
     public static string ToCsv(IEnumerable<AblationRow> rows)
     {
-        var sb = new StringBuilder("depth,val_loss_with,val_loss_with_std,val_loss_without,val_loss_without_std,difference,seeds\n");
+        var sb = new StringBuilder("depth,test_loss_with,test_loss_with_std,test_loss_without,test_loss_without_std,difference,seeds\n");
         foreach (var r in rows)
             sb.AppendLine(string.Join(',', r.Depth, F(r.With.Mean), F(r.With.Std), F(r.Without.Mean), F(r.Without.Std), F(r.Difference), r.With.Values.Count));
         return sb.ToString();

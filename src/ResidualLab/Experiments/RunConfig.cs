@@ -9,10 +9,12 @@ using ResidualLab.Models;
 namespace ResidualLab.Experiments;
 
 /// <summary>A vision run's model, image set and optimiser settings beyond the shared keys.</summary>
-public sealed record VisionSettings(VisionConfig Model, string Images, bool Augment, int TrainImages, double Momentum);
+/// <param name="ValImages">The last images of the published training split, held out for validation.</param>
+public sealed record VisionSettings(VisionConfig Model, string Images, bool Augment, int TrainImages, double Momentum, int ValImages = 5000);
 
+/// <summary>Where the text comes from and how it splits: train, then validation (selection), then test (reported numbers).</summary>
 /// <param name="Tokenizer">data.tokenizer: "char", "gpt2" or "bpe:N".</param>
-public sealed record DataSettings(string Corpus, string Path, double ValFraction, string Tokenizer = "char");
+public sealed record DataSettings(string Corpus, string Path, double ValFraction, string Tokenizer = "char", double TestFraction = 0);
 
 public sealed record TrainSettings(
     int BatchSize, int MaxIters, double Lr, double MinLr, int WarmupIters, double WeightDecay,
@@ -100,12 +102,15 @@ public sealed record RunConfig(
         try { connection = ConnectionCatalog.Create(v.String("connection.name"), v.ConnectionOptions); }
         catch (ConfigException ex) { throw new ConfigException($"{v.OriginOf("connection.name")}: {ex.Message}"); }
 
-        var data = new DataSettings(v.String("data.corpus"), v.String("data.path"), Float("data.val_fraction", 0, 1, true), v.String("data.tokenizer"));
-        if (data.ValFraction >= 1) throw new ConfigException($"{v.OriginOf("data.val_fraction")}: 'data.val_fraction' must be below 1");
+        var data = new DataSettings(v.String("data.corpus"), v.String("data.path"), Float("data.val_fraction", 0, 1, true), v.String("data.tokenizer"),
+            Float("data.test_fraction", 0, 1));
+        if (data.ValFraction + data.TestFraction >= 1)
+            throw new ConfigException($"{v.OriginOf("data.val_fraction")}: 'data.val_fraction' + 'data.test_fraction' must be below 1 (the rest trains), got {data.ValFraction} + {data.TestFraction}");
         if (data.Path.Length == 0 && !RegistryCorpus.Names.Contains(data.Corpus))
             throw new ConfigException($"{v.OriginOf("data.corpus")}: {RegistryCorpus.UnknownCorpus(data.Corpus).Message}");
-        if (data.Path.Length == 0 && data.Corpus == GutenbergCorpus.Name && !data.ValFraction.Equals(ConfigSchema.Find("data.val_fraction")!.Default))
-            throw new ConfigException($"{v.OriginOf("data.val_fraction")}: the gutenberg corpus is split by whole books (data.val_fraction applies to moby-dick and data.path files); remove data.val_fraction");
+        foreach (string fraction in new[] { "data.val_fraction", "data.test_fraction" })
+            if (data.Path.Length == 0 && data.Corpus == GutenbergCorpus.Name && !v.Float(fraction).Equals(ConfigSchema.Find(fraction)!.Default))
+                throw new ConfigException($"{v.OriginOf(fraction)}: the gutenberg corpus is split by whole books ({fraction} applies to moby-dick and data.path files); remove {fraction}");
         try { TokenizerSpec.Parse(data.Tokenizer); }
         catch (ConfigException ex) { throw new ConfigException($"{v.OriginOf("data.tokenizer")}: {ex.Message}"); }
 
@@ -147,7 +152,8 @@ public sealed record RunConfig(
                 throw new ConfigException($"{v.OriginOf("data.images")}: unknown image set '{images}'{Suggest.DidYouMean(images, ImageSets.Names)}; image sets: {string.Join(", ", ImageSets.Names)}");
             vision = new VisionSettings(
                 new VisionConfig(modelName, depth, Int("model.width", 1, 1 << 14), InChannels: 0, ImageSize: 0, Classes: 0),
-                images, v.Bool("data.augment"), Int("data.train_images", 0), Float("train.momentum", 0, 0.999999));
+                images, v.Bool("data.augment"), Int("data.train_images", 0), Float("train.momentum", 0, 0.999999),
+                Int("data.val_images", 0));
         }
 
         return new RunConfig(modelName, model, connection, data, train, device, Int("train.threads", 0, 4096),

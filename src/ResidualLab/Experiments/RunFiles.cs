@@ -47,7 +47,7 @@ public sealed class RunFiles : ITrainingObserver, IDisposable
 
     public void OnEval(EvalMetrics e)
     {
-        _metrics.WriteLine(JsonSerializer.Serialize(new { kind = "eval", step = e.Step, train_loss = e.TrainLoss, val_loss = e.ValLoss }, ResultJson.Line));
+        _metrics.WriteLine(JsonSerializer.Serialize(new { kind = "eval", step = e.Step, train_loss = e.TrainLoss, val_loss = e.ValLoss, test_loss = Finite(e.TestLoss) }, ResultJson.Line));
         _metrics.Flush();
     }
 
@@ -62,6 +62,7 @@ public sealed class RunFiles : ITrainingObserver, IDisposable
             steps = r.Steps,
             train_loss = r.FinalEval?.TrainLoss,
             val_loss = r.FinalEval?.ValLoss,
+            test_loss = Finite(r.FinalEval?.TestLoss),
             parameters = r.Parameters,
             wall_seconds = Math.Round(r.WallSeconds, 2),
             mean_step_ms = Math.Round(r.MeanStepMs, 2),
@@ -86,4 +87,7 @@ public sealed class RunFiles : ITrainingObserver, IDisposable
     }
 
     internal static string F(double x) => x.ToString("0.0000", CultureInfo.InvariantCulture);
+
+    /// <summary>JSON has no NaN: a loss that was not measured (no test split) is written as null.</summary>
+    static double? Finite(double? x) => x is { } v && double.IsFinite(v) ? v : null;
 }

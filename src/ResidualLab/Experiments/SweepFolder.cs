@@ -9,9 +9,23 @@ public static class SweepFolder
 {
     public static string RunDir(string resultsDir, string runId) => Path.Combine(resultsDir, "runs", runId);
 
-    /// <summary>Writes the config of every run of the plan (atomically: a reader sees the old or the new file).</summary>
+    /// <summary>The file that names a folder's [tune] keys, one per line, for reports.</summary>
+    public const string TunedFile = "tuned.txt";
+
+    /// <summary>The [tune] keys a sweep planned in this folder had (none when it had no [tune] section).</summary>
+    public static IReadOnlyList<string> TunedKeys(string resultsDir)
+    {
+        string path = Path.Combine(resultsDir, TunedFile);
+        return File.Exists(path) ? File.ReadAllLines(path).Where(l => l.Length > 0).ToList() : [];
+    }
+
+    /// <summary>Writes the config of every run of the plan (atomically: a reader sees the old or the new file), and the tuned keys.</summary>
     public static void WritePlan(SweepPlan plan, string resultsDir)
     {
+        Directory.CreateDirectory(resultsDir);
+        string tuned = Path.Combine(resultsDir, TunedFile);
+        if (plan.TunedKeys.Count > 0) File.WriteAllLines(tuned, plan.TunedKeys);
+        else File.Delete(tuned);
         foreach (var run in plan.Runs)
         {
             string dir = RunDir(resultsDir, run.RunId);

@@ -11,7 +11,8 @@ namespace ResidualLab.Reports;
 public static class HtmlReport
 {
     public static string Render(StudyData data, string source, string baseline, IReadOnlyList<ScorecardRow> scorecard,
-        IReadOnlyList<FinalLossRow> finalLoss, IReadOnlyList<Figure> figures)
+        IReadOnlyList<FinalLossRow> finalLoss, IReadOnlyList<Figure> figures, IReadOnlyList<ArmTuning>? tuning = null,
+        IReadOnlyList<string>? stability = null)
     {
         var h = new StringBuilder();
         h.Append("""
@@ -28,8 +29,8 @@ public static class HtmlReport
             """);
         h.Append($"<h1>ResidualLab report</h1><p>{E(source)}: {data.Runs.Count} finished runs ({data.Runs.Count(r => r.Diverged)} diverged), {data.Unfinished} not finished; {data.Groups.Count} schemes, depths {E(string.Join(", ", data.Depths))}; baseline <b>{E(baseline)}</b>. Generated {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.</p>");
 
-        h.Append("<h2>Necessity scorecard</h2><p>Each scheme against the baseline: difference of final validation loss (scheme &minus; baseline, nats) at the deepest depth both have, with its 95% confidence interval and Welch's t-test over seeds; divergence rate; worst gradient-norm spike (largest ratio of a step's global gradient norm to the median of the 20 steps before it); slope of final loss against ln(depth); throughput and memory as ratios to the baseline.</p>");
-        h.Append("<table><tr><th class=text>scheme</th><th>depth</th><th>val loss</th><th>&Delta; vs baseline [95% CI]</th><th>p (Welch)</th><th>diverged</th><th>worst grad spike</th><th>slope vs ln(depth)</th><th>throughput</th><th>memory</th><th>parameters</th><th class=text>verdict</th></tr>");
+        h.Append("<h2>Necessity scorecard</h2><p>Each scheme against the baseline: difference of final test loss (scheme &minus; baseline, nats) at the deepest depth both have, with its 95% confidence interval and Welch's t-test over seeds; divergence rate; worst gradient-norm spike (largest ratio of a step's global gradient norm to the median of the 20 steps before it); slope of final loss against ln(depth); throughput and memory as ratios to the baseline.</p>");
+        h.Append("<table><tr><th class=text>scheme</th><th>depth</th><th>test loss</th><th>&Delta; vs baseline [95% CI]</th><th>p (Welch)</th><th>diverged</th><th>worst grad spike</th><th>slope vs ln(depth)</th><th>throughput</th><th>memory</th><th>parameters</th><th class=text>verdict</th></tr>");
         foreach (var r in scorecard)
         {
             string cls = r.Verdict.StartsWith("worse", StringComparison.Ordinal) ? "worse" : r.Verdict.StartsWith("better", StringComparison.Ordinal) ? "better" : "";
@@ -37,18 +38,35 @@ public static class HtmlReport
         }
         h.Append("</table>");
 
-        h.Append("<h2>Final validation loss</h2><table><tr><th class=text>scheme</th><th>layers</th><th>seeds</th><th>mean</th><th>std</th><th>95% CI</th><th>&Delta; vs baseline [95% CI]</th><th>p (Welch)</th><th>diverged</th></tr>");
+        if (stability is { Count: > 0 })
+        {
+            h.Append("<h2>Stability</h2><p>Verdicts judged at several budgets (train.max_iters, each a full run with its own schedule) or initialisations, side by side:</p><ul>");
+            foreach (var line in stability) h.Append($"<li>{E(line)}</li>");
+            h.Append("</ul>");
+        }
+
+        if (tuning is { Count: > 0 })
+        {
+            h.Append("<h2>Tuning</h2><p>Every arm was trained at every value of the [tune] keys and every seed; each arm's value is the one with the lowest mean final <b>validation</b> loss, and the tables above compare the arms each at its own value, on <b>test</b> loss. A chosen value at the edge of the grid means the optimum may lie outside it.</p>");
+            h.Append("<table><tr><th class=text>scheme</th><th>layers</th><th class=text>value</th><th>runs</th><th>diverged</th><th>val loss (mean &plusmn; std)</th><th>test loss (mean &plusmn; std)</th><th class=text>chosen</th></tr>");
+            foreach (var a in tuning)
+                foreach (var v in a.Values)
+                    h.Append($"<tr><td class=text>{E(a.Group)}</td><td>{a.Depth}</td><td class=text>{E(v.Value)}</td><td>{v.Runs}</td><td>{v.Diverged}</td><td>{F(v.Val.Mean)} &plusmn; {F(v.Val.Std)}</td><td>{F(v.Test.Mean)} &plusmn; {F(v.Test.Std)}</td><td class=text>{(v.Value == a.Best ? "chosen" + E(a.Edges.Count > 0 ? " (" + string.Join("; ", a.Edges) + ")" : "") : "")}</td></tr>");
+            h.Append("</table>");
+        }
+
+        h.Append("<h2>Final test loss</h2><table><tr><th class=text>scheme</th><th>layers</th><th>seeds</th><th>mean</th><th>std</th><th>95% CI</th><th>&Delta; vs baseline [95% CI]</th><th>p (Welch)</th><th>diverged</th></tr>");
         foreach (var r in finalLoss)
             h.Append($"<tr><td class=text>{E(r.Group)}</td><td>{r.Depth}</td><td>{r.Loss.Count}</td><td>{F(r.Loss.Mean)}</td><td>{F(r.Loss.Std)}</td><td>{F(r.Loss.Low)} &ndash; {F(r.Loss.High)}</td><td>{Diff(r.VersusBaseline)}</td><td>{P(r.VersusBaseline)}</td><td>{r.Diverged}/{r.Runs}</td></tr>");
-        h.Append("</table><p>Tables as CSV next to this file: scorecard.csv, final_loss.csv, runs.csv.</p>");
+        h.Append("</table><p>Tables as CSV next to this file: scorecard.csv, final_loss.csv, runs.csv (and tuning.csv with a [tune] section).</p>");
 
         h.Append("<h2>Figures</h2>");
         foreach (var f in figures)
             h.Append($"<figure><img alt=\"{E(f.Title)}\" src=\"data:image/png;base64,{Convert.ToBase64String(f.Png)}\"><figcaption>{E(f.Caption)}</figcaption></figure>");
 
-        h.Append("<h2>Runs</h2><table><tr><th class=text>run</th><th class=text>scheme</th><th>layers</th><th>seed</th><th class=text>status</th><th>steps</th><th>val loss</th><th>ms/step</th><th>tokens/s</th><th>peak RSS MiB</th><th class=text>note</th></tr>");
+        h.Append("<h2>Runs</h2><table><tr><th class=text>run</th><th class=text>scheme</th><th>layers</th><th>seed</th><th class=text>status</th><th>steps</th><th>val loss</th><th>test loss</th><th>ms/step</th><th>tokens/s</th><th>peak RSS MiB</th><th class=text>note</th></tr>");
         foreach (var r in data.Runs)
-            h.Append($"<tr><td class=text>{E(r.Run.RunId)}</td><td class=text>{E(r.Group)}</td><td>{r.Depth}</td><td>{r.Run.Seed}</td><td class=text>{E(r.Run.Status)}</td><td>{r.Run.Steps}</td><td>{F(r.Run.ValLoss ?? double.NaN)}</td><td>{F(r.Run.MeanStepMs, "0.0")}</td><td>{F(r.Run.TokensPerSecond, "0")}</td><td>{F(r.Run.PeakRssBytes / 1048576.0, "0")}</td><td class=text>{E(r.Run.Error ?? "")}</td></tr>");
+            h.Append($"<tr><td class=text>{E(r.Run.RunId)}</td><td class=text>{E(r.Group)}</td><td>{r.Depth}</td><td>{r.Run.Seed}</td><td class=text>{E(r.Run.Status)}</td><td>{r.Run.Steps}</td><td>{F(r.Run.ValLoss ?? double.NaN)}</td><td>{F(r.Run.TestLoss ?? double.NaN)}</td><td>{F(r.Run.MeanStepMs, "0.0")}</td><td>{F(r.Run.TokensPerSecond, "0")}</td><td>{F(r.Run.PeakRssBytes / 1048576.0, "0")}</td><td class=text>{E(r.Run.Error ?? "")}</td></tr>");
         h.Append("</table>");
 
         h.Append("<h2>Environment</h2><table><tr><th class=text>ResidualLab</th><th class=text>git commit</th><th class=text>.NET</th><th class=text>TorchSharp</th><th class=text>libtorch</th><th class=text>device</th><th>threads</th><th class=text>host</th><th class=text>OS</th></tr>");

@@ -63,7 +63,7 @@ public static class ReportPlots
 
     static Figure LossVsDepth(StudyData data)
     {
-        var plot = NewPlot("Final validation loss vs depth", "layers (log scale)", "final validation loss");
+        var plot = NewPlot("Final test loss vs depth", "layers (log scale)", "final test loss");
         foreach (var group in data.Groups)
         {
             var points = data.Depths.Select(d => (Depth: d, Summary: Statistics.Summarise(data.FinalLosses(group, d))))
@@ -83,7 +83,7 @@ public static class ReportPlots
         }
         plot.Axes.Bottom.SetTicks(data.Depths.Select(d => Math.Log2(d)).ToArray(), data.Depths.Select(d => d.ToString()).ToArray());
         plot.Axes.Margins(0.1, 0.15);
-        return Render(plot, "Final validation loss vs depth", "Mean final validation loss over seeds; error bars: 95% confidence interval (Student's t). Diverged runs are left out (see the scorecard's divergence rate).");
+        return Render(plot, "Final test loss vs depth", "Mean final test loss over seeds; error bars: 95% confidence interval (Student's t). Diverged runs are left out (see the scorecard's divergence rate).");
     }
 
     static Figure GradientNormByLayer(StudyData data, int depth)
@@ -138,9 +138,9 @@ public static class ReportPlots
         return Render(plot, title, $"{caption}; mean over seeds, whisker: ± one standard deviation.");
     }
 
-    static string Layers(int depth) => depth == 1 ? "1 layer" : $"{depth} layers";
+    internal static string Layers(int depth) => depth == 1 ? "1 layer" : $"{depth} layers";
 
-    static Plot NewPlot(string title, string x, string y)
+    internal static Plot NewPlot(string title, string x, string y)
     {
         var plot = new Plot();
         plot.Title(title);
@@ -149,7 +149,7 @@ public static class ReportPlots
         return plot;
     }
 
-    static Figure Render(Plot plot, string title, string caption)
+    internal static Figure Render(Plot plot, string title, string caption)
     {
         plot.ShowLegend(Edge.Right); // outside the data area: never hides a curve
         return new Figure(title, caption, plot.GetImageBytes(Width, Height, ImageFormat.Png));

@@ -22,7 +22,7 @@ public static class ReportTables
 
     public static string FinalLossCsv(IEnumerable<FinalLossRow> rows)
     {
-        var sb = new StringBuilder("group,depth,runs,diverged,seeds_done,val_loss_mean,val_loss_std,ci95_low,ci95_high,diff_vs_baseline,diff_ci95_low,diff_ci95_high,welch_t,welch_df,p\n");
+        var sb = new StringBuilder("group,depth,runs,diverged,seeds_done,test_loss_mean,test_loss_std,ci95_low,ci95_high,diff_vs_baseline,diff_ci95_low,diff_ci95_high,welch_t,welch_df,p\n");
         foreach (var r in rows)
             sb.AppendLine(Csv(r.Group, r.Depth, r.Runs, r.Diverged, r.Loss.Count, r.Loss.Mean, r.Loss.Std, r.Loss.Low, r.Loss.High,
                 r.VersusBaseline?.Difference, r.VersusBaseline?.Low, r.VersusBaseline?.High, r.VersusBaseline?.T,
@@ -32,7 +32,7 @@ public static class ReportTables
 
     public static string ScorecardCsv(IEnumerable<ScorecardRow> rows)
     {
-        var sb = new StringBuilder("group,baseline,compared_depth,val_loss_mean,diff_vs_baseline,diff_ci95_low,diff_ci95_high,p,significant,diverged,runs,divergence_rate,worst_grad_spike,slope_loss_vs_ln_depth,baseline_slope,throughput_ratio,throughput_p,memory_ratio,parameters,parameter_ratio,verdict\n");
+        var sb = new StringBuilder("group,baseline,compared_depth,test_loss_mean,diff_vs_baseline,diff_ci95_low,diff_ci95_high,p,significant,diverged,runs,divergence_rate,worst_grad_spike,slope_loss_vs_ln_depth,baseline_slope,throughput_ratio,throughput_p,memory_ratio,parameters,parameter_ratio,verdict\n");
         foreach (var r in rows)
             sb.AppendLine(Csv(r.Group, r.Baseline, r.ComparedDepth, r.Loss.Mean, r.Difference?.Difference, r.Difference?.Low,
                 r.Difference?.High, r.Difference?.P, r.Difference?.Significant(), r.Diverged, r.Finished, r.DivergenceRate,
@@ -40,12 +40,23 @@ public static class ReportTables
         return sb.ToString();
     }
 
+    /// <summary>Every arm's tuned values: validation loss (what chose) and test loss (what is reported), over seeds.</summary>
+    public static string TuningCsv(IEnumerable<ArmTuning> arms)
+    {
+        var sb = new StringBuilder("group,depth,value,runs,diverged,val_loss_mean,val_loss_std,test_loss_mean,test_loss_std,test_ci95_low,test_ci95_high,chosen,edge\n");
+        foreach (var a in arms)
+            foreach (var v in a.Values)
+                sb.AppendLine(Csv(a.Group, a.Depth, v.Value, v.Runs, v.Diverged, v.Val.Mean, v.Val.Std, v.Test.Mean, v.Test.Std, v.Test.Low, v.Test.High,
+                    v.Value == a.Best, v.Value == a.Best ? string.Join("; ", a.Edges) : ""));
+        return sb.ToString();
+    }
+
     public static string RunsCsv(StudyData data)
     {
-        var sb = new StringBuilder("run_id,group,connection,depth,seed,status,steps,train_loss,val_loss,parameters,mean_step_ms,tokens_per_s,peak_rss_bytes,started_at,ended_at,error\n");
+        var sb = new StringBuilder("run_id,group,connection,depth,seed,status,steps,train_loss,val_loss,test_loss,parameters,mean_step_ms,tokens_per_s,peak_rss_bytes,started_at,ended_at,error\n");
         foreach (var r in data.Runs.Select(x => (x.Group, x.Run)))
             sb.AppendLine(Csv(r.Run.RunId, r.Group, r.Run.Connection, r.Run.Depth, r.Run.Seed, r.Run.Status, r.Run.Steps, r.Run.TrainLoss,
-                r.Run.ValLoss, r.Run.Parameters, r.Run.MeanStepMs, r.Run.TokensPerSecond, r.Run.PeakRssBytes,
+                r.Run.ValLoss, r.Run.TestLoss, r.Run.Parameters, r.Run.MeanStepMs, r.Run.TokensPerSecond, r.Run.PeakRssBytes,
                 r.Run.StartedAt.ToString("O", CultureInfo.InvariantCulture), r.Run.EndedAt?.ToString("O", CultureInfo.InvariantCulture), r.Run.Error));
         return sb.ToString();
     }

@@ -1,28 +1,42 @@
+using ResidualLab.Experiments;
 using ResidualLab.Experiments.Store;
 
 namespace ResidualLab.Reports;
 
-/// <summary>What a report wrote, the scorecard it computed, and the runs that diverged.</summary>
+/// <summary>What a report wrote, the scorecard it computed (with a [tune] section: each arm at its chosen value), and the runs that diverged.</summary>
 public sealed record ReportOutput(string HtmlPath, IReadOnlyList<string> CsvPaths, IReadOnlyList<ScorecardRow> Scorecard, int Figures,
-    IReadOnlyList<string> TensorBoardFiles, IReadOnlyList<RunRecord> Diverged);
+    IReadOnlyList<string> TensorBoardFiles, IReadOnlyList<RunRecord> Diverged)
+{
+    /// <summary>Each arm's tuned values and choice; empty without a [tune] section.</summary>
+    public IReadOnlyList<ArmTuning> Tuning { get; init; } = [];
+
+    /// <summary>One line per scheme whose verdict was judged at several budgets or initialisations.</summary>
+    public IReadOnlyList<string> Stability { get; init; } = [];
+}
 
 /// <summary>Reads a results folder's store and writes report.html, the CSV tables and, on request, TensorBoard event files into the folder.</summary>
 public static class ReportWriter
 {
     public static ReportOutput Write(string resultsDir, string baseline, bool tensorBoard = false)
     {
-        StudyData data;
-        using (var store = ResultsStore.OpenExisting(resultsDir)) data = StudyData.Load(store);
+        StudyData all;
+        var tuned = SweepFolder.TunedKeys(resultsDir);
+        using (var store = ResultsStore.OpenExisting(resultsDir)) all = StudyData.Load(store, tuned);
+        var tuning = tuned.Count > 0 ? Tuning.Select(all) : [];
+        var data = tuned.Count > 0 ? Tuning.AtBest(all, tuning) : all;
         if (data.Runs.Count == 0)
             throw new ConfigException($"'{resultsDir}' has no finished runs yet ({data.Unfinished} unfinished); run 'reslab sweep' first");
         if (!data.Runs.Any(r => r.Run.Connection == baseline))
             throw new ConfigException($"--baseline '{baseline}': no finished run uses it{Suggest.DidYouMean(baseline, data.Runs.Select(r => r.Run.Connection).Distinct())}; schemes here: {string.Join(", ", data.Runs.Select(r => r.Run.Connection).Distinct())}");
 
         var scorecard = Scorecard.Build(data, baseline);
+        if (tuned.Count > 0)
+            scorecard = scorecard.Select(r => r with { Verdict = r.Verdict + Tuning.Note(tuning, r.Group, r.Baseline == "-" ? null : r.Baseline, r.ComparedDepth) }).ToList();
+        var stability = Stability.Lines(scorecard);
         var finalLoss = ReportTables.FinalLoss(data, baseline);
-        var figures = ReportPlots.All(data);
+        var figures = ReportPlots.All(data).Concat(TuningPlots.All(tuning)).ToList();
         string html = Path.Combine(resultsDir, "report.html");
-        File.WriteAllText(html, HtmlReport.Render(data, Path.GetFullPath(resultsDir), baseline, scorecard, finalLoss, figures));
+        File.WriteAllText(html, HtmlReport.Render(data, Path.GetFullPath(resultsDir), baseline, scorecard, finalLoss, figures, tuning, stability));
         var csv = new List<string>();
         void Csv(string name, string text)
         {
@@ -32,8 +46,10 @@ public static class ReportWriter
         }
         Csv("scorecard.csv", ReportTables.ScorecardCsv(scorecard));
         Csv("final_loss.csv", ReportTables.FinalLossCsv(finalLoss));
-        Csv("runs.csv", ReportTables.RunsCsv(data));
+        Csv("runs.csv", ReportTables.RunsCsv(all));
+        if (tuning.Count > 0) Csv("tuning.csv", ReportTables.TuningCsv(tuning));
         var events = tensorBoard ? TensorBoardExport.Write(data, resultsDir) : [];
-        return new ReportOutput(html, csv, scorecard, figures.Count, events, data.Runs.Where(r => r.Diverged).Select(r => r.Run).ToList());
+        return new ReportOutput(html, csv, scorecard, figures.Count, events, all.Runs.Where(r => r.Diverged).Select(r => r.Run).ToList())
+            { Tuning = tuning, Stability = stability };
     }
 }

@@ -106,11 +106,11 @@ public static class Scorecard
         return worst;
     }
 
-    /// <summary>Least-squares slope of final val loss against ln(depth) over done runs (NaN with one depth).</summary>
+    /// <summary>Least-squares slope of final test loss against ln(depth) over done runs (NaN with one depth).</summary>
     public static double DepthSlope(IReadOnlyList<RunData> runs)
     {
-        var done = runs.Where(r => r.Done && r.Run.ValLoss is not null).ToList();
-        return Statistics.Slope(done.Select(r => Math.Log(r.Depth)).ToList(), done.Select(r => r.Run.ValLoss!.Value).ToList());
+        var done = runs.Where(r => r.Done && r.Run.TestLoss is not null).ToList();
+        return Statistics.Slope(done.Select(r => Math.Log(r.Depth)).ToList(), done.Select(r => r.Run.TestLoss!.Value).ToList());
     }
 
     /// <summary>One plain-language line computed from the row's numbers.</summary>
@@ -126,7 +126,7 @@ public static class Scorecard
         if (r.IsBaseline)
         {
             headline = "baseline";
-            reasons.Add($"final val loss {F(r.Loss.Mean, "0.000")} at {r.ComparedDepth} layers");
+            reasons.Add($"final test loss {F(r.Loss.Mean, "0.000")} at {r.ComparedDepth} layers");
         }
         else if (r.Difference is not { } d)
         {
@@ -139,17 +139,17 @@ public static class Scorecard
             if (d.Significant() && d.Difference > 0)
             {
                 headline = "worse";
-                reasons.Add($"final val loss {F(d.Difference, "+0.000")} nats above {r.Baseline} at {Depth(r)} ({ci})");
+                reasons.Add($"final test loss {F(d.Difference, "+0.000")} nats above {r.Baseline} at {Depth(r)} ({ci})");
             }
             else if (d.Significant())
             {
                 headline = "better";
-                reasons.Add($"final val loss {F(-d.Difference, "0.000")} nats below {r.Baseline} at {Depth(r)} ({ci})");
+                reasons.Add($"final test loss {F(-d.Difference, "0.000")} nats below {r.Baseline} at {Depth(r)} ({ci})");
             }
             else
             {
                 headline = "no detectable difference";
-                reasons.Add($"final val loss within noise of {r.Baseline} at {Depth(r)} ({F(d.Difference, "+0.000;-0.000")}, {ci})");
+                reasons.Add($"final test loss within noise of {r.Baseline} at {Depth(r)} ({F(d.Difference, "+0.000;-0.000")}, {ci})");
             }
             if (unstable) headline = "unstable, " + headline;
         }

@@ -4,9 +4,14 @@ using ResidualLab.Experiments.Store;
 namespace ResidualLab.Reports;
 
 /// <summary>One finished run with everything recorded for it.</summary>
+/// <param name="Setting">The varying keys other than the scheme's, e.g. "max_iters=600 init=\"pytorch\"".</param>
+/// <param name="Tuned">The values of the [tune] keys, e.g. "lr=0.001" (empty without tuning).</param>
 public sealed record RunData(RunRecord Run, string Group, string Setting,
-    IReadOnlyList<StepRow> Steps, IReadOnlyList<EvalRow> Evals, IReadOnlyList<DiagnosticRow> Diagnostics)
+    IReadOnlyList<StepRow> Steps, IReadOnlyList<EvalRow> Evals, IReadOnlyList<DiagnosticRow> Diagnostics, string Tuned = "")
 {
+    /// <summary>The run's canonical config as key -> value text.</summary>
+    public IReadOnlyDictionary<string, string> Config => StudyData.ParseCanonical(Run.Config);
+
     public bool Done => Run.Status == RunState.Done;
     public bool Diverged => Run.Status == RunState.Diverged;
     public int Depth => Run.Depth;
@@ -15,20 +20,23 @@ public sealed record RunData(RunRecord Run, string Group, string Setting,
 /// <summary>
 /// The finished runs of a results folder, grouped for comparison. A group is a connection scheme with its
 /// options, plus any other config key that differs between runs (e.g. "pre-norm lr=0.003"); depth and seed
-/// are the axes within a group. Runs that are not finished (running, failed, interrupted) are only counted.
+/// are the axes within a group, and so are the tuned keys (a [tune] section), which stay out of the group.
+/// Runs that are not finished (running, failed, interrupted) are only counted.
 /// </summary>
 public sealed record StudyData(IReadOnlyList<RunData> Runs, IReadOnlyList<string> Groups, IReadOnlyList<int> Depths,
     int Unfinished, IReadOnlyList<RunEnvironment> Environments)
 {
     static readonly string[] Axes = ["connection.name", "model.n_layer", "train.seed"];
 
-    public static StudyData Load(ResultsStore store)
+    /// <param name="tuned">The [tune] keys of the folder's sweep: kept out of the groups, recorded per run.</param>
+    public static StudyData Load(ResultsStore store, IReadOnlyList<string>? tuned = null)
     {
+        tuned ??= [];
         var all = store.Runs();
         var finished = all.Where(r => RunState.IsFinal(r.Status)).ToList();
         var configs = finished.ToDictionary(r => r.RunId, r => ParseCanonical(r.Config));
         var varying = configs.Values.SelectMany(c => c.Keys).Distinct()
-            .Where(k => !Axes.Contains(k) && configs.Values.Select(c => c.GetValueOrDefault(k, "")).Distinct().Count() > 1)
+            .Where(k => !Axes.Contains(k) && !tuned.Contains(k) && configs.Values.Select(c => c.GetValueOrDefault(k, "")).Distinct().Count() > 1)
             .Order(StringComparer.Ordinal).ToList();
         var runs = finished.Select(r =>
         {
@@ -36,7 +44,8 @@ public sealed record StudyData(IReadOnlyList<RunData> Runs, IReadOnlyList<string
             string options = string.Join(" ", varying.Where(k => k.StartsWith("connection.", StringComparison.Ordinal)).Select(k => Show(k, c)));
             string setting = string.Join(" ", varying.Where(k => !k.StartsWith("connection.", StringComparison.Ordinal)).Select(k => Show(k, c)));
             string group = string.Join(" ", new[] { r.Connection, options, setting }.Where(s => s.Length > 0));
-            return new RunData(r, group, setting, store.Steps(r.RunId), store.Evals(r.RunId), store.Diagnostics(r.RunId));
+            string values = string.Join(" ", tuned.Select(k => Show(k, c)));
+            return new RunData(r, group, setting, store.Steps(r.RunId), store.Evals(r.RunId), store.Diagnostics(r.RunId), values);
         }).ToList();
         var groups = runs.GroupBy(r => r.Group).OrderBy(g => g.Min(r => r.Run.StartedAt)).Select(g => g.Key).ToList(); // sweep order
         var environments = finished.Select(r => store.EnvironmentOf(r.RunId)).OfType<RunEnvironment>().Distinct().ToList();
@@ -55,12 +64,16 @@ public sealed record StudyData(IReadOnlyList<RunData> Runs, IReadOnlyList<string
                                         && r.Group == string.Join(" ", new[] { baselineScheme, r.Setting }.Where(s => s.Length > 0)))?.Group;
     }
 
-    /// <summary>Final validation losses of a group's done runs at a depth.</summary>
+    /// <summary>
+    /// Final test losses of a group's done runs at a depth: what every comparison reports. Selection
+    /// (learning rate) reads validation losses only; runs recorded before the test split have none and are left out.
+    /// </summary>
     public IReadOnlyList<double> FinalLosses(string group, int depth) =>
-        Of(group, depth).Where(r => r.Done && r.Run.ValLoss is not null).Select(r => r.Run.ValLoss!.Value).ToList();
+        Of(group, depth).Where(r => r.Done && r.Run.TestLoss is not null).Select(r => r.Run.TestLoss!.Value).ToList();
 
+    /// <summary>"short_key=value"; a key left out of the canonical text at its default (model.init) shows the default.</summary>
     static string Show(string key, IReadOnlyDictionary<string, string> config) =>
-        $"{key[(key.IndexOf('.') + 1)..]}={config.GetValueOrDefault(key, "default").Trim('"')}";
+        $"{key[(key.IndexOf('.') + 1)..]}={(config.GetValueOrDefault(key) ?? Convert.ToString(Experiments.ConfigSchema.Find(key)?.Default, CultureInfo.InvariantCulture) ?? "default").Trim('"')}";
 
     /// <summary>The canonical config text ("key=value" lines) as a dictionary.</summary>
     public static IReadOnlyDictionary<string, string> ParseCanonical(string canonical) =>

@@ -6,7 +6,7 @@ namespace ResidualLab.Reports;
 
 /// <summary>
 /// TensorBoard event files, one folder per run (tensorboard/&lt;scheme&gt;/L&lt;depth&gt;_s&lt;seed&gt;_&lt;run id&gt;/):
-/// train/loss, train/grad_norm and train/lr per step, eval/train_loss and eval/val_loss per evaluation,
+/// train/loss, train/grad_norm and train/lr per step, eval/train_loss, eval/val_loss and eval/test_loss per evaluation,
 /// grad_norm/block_&lt;i&gt; per probe. Written directly in the TFRecord format (length, masked CRC-32C,
 /// protobuf Event) with Unix-second wall times: step k's wall time is the run's start plus the
 /// recorded step times before it.
@@ -33,7 +33,7 @@ public static class TensorBoardExport
             foreach (var s in run.Steps)
                 WriteRecord(stream, Event(wall[s.Step], s.Step, scalars: [("train/loss", s.Loss), ("train/grad_norm", s.GradNorm), ("train/lr", s.Lr)]));
             foreach (var e in run.Evals)
-                WriteRecord(stream, Event(WallAt(e.Step), e.Step, scalars: [("eval/train_loss", e.TrainLoss), ("eval/val_loss", e.ValLoss)]));
+                WriteRecord(stream, Event(WallAt(e.Step), e.Step, scalars: [("eval/train_loss", e.TrainLoss), ("eval/val_loss", e.ValLoss), ("eval/test_loss", e.TestLoss)]));
             foreach (var g in run.Diagnostics.GroupBy(d => d.Step))
                 WriteRecord(stream, Event(WallAt(g.Key), g.Key, scalars: g.Select(d => ($"{d.Name}/block_{d.Index}", d.Value)).ToArray()));
             files.Add(path);

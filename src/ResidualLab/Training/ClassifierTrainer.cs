@@ -10,11 +10,15 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace ResidualLab.Training;
 
-/// <summary>One evaluation of a classifier: losses and error rates (fractions) on both splits, and the
+/// <summary>One evaluation of a classifier: losses and error rates (fractions) on the splits, and the
 /// mini-batch loss, error and first-to-last gradient-norm ratio averaged over the steps since the last one.</summary>
 public sealed record ClassifierEval(
     int Step, int Epoch, double TrainLoss, double TrainError, double TestLoss, double TestError,
-    double BatchLoss, double BatchError, double GradRatio);
+    double BatchLoss, double BatchError, double GradRatio)
+{
+    /// <summary>Loss on the validation images (the end of the published training split): for selection.</summary>
+    public double ValLoss { get; init; } = double.NaN;
+}
 
 /// <summary>One training step of a classifier: the mini-batch loss and error (a fraction), the global
 /// gradient norm, and the gradient norm of every weight layer, all before the update.</summary>
@@ -36,7 +40,8 @@ public sealed record ClassifierResult(
 /// 0.9 and weight decay (here on weights only, not on batch-norm scales and biases), mini-batches
 /// reshuffled every epoch, the learning rate divided by 10 at 50% and 75% of the steps, no dropout.
 /// Every eval_interval steps it measures loss and error on the first eval_batches x batch_size
-/// training images and on the whole test split (evaluation mode, no augmentation). The gradient norm
+/// training images, on the validation images (the last data.val_images of the published training split,
+/// never trained on) and on the whole test split (evaluation mode, no augmentation). The gradient norm
 /// of every weight layer is read at initialisation (one fixed batch, before any update) and at every
 /// training step.
 /// </summary>
@@ -46,6 +51,7 @@ public sealed class ClassifierTrainer
     readonly VisionSettings _vision;
     readonly ImageSet _data;
     readonly ImageSplit _train;
+    readonly ImageSplit _val;
     readonly Device _device;
 
     public ImageClassifier Model { get; }
@@ -59,8 +65,12 @@ public sealed class ClassifierTrainer
         _config = config;
         _data = data;
         _device = device;
-        int n = _vision.TrainImages == 0 ? data.Train.Count : Math.Min(_vision.TrainImages, data.Train.Count);
-        _train = n == data.Train.Count ? data.Train : new ImageSplit(data.Train.Pixels.narrow(0, 0, n), data.Train.Labels.narrow(0, 0, n));
+        int trainable = data.Train.Count - _vision.ValImages;
+        if (trainable < 1)
+            throw new ConfigException($"data.val_images ({_vision.ValImages}) leaves none of {data.Name}'s {data.Train.Count} training images to train on; hold out fewer");
+        int n = _vision.TrainImages == 0 ? trainable : Math.Min(_vision.TrainImages, trainable);
+        _train = new ImageSplit(data.Train.Pixels.narrow(0, 0, n), data.Train.Labels.narrow(0, 0, n));
+        _val = new ImageSplit(data.Train.Pixels.narrow(0, trainable, _vision.ValImages), data.Train.Labels.narrow(0, trainable, _vision.ValImages));
         if (data.Height != data.Width) throw new InvalidDataException($"{data.Name}: images must be square, got {data.Height}x{data.Width}");
 
         manual_seed(config.Train.Seed);
@@ -78,8 +88,8 @@ public sealed class ClassifierTrainer
 
     public int TrainImages => _train.Count;
 
-    /// <summary>Loss and error on the first eval_batches x batch_size training images and on the test split.</summary>
-    public (double TrainLoss, double TrainError, double TestLoss, double TestError) Evaluate()
+    /// <summary>Loss and error on the first eval_batches x batch_size training images, the validation images and the test split.</summary>
+    public (double TrainLoss, double TrainError, double ValLoss, double TestLoss, double TestError) Evaluate()
     {
         Model.eval();
         (double Loss, double Error) Measure(ImageSplit split, int limit)
@@ -98,9 +108,10 @@ public sealed class ClassifierTrainer
             return (loss / count, wrong / count);
         }
         var train = Measure(_train, _config.Train.EvalBatches * _config.Train.BatchSize);
+        var val = Measure(_val, int.MaxValue);
         var test = Measure(_data.Test, int.MaxValue);
         Model.train();
-        return (train.Loss, train.Error, test.Loss, test.Error);
+        return (train.Loss, train.Error, val.Loss, test.Loss, test.Error);
     }
 
     /// <summary>
@@ -178,7 +189,7 @@ public sealed class ClassifierTrainer
 
         ClassifierResult Finish(RunStatus status, int steps, string? note = null)
         {
-            var last = curve.Count > 0 ? new EvalMetrics(curve[^1].Step, curve[^1].TrainLoss, curve[^1].TestLoss) : null;
+            var last = curve.Count > 0 ? new EvalMetrics(curve[^1].Step, curve[^1].TrainLoss, curve[^1].ValLoss, curve[^1].TestLoss) : null;
             var run = new TrainResult(status, steps, last, Model.ParameterCount(), wall.Elapsed.TotalSeconds,
                 steps > 0 ? stepMsSum / steps : 0, ProcessMemory.PeakRssBytes(), note);
             observer?.OnEnd(run);
@@ -188,11 +199,11 @@ public sealed class ClassifierTrainer
 
         void Eval(int step)
         {
-            var (trainLoss, trainError, testLoss, testError) = Evaluate();
+            var (trainLoss, trainError, valLoss, testLoss, testError) = Evaluate();
             int n = Math.Max(1, since);
-            var e = new ClassifierEval(step, epoch, trainLoss, trainError, testLoss, testError, lossSum / n, errorSum / n, ratioSum / n);
+            var e = new ClassifierEval(step, epoch, trainLoss, trainError, testLoss, testError, lossSum / n, errorSum / n, ratioSum / n) { ValLoss = valLoss };
             curve.Add(e);
-            observer?.OnEval(new EvalMetrics(step, trainLoss, testLoss));
+            observer?.OnEval(new EvalMetrics(step, trainLoss, valLoss, testLoss));
             lossSum = errorSum = ratioSum = 0;
             since = 0;
         }

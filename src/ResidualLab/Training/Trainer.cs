@@ -52,14 +52,15 @@ public sealed class Trainer
         TrainBatches = new TokenBatcher(corpus.Train, t.BatchSize, config.Model.BlockSize, (ulong)t.Seed);
     }
 
-    /// <summary>Mean loss over the fixed evaluation batches of both splits.</summary>
+    /// <summary>Mean loss over the fixed evaluation batches of each split (test: NaN without a test split).</summary>
     public EvalMetrics Evaluate(int step)
     {
         Model.eval();
         var t = _config.Train;
         var metrics = new EvalMetrics(step,
             FixedBatchLoss(Model, _corpus.Train, t.BatchSize, t.EvalBatches, _device),
-            FixedBatchLoss(Model, _corpus.Val, t.BatchSize, t.EvalBatches, _device));
+            FixedBatchLoss(Model, _corpus.Val, t.BatchSize, t.EvalBatches, _device),
+            _corpus.Test.Length > 0 ? FixedBatchLoss(Model, _corpus.Test, t.BatchSize, t.EvalBatches, _device) : double.NaN);
         Model.train();
         return metrics;
     }

@@ -16,7 +16,7 @@ public sealed record CheckpointPolicy(string Path, int Interval, bool Resume);
 public static class TrainingCheckpoint
 {
     const string Magic = "RESLAB-CHECKPOINT";
-    const int Version = 2;
+    const int Version = 3;
 
     public static void Save(string path, Trainer trainer, string runId, int step, EvalMetrics? lastEval)
     {
@@ -36,6 +36,7 @@ public static class TrainingCheckpoint
                     w.Write(lastEval.Step);
                     w.Write(lastEval.TrainLoss);
                     w.Write(lastEval.ValLoss);
+                    w.Write(lastEval.TestLoss);
                 }
                 using (var rng = get_rng_state()) rng.Save(w);
                 w.Write(trainer.Optimizer.Step);
@@ -70,7 +71,7 @@ public static class TrainingCheckpoint
         try
         {
             trainer.TrainBatches.State = r.ReadUInt64();
-            EvalMetrics? last = r.ReadBoolean() ? new EvalMetrics(r.ReadInt32(), r.ReadDouble(), r.ReadDouble()) : null;
+            EvalMetrics? last = r.ReadBoolean() ? new EvalMetrics(r.ReadInt32(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble()) : null;
             using (var rng = TorchSharp.TensorExtensionMethods.Load(r)) set_rng_state(rng);
             long optStep = r.ReadInt64();
             int n = trainer.Optimizer.ExpAvg.Count;

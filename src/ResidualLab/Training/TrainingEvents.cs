@@ -2,8 +2,11 @@ namespace ResidualLab.Training;
 
 public sealed record StepMetrics(int Step, double Loss, double Lr, double GradNorm, double StepMs, double TokensPerSecond);
 
-/// <summary>Mean losses over the fixed evaluation batches of each split.</summary>
-public sealed record EvalMetrics(int Step, double TrainLoss, double ValLoss);
+/// <summary>
+/// Mean losses over the fixed evaluation batches of each split. Validation is for selection (learning
+/// rate, step); test is what reports show. NaN test loss: the run has no test split.
+/// </summary>
+public sealed record EvalMetrics(int Step, double TrainLoss, double ValLoss, double TestLoss = double.NaN);
 
 public enum RunStatus { Done, Diverged, Cancelled }
 

@@ -87,7 +87,7 @@ public class GptCheckpointTests
         var loaded = GptCheckpoint.Load(path);
         using var model = loaded.Model;
         model.eval();
-        var reencoded = ResidualLab.Data.CharCorpus.FromText(TestSupport.TinyText(), config.Data.ValFraction, config.Model.BlockSize, "tiny", Vocabulary(loaded));
+        var reencoded = ResidualLab.Data.CharCorpus.FromText(TestSupport.TinyText(), config.Data.ValFraction, config.Model.BlockSize, "tiny", Vocabulary(loaded), config.Data.TestFraction);
         double loss = Trainer.FixedBatchLoss(model, reencoded.Val, config.Train.BatchSize, config.Train.EvalBatches, CPU);
         Assert.Equal(result.FinalEval!.ValLoss, loss);
     }

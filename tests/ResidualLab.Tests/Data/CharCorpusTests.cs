@@ -16,6 +16,17 @@ public class CharCorpusTests
     }
 
     [Fact]
+    public void Text_splits_in_order_into_train_validation_and_test()
+    {
+        var corpus = CharCorpus.FromText(new string('a', 800) + new string('b', 100) + new string('c', 100), 0.1, 8, testFraction: 0.1);
+        Assert.Equal((800, 100, 100), (corpus.Train.Length, corpus.Val.Length, corpus.Test.Length));
+        Assert.All(corpus.Train, id => Assert.Equal(0, id));
+        Assert.All(corpus.Val, id => Assert.Equal(1, id));
+        Assert.All(corpus.Test, id => Assert.Equal(2, id));
+        Assert.Contains("sum below 1", Assert.Throws<ConfigException>(() => CharCorpus.FromText(new string('a', 1000), 0.5, 8, testFraction: 0.5)).Message);
+    }
+
+    [Fact]
     public void Invalid_utf8_is_a_clear_error()
     {
         string path = Path.Combine(TestSupport.TempDir(), "latin1.txt");

@@ -59,16 +59,25 @@ public class ConfigTests
         "train.beta2=0.99\ntrain.device=\"cpu\"\ntrain.eval_batches=10\ntrain.eval_interval=50\ntrain.grad_clip=1\ntrain.lr=0.002\n" +
         "train.max_iters=250\ntrain.min_lr=0.0002\ntrain.momentum=0.9\ntrain.seed=3\ntrain.warmup_iters=25\ntrain.weight_decay=0.1\n";
 
+    /// <summary>The same run planned with the test split: validation and test are different text, so the numbers (and the id) are new.</summary>
+    static readonly string RunPlannedWithTestSplit = RunPlannedBeforeDtype
+        .Replace("data.train_images=0\n", "data.test_fraction=0.1\ndata.train_images=0\n")
+        .Replace("data.val_fraction=0.1\n", "data.val_fraction=0.1\ndata.val_images=5000\n");
+
     [Fact]
-    public void Keys_added_later_leave_run_ids_unchanged_at_their_defaults()
+    public void The_test_split_gives_runs_new_ids_and_keys_added_later_leave_them_unchanged_at_their_defaults()
     {
-        var before = ConfigValues.FromCanonical(RunPlannedBeforeDtype, "config.txt");
-        Assert.Equal(RunPlannedBeforeDtype, before.Canonical());
-        Assert.Equal("12e497669d0b", RunConfig.From(before).RunId);
-        var bf16 = ConfigValues.FromCanonical(RunPlannedBeforeDtype, "config.txt");
-        bf16.Override("train.dtype=bfloat16");
-        Assert.Contains("train.dtype=\"bfloat16\"\n", bf16.Canonical());
-        Assert.NotEqual("12e497669d0b", RunConfig.From(bf16).RunId);
+        Assert.NotEqual("12e497669d0b", RunConfig.From(ConfigValues.FromCanonical(RunPlannedBeforeDtype, "config.txt")).RunId);
+        var planned = ConfigValues.FromCanonical(RunPlannedWithTestSplit, "config.txt");
+        Assert.Equal(RunPlannedWithTestSplit, planned.Canonical());
+        string id = RunConfig.From(planned).RunId;
+        foreach (var change in new[] { "train.dtype=bfloat16", "model.init=pytorch", "train.decay=all" })
+        {
+            var changed = ConfigValues.FromCanonical(RunPlannedWithTestSplit, "config.txt");
+            changed.Override(change);
+            Assert.Contains(change.Replace("=", "=\"") + "\"\n", changed.Canonical());
+            Assert.NotEqual(id, RunConfig.From(changed).RunId);
+        }
     }
 
     [Fact]

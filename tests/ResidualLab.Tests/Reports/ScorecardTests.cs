@@ -11,7 +11,7 @@ public class ScorecardTests
         double tokensPerSecond = 1000, long parameters = 1000, double[]? gradNorms = null) =>
         new(new RunRecord($"r{Interlocked.Increment(ref _ids)}", $"{scheme} L{depth} s{seed}", "gpt", scheme, depth, seed, "", status, null,
                 DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, "host", 1, 100, parameters, 10, tokensPerSecond, 1 << 20,
-                valLoss, valLoss),
+                valLoss, valLoss) { TestLoss = valLoss },
             scheme, "", (gradNorms ?? [1, 1, 1]).Select((g, i) => new StepRow(i, 3, 1e-3, g, 10, tokensPerSecond)).ToList(), [], []);
 
     static StudyData Study(params RunData[] runs) =>
@@ -37,9 +37,9 @@ public class ScorecardTests
         Assert.True(none.Difference.Significant());
         Assert.Equal(0.30 / Math.Log(4), none.DepthSlope, 1e-9);
         Assert.Equal(-0.20 / Math.Log(4), none.BaselineDepthSlope, 1e-9);
-        Assert.StartsWith("worse: final val loss +0.800 nats above pre-norm at 4 layers", none.Verdict);
+        Assert.StartsWith("worse: final test loss +0.800 nats above pre-norm at 4 layers", none.Verdict);
         Assert.Contains("gains less from depth than pre-norm (+0.216 vs -0.144 per ln(depth))", none.Verdict);
-        Assert.StartsWith("baseline: final val loss 1.810 at 4 layers", rows[0].Verdict);
+        Assert.StartsWith("baseline: final test loss 1.810 at 4 layers", rows[0].Verdict);
     }
 
     [Fact]
@@ -48,7 +48,7 @@ public class ScorecardTests
         var data = Study([.. Seeds("pre-norm", 2, 2.0, 2.2, 1.9), .. Seeds("post-norm", 2, 2.05, 1.95, 2.15)]);
         var row = Scorecard.Build(data, "pre-norm")[1];
         Assert.False(row.Difference!.Significant());
-        Assert.StartsWith("no detectable difference: final val loss within noise of pre-norm at 2 layers", row.Verdict);
+        Assert.StartsWith("no detectable difference: final test loss within noise of pre-norm at 2 layers", row.Verdict);
     }
 
     [Fact]

@@ -15,7 +15,7 @@ public class ClassifierTrainerTests
                  {
                      "model.name=resnet", "model.depth=8", "model.width=4", "connection.name=residual",
                      "train.batch_size=16", "train.max_iters=100", "train.lr=0.1", "train.warmup_iters=0",
-                     "train.weight_decay=0", "train.grad_clip=0", "train.eval_interval=50", "train.eval_batches=1", "train.seed=3",
+                     "train.weight_decay=0", "train.grad_clip=0", "data.val_images=4", "train.eval_interval=50", "train.eval_batches=1", "train.seed=3",
                  }.Concat(overrides))
             v.Override(o);
         return RunConfig.From(v);
@@ -24,7 +24,7 @@ public class ClassifierTrainerTests
     [Fact]
     public void A_tiny_resnet_overfits_a_few_images()
     {
-        var set = ImageSets.FromFolder("toy", IdxTests.WriteSet(trainCount: 16, testCount: 10, size: 12));
+        var set = ImageSets.FromFolder("toy", IdxTests.WriteSet(trainCount: 20, testCount: 10, size: 12));
         var trainer = new ClassifierTrainer(Config(), set, CPU);
 
         var result = trainer.Run();
@@ -41,7 +41,7 @@ public class ClassifierTrainerTests
     [Fact]
     public void The_gradient_probe_leaves_the_model_unchanged()
     {
-        var set = ImageSets.FromFolder("toy", IdxTests.WriteSet(trainCount: 16, testCount: 4, size: 12));
+        var set = ImageSets.FromFolder("toy", IdxTests.WriteSet(trainCount: 20, testCount: 4, size: 12));
         var trainer = new ClassifierTrainer(Config(), set, CPU);
         var before = trainer.Model.buffers().Select(b => b.clone()).ToList();
 

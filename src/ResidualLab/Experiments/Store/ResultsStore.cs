@@ -13,7 +13,7 @@ namespace ResidualLab.Experiments.Store;
 public sealed class ResultsStore : IDisposable
 {
     public const string FileName = "results.db";
-    const int SchemaVersion = 1;
+    const int SchemaVersion = 2;
 
     readonly SqliteConnection _db;
     readonly object _gate = new();
@@ -64,12 +64,12 @@ public sealed class ResultsStore : IDisposable
               host TEXT NOT NULL, pid INTEGER NOT NULL,
               steps INTEGER NOT NULL DEFAULT 0, parameters INTEGER NOT NULL DEFAULT 0,
               mean_step_ms REAL NOT NULL DEFAULT 0, tokens_per_s REAL NOT NULL DEFAULT 0,
-              peak_rss_bytes INTEGER NOT NULL DEFAULT 0, train_loss REAL, val_loss REAL);
+              peak_rss_bytes INTEGER NOT NULL DEFAULT 0, train_loss REAL, val_loss REAL, test_loss REAL);
             CREATE TABLE IF NOT EXISTS steps(
               run_id TEXT NOT NULL, step INTEGER NOT NULL, loss REAL, lr REAL, grad_norm REAL,
               step_ms REAL, tokens_per_s REAL, PRIMARY KEY(run_id, step)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS evals(
-              run_id TEXT NOT NULL, step INTEGER NOT NULL, train_loss REAL, val_loss REAL,
+              run_id TEXT NOT NULL, step INTEGER NOT NULL, train_loss REAL, val_loss REAL, test_loss REAL,
               PRIMARY KEY(run_id, step)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS diagnostics(
               run_id TEXT NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, idx INTEGER NOT NULL, value REAL,
@@ -82,6 +82,8 @@ public sealed class ResultsStore : IDisposable
               PRIMARY KEY(job_id, task)) WITHOUT ROWID;
             """);
         AddColumnIfMissing("environment", "reslab_version", "TEXT");
+        AddColumnIfMissing("runs", "test_loss", "REAL"); // stores from before the test split
+        AddColumnIfMissing("evals", "test_loss", "REAL");
         Execute($"PRAGMA user_version = {SchemaVersion};");
     }
 
@@ -134,10 +136,10 @@ public sealed class ResultsStore : IDisposable
                        ("$id", runId), ("$step", 0), ("$loss", 0.0), ("$lr", 0.0), ("$grad", 0.0), ("$ms", 0.0), ("$tps", 0.0)))
                 foreach (var s in steps)
                     Run(insert, s.Step, s.Loss, s.Lr, s.GradNorm, s.StepMs, s.TokensPerSecond);
-            using (var insert = Command("INSERT OR REPLACE INTO evals VALUES($id, $step, $train, $val)", tx,
-                       ("$id", runId), ("$step", 0), ("$train", 0.0), ("$val", 0.0)))
+            using (var insert = Command("INSERT OR REPLACE INTO evals VALUES($id, $step, $train, $val, $test)", tx,
+                       ("$id", runId), ("$step", 0), ("$train", 0.0), ("$val", 0.0), ("$test", 0.0)))
                 foreach (var e in evals)
-                    Run(insert, e.Step, e.TrainLoss, e.ValLoss);
+                    Run(insert, e.Step, e.TrainLoss, e.ValLoss, e.TestLoss);
             using (var insert = Command("INSERT OR REPLACE INTO diagnostics VALUES($id, $step, $name, $idx, $value)", tx,
                        ("$id", runId), ("$step", 0), ("$name", ""), ("$idx", 0), ("$value", 0.0)))
                 foreach (var d in diagnostics)
@@ -158,13 +160,14 @@ public sealed class ResultsStore : IDisposable
         lock (_gate)
             NonQuery("""
                 UPDATE runs SET status = $status, error = $error, ended_at = $end, steps = $steps, parameters = $params,
-                  mean_step_ms = $ms, tokens_per_s = $tps, peak_rss_bytes = $rss, train_loss = $train, val_loss = $val
+                  mean_step_ms = $ms, tokens_per_s = $tps, peak_rss_bytes = $rss, train_loss = $train, val_loss = $val, test_loss = $test
                 WHERE run_id = $id
                 """, null,
                 ("$id", runId), ("$status", status), ("$error", result.Note), ("$end", Now()), ("$steps", result.Steps),
                 ("$params", result.Parameters), ("$ms", result.MeanStepMs),
                 ("$tps", tokensPerSecond), ("$rss", peakRssBytes),
-                ("$train", result.FinalEval?.TrainLoss), ("$val", result.FinalEval?.ValLoss));
+                ("$train", result.FinalEval?.TrainLoss), ("$val", result.FinalEval?.ValLoss),
+                ("$test", result.FinalEval?.TestLoss));
     }
 
     /// <summary>Records a run that threw: its status becomes failed, with the error text.</summary>
@@ -231,7 +234,7 @@ public sealed class ResultsStore : IDisposable
         {
             using var cmd = Command($"""
                 SELECT run_id, label, model, connection, depth, seed, config, status, error, started_at, ended_at, host, pid,
-                       steps, parameters, mean_step_ms, tokens_per_s, peak_rss_bytes, train_loss, val_loss
+                       steps, parameters, mean_step_ms, tokens_per_s, peak_rss_bytes, train_loss, val_loss, test_loss
                 FROM runs {where} ORDER BY connection, depth, seed, run_id
                 """, null, args);
             using var r = cmd.ExecuteReader();
@@ -241,7 +244,8 @@ public sealed class ResultsStore : IDisposable
                     r.GetString(6), r.GetString(7), r.IsDBNull(8) ? null : r.GetString(8), ParseTime(r.GetString(9)),
                     r.IsDBNull(10) ? null : ParseTime(r.GetString(10)), r.GetString(11), r.GetInt32(12), r.GetInt32(13),
                     r.GetInt64(14), r.GetDouble(15), r.GetDouble(16), r.GetInt64(17),
-                    r.IsDBNull(18) ? null : r.GetDouble(18), r.IsDBNull(19) ? null : r.GetDouble(19)));
+                    r.IsDBNull(18) ? null : r.GetDouble(18), r.IsDBNull(19) ? null : r.GetDouble(19))
+                    { TestLoss = r.IsDBNull(20) ? null : r.GetDouble(20) });
             return runs;
         }
     }
@@ -251,8 +255,8 @@ public sealed class ResultsStore : IDisposable
         r => new StepRow(r.GetInt32(0), Real(r, 1), Real(r, 2), Real(r, 3), Real(r, 4), Real(r, 5)));
 
     public IReadOnlyList<EvalRow> Evals(string runId) => Read(
-        "SELECT step, train_loss, val_loss FROM evals WHERE run_id = $id ORDER BY step", runId,
-        r => new EvalRow(r.GetInt32(0), Real(r, 1), Real(r, 2)));
+        "SELECT step, train_loss, val_loss, test_loss FROM evals WHERE run_id = $id ORDER BY step", runId,
+        r => new EvalRow(r.GetInt32(0), Real(r, 1), Real(r, 2), Real(r, 3)));
 
     public IReadOnlyList<DiagnosticRow> Diagnostics(string runId) => Read(
         "SELECT step, name, idx, value FROM diagnostics WHERE run_id = $id ORDER BY name, step, idx", runId,
@@ -291,7 +295,7 @@ public sealed class ResultsStore : IDisposable
 
     static DateTimeOffset ParseTime(string text) => DateTimeOffset.Parse(text, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
 
-    static void Run(SqliteCommand insert, params object[] values)
+    static void Run(SqliteCommand insert, params object?[] values)
     {
         // Parameter 0 is the run id; the rest follow in order.
         for (int i = 0; i < values.Length; i++) insert.Parameters[i + 1].Value = Storable(values[i]);

@@ -35,11 +35,16 @@ public sealed record RunRecord(
     double TokensPerSecond,
     long PeakRssBytes,
     double? TrainLoss,
-    double? ValLoss);
+    double? ValLoss)
+{
+    /// <summary>Final loss on the test split: what reports show (null: recorded before the test split, or none).</summary>
+    public double? TestLoss { get; init; }
+}
 
 public sealed record StepRow(int Step, double Loss, double Lr, double GradNorm, double StepMs, double TokensPerSecond);
 
-public sealed record EvalRow(int Step, double TrainLoss, double ValLoss);
+/// <summary>One evaluation; TestLoss is NaN when the run has no test split.</summary>
+public sealed record EvalRow(int Step, double TrainLoss, double ValLoss, double TestLoss = double.NaN);
 
 public sealed record DiagnosticRow(int Step, string Name, int Index, double Value);
 
