@@ -42,9 +42,9 @@ public static class NecessityStudy
 
     /// <summary>
     /// Cross-entropy of the test split (validation when there is none) under the training split's
-    /// character frequencies, add-one smoothed: the loss of a model that ignores the context (the "unigram plateau").
+    /// token frequencies, add-one smoothed: the loss of a model that ignores the context (the "unigram plateau").
     /// </summary>
-    public static double UnigramLoss(CharCorpus corpus)
+    public static double UnigramLoss(TokenCorpus corpus)
     {
         var counts = new double[corpus.VocabSize];
         foreach (int id in corpus.Train) counts[id]++;

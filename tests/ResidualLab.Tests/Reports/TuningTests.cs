@@ -11,7 +11,7 @@ namespace ResidualLab.Tests.Reports;
 /// </summary>
 public class TuningTests
 {
-    static readonly RunEnvironment Env = new("abc123", ".NET 10", "0.107.0", "2.10.0", "cpu", 1, "host", "linux");
+    static readonly RunEnvironment Env = new("0.1.0", "abc123", ".NET 10", "0.107.0", "2.10.0", "cpu", 1, "host", "linux");
 
     /// <summary>Final (val, test) loss of each planted run: scheme, lr, seed.</summary>
     static (double Val, double Test) Planted(string scheme, double lr, long seed)
