@@ -48,7 +48,7 @@ public static class TrainCommand
     public static string Describe(TrainResult r)
     {
         var e = r.FinalEval;
-        string losses = e is null ? "no evaluation" : $"train loss {e.TrainLoss:0.0000}, val loss {e.ValLoss:0.0000}, test loss {e.TestLoss:0.0000}";
+        string losses = e is null ? "no evaluation" : $"train loss {e.TrainLoss:0.0000}, val loss {e.ValLoss:0.0000}{(double.IsNaN(e.TestLoss) ? "" : $", test loss {e.TestLoss:0.0000}")}";
         string outcome = r.Status == RunStatus.Diverged
             ? $"diverged: {r.Note}; last evaluation {(e is null ? "none" : $"at step {e.Step}: {losses}")}"
             : $"{r.Status.ToString().ToLowerInvariant()}: {r.Steps} steps, {losses}";

@@ -99,7 +99,7 @@ public class NonFiniteResultsTests
                  {
                      "model.name=plain", "model.depth=8", "model.width=4", "connection.name=none", "connection.norm=false",
                      "train.batch_size=8", "train.max_iters=20", "train.lr=0.1", "train.warmup_iters=0", "train.weight_decay=0",
-                     "train.eval_interval=10", "train.eval_batches=1", "train.seed=1", "train.threads=1",
+                     "train.eval_interval=10", "train.eval_batches=1", "train.seed=1", "train.threads=1", "data.val_images=4",
                  })
             v.Override(o);
         var config = RunConfig.From(v);
