@@ -8,10 +8,12 @@ namespace ResidualLab.Connections;
 /// </summary>
 public static class StreamStack
 {
-    public static Tensor Run(ConnectionSpec scheme, IEnumerable<nn.Module<Tensor, LayerContext, Tensor>> blocks, int count, Tensor h)
+    /// <summary>Runs <paramref name="h"/> [..., d] through the blocks; <paramref name="ctx"/>, when given, keeps the streams in its History.</summary>
+    public static Tensor Run(ConnectionSpec scheme, IEnumerable<nn.Module<Tensor, LayerContext, Tensor>> blocks, int count, Tensor h,
+        LayerContext? ctx = null)
     {
         var stream = scheme.Expand(h);
-        var ctx = new LayerContext(count);
+        ctx ??= new LayerContext(count);
         ctx.History.Add(stream);
         foreach (var block in blocks)
         {

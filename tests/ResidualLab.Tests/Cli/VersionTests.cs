@@ -8,7 +8,7 @@ public class VersionTests
     static string PropsVersion()
     {
         string props = File.ReadAllText(Path.Combine(TestSupport.RepoRoot(), "Directory.Build.props"));
-        return Regex.Match(props, "<Version>([^<]+)</Version>").Groups[1].Value;
+        return Regex.Match(props, "<VersionPrefix>([^<]+)</VersionPrefix>").Groups[1].Value;
     }
 
     [Fact]

@@ -1,0 +1,78 @@
+using System.Diagnostics;
+
+namespace ResidualLab.Tests.Packaging;
+
+/// <summary>
+/// The library as a user gets it: pack it into a folder feed, build examples/Spirals against that
+/// package (not the project), and train a few steps. Everything goes to a temporary folder, with its
+/// own NuGet package folder, so the package just packed is the one used (never a cached one).
+/// </summary>
+public class PackedExampleTests
+{
+    [Fact]
+    public void The_example_builds_against_the_freshly_packed_library_and_trains()
+    {
+        string repo = TestSupport.RepoRoot();
+        string work = TestSupport.TempDir();
+        string feed = Path.Combine(work, "feed");
+        string suffix = $"test.{DateTime.UtcNow:yyyyMMddHHmmss}";
+        string version = $"{BuildInfo.Version}-{suffix}";
+
+        Dotnet(repo, "pack", "src/ResidualLab/ResidualLab.csproj", "-c", "Release", "--version-suffix", suffix,
+            "--artifacts-path", Path.Combine(work, "build"), "-o", feed);
+        Assert.True(File.Exists(Path.Combine(feed, $"ResidualLab.{version}.nupkg")));
+
+        Dotnet(repo, "build", "examples/Spirals", "-c", "Release", "--artifacts-path", Path.Combine(work, "example"),
+            $"-p:ResidualLabVersion={version}", $"-p:RestoreAdditionalProjectSources={feed}",
+            $"-p:RestorePackagesPath={Path.Combine(work, "packages")}", $"-p:RestoreFallbackFolders={GlobalPackages()}");
+        string bin = Path.GetDirectoryName(Directory.EnumerateFiles(Path.Combine(work, "example", "bin"), "Spirals.dll", SearchOption.AllDirectories).Single())!;
+        Assert.StartsWith(version, FileVersionInfo.GetVersionInfo(Path.Combine(bin, "ResidualLab.dll")).ProductVersion);
+
+        var run = Dotnet(bin, Path.Combine(bin, "Spirals.dll"), "mhc", "n=2", "--steps", "6", "--depth", "2");
+        Assert.Contains("step    6  loss", run);
+        Assert.Contains("mhc: 2 stream(s), 2 sublayers", run);
+        Assert.Contains("Amax gain of the residual mixing", run);
+        var (exit, error) = Run(bin, Path.Combine(bin, "Spirals.dll"), "mhcc");
+        Assert.Equal(2, exit);
+        Assert.Single(error.Trim().Split('\n'));
+        Assert.StartsWith("Spirals: error: unknown connection 'mhcc' (did you mean 'mhc'?)", error);
+
+        // The library's load fix ran on the example's own copy of the native library.
+        string native = Directory.EnumerateFiles(bin, TorchRuntime.NativeLibraryName, SearchOption.AllDirectories).Single();
+        if (!TorchRuntime.HostHasGlibcxx(TorchRuntime.MissingGlibcxxVersion))
+            Assert.True(ElfWeakVersionPatch.IsWeak(native, TorchRuntime.MissingGlibcxxVersion));
+    }
+
+    static string GlobalPackages() =>
+        Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } p
+            ? p
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+
+    /// <summary>Runs dotnet with <paramref name="args"/> in <paramref name="dir"/>; its output, or a failure that shows it.</summary>
+    static string Dotnet(string dir, params string[] args)
+    {
+        var (exit, output) = Run(dir, args);
+        Assert.True(exit == 0, $"dotnet {string.Join(' ', args)} exited with {exit}:\n{output}");
+        return output;
+    }
+
+    static (int ExitCode, string Output) Run(string dir, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        // The test host's MSBuild settings must not leak into a separate build.
+        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase)).ToList())
+            psi.Environment.Remove(key);
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        psi.Environment["DOTNET_NOLOGO"] = "1";
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(15)))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"dotnet {string.Join(' ', args)} ran over 15 minutes");
+        }
+        return (p.ExitCode, stdout.Result + stderr.Result);
+    }
+}
