@@ -6,7 +6,7 @@ namespace ResidualLab.Cli;
 
 /// <summary>
 /// Live progress of training runs: a Spectre.Console progress bar per run in a terminal (step, loss,
-/// tokens/s, ETA); plain lines at each evaluation when the output is redirected (CI, logs).
+/// tokens/s or images/s, ETA); plain lines at each evaluation when the output is redirected (CI, logs).
 /// </summary>
 public sealed class TerminalProgress
 {
@@ -35,7 +35,8 @@ public sealed class TerminalProgress
         ProgressTask? _task;
         int _max;
         double _loss;
-        double _tokensPerSecond;
+        double _itemsPerSecond;
+        string _unit = "";
         double? _val;
         readonly Stopwatch _clock = Stopwatch.StartNew();
 
@@ -48,10 +49,11 @@ public sealed class TerminalProgress
         public void OnStep(StepMetrics s)
         {
             _loss = s.Loss;
-            _tokensPerSecond = _tokensPerSecond == 0 ? s.TokensPerSecond : 0.9 * _tokensPerSecond + 0.1 * s.TokensPerSecond;
+            _itemsPerSecond = _itemsPerSecond == 0 ? s.ItemsPerSecond : 0.9 * _itemsPerSecond + 0.1 * s.ItemsPerSecond;
+            _unit = s.Unit;
             if (_task is null) return;
             _task.Value = s.Step + 1;
-            _task.Description = Markup.Escape($"{label}  step {s.Step + 1}/{_max}  loss {_loss:0.000}{(_val is { } v ? $"  val {v:0.000}" : "")}  {_tokensPerSecond / 1000:0.0}k tok/s");
+            _task.Description = Markup.Escape($"{label}  step {s.Step + 1}/{_max}  loss {_loss:0.000}{(_val is { } v ? $"  val {v:0.000}" : "")}  {Throughput}");
         }
 
         public void OnEval(EvalMetrics e)
@@ -60,8 +62,10 @@ public sealed class TerminalProgress
             if (_task is not null) return;
             double elapsed = _clock.Elapsed.TotalSeconds;
             double eta = e.Step > 0 ? elapsed / e.Step * (_max - e.Step) : 0;
-            Console.WriteLine($"{label}  step {e.Step}/{_max}  loss {_loss:0.000}  train {e.TrainLoss:0.000}  val {e.ValLoss:0.000}  {_tokensPerSecond / 1000:0.0}k tok/s  ETA {TimeSpan.FromSeconds(eta):m\\:ss}");
+            Console.WriteLine($"{label}  step {e.Step}/{_max}  loss {_loss:0.000}  train {e.TrainLoss:0.000}  val {e.ValLoss:0.000}  {Throughput}  ETA {TimeSpan.FromSeconds(eta):m\\:ss}");
         }
+
+        string Throughput => $"{_itemsPerSecond / 1000:0.0}k {_unit}/s";
 
         public void OnEnd(TrainResult result)
         {

@@ -2,6 +2,8 @@ using System.Runtime.CompilerServices;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
 using ResidualLab.Native;
+using ResidualLab.Training;
+using ResidualLab.Training.Tasks;
 
 namespace ResidualLab.Tests;
 
@@ -45,6 +47,13 @@ static class TestSupport
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "ResidualLab.slnx"))) dir = dir.Parent;
         return dir?.FullName ?? throw new InvalidOperationException($"no ResidualLab.slnx above {AppContext.BaseDirectory}");
+    }
+
+    /// <summary>A GPT task on <paramref name="corpus"/> and the training loop that runs it.</summary>
+    public static (LanguageModelTask Task, Trainer Trainer) GptTrainer(RunConfig config, TokenCorpus corpus)
+    {
+        var task = new LanguageModelTask(config, corpus, TorchSharp.torch.CPU);
+        return (task, new Trainer(task, config));
     }
 
     public static string TempDir()

@@ -4,6 +4,7 @@ using System.Globalization;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
 using ResidualLab.Training;
+using ResidualLab.Training.Tasks;
 using Spectre.Console;
 
 namespace ResidualLab.Cli.Commands;
@@ -53,7 +54,8 @@ public static class DegradationCommand
                 ? $"the paper's schedule (He et al. 2016, sec. 4.2): width {cnn?.Width}, {t.MaxIters} steps of {t.BatchSize}, lr {t.Lr} / 10 at 50% and 75%, all training images, random crops"
                 : $"REDUCED to fit a CPU: CNN width {cnn?.Width} (channels {cnn?.Width}/{2 * cnn?.Width}/{4 * cnn?.Width}; paper 16/32/64), MLP width {mlp?.Width}, first {first.Vision.TrainImages:N0} training images, {t.MaxIters} steps of {t.BatchSize} (paper: 64,000 steps), lr {t.Lr} / 10 at 50% and 75%, {(first.Vision.Augment ? "random crops" : "no augmentation")}; --full gives the paper's schedule");
 
-            var images = ImageSets.Load(first.Vision.Images);
+            var data = new DataCache();
+            var images = data.Images(first.Vision.Images);
             AnsiConsole.MarkupLineInterpolated($"{images.Name}: {images.Train.Count:N0} training and {images.Test.Count:N0} test images, {images.Height}x{images.Width}, {images.Classes} classes");
             Directory.CreateDirectory(outDir);
 
@@ -63,7 +65,10 @@ public static class DegradationCommand
             {
                 foreach (var (arm, depth, cfg) in grid)
                 {
-                    var result = RunExecutor.ExecuteVision(cfg, Path.Combine(outDir, "runs", cfg.RunId), progress.For(cfg.Label), images);
+                    ClassifierResult? classified = null;
+                    RunExecutor.Execute(cfg, Path.Combine(outDir, "runs", cfg.RunId), progress.For(cfg.Label), data,
+                        finished: (task, run) => classified = ((ImageClassificationTask)task).Result(run));
+                    var result = classified!;
                     runs.Add(new DegradationRun(arm, depth, cfg, result));
                     var f = result.Final;
                     Console.WriteLine($"{cfg.Label}: train error {f?.TrainError:P1}, test error {f?.TestError:P1}, first/last grad ratio {result.AtInit.FirstToLast:0.###} at init, {result.DuringTraining.FirstToLast:0.###} in training, {result.Run.WallSeconds:0} s");

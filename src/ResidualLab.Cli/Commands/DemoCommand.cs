@@ -40,7 +40,8 @@ public static class DemoCommand
             var first = grid[0];
             AnsiConsole.MarkupLineInterpolated(
                 $"[bold]With vs without the residual[/]: {grid.Count} runs, depths {string.Join(",", depthList)}, {k} seed(s); d_model {first.Model.DModel}, n_head {first.Model.NHead}, block_size {first.Model.BlockSize}, batch {first.Train.BatchSize}, {first.Train.MaxIters} steps, lr {first.Train.Lr}");
-            var corpus = CorpusLoader.Load(first.Data, first.Model.BlockSize);
+            var data = new DataCache();
+            var corpus = data.Corpus(first.Data, first.Model.BlockSize);
             AnsiConsole.MarkupLineInterpolated($"corpus {corpus.Source}: {corpus.Train.Length + corpus.Val.Length + corpus.Test.Length:N0} tokens ({corpus.Tokenizer.Spec}), vocabulary {corpus.VocabSize}");
 
             using var store = ResultsStore.Open(outDir);
@@ -48,7 +49,7 @@ public static class DemoCommand
             var runs = TerminalProgress.Track(progress => grid.Select(cfg =>
             {
                 string dir = Path.Combine(outDir, "runs", cfg.RunId);
-                var result = RunExecutor.Execute(cfg, dir, progress.For(cfg.Label), corpus, store: store);
+                var result = RunExecutor.Execute(cfg, dir, progress.For(cfg.Label), data, store: store);
                 return new AblationRun(cfg, result);
             }).ToList());
 

@@ -5,6 +5,7 @@ using ResidualLab.Data;
 using ResidualLab.Native;
 using ResidualLab.Training;
 using static TorchSharp.torch;
+using ResidualLab.Training.Tasks;
 
 namespace ResidualLab.Cli.Commands;
 
@@ -31,7 +32,7 @@ public static class EvalCommand
             // The checkpoint's own tokenizer, so the text is encoded exactly as in training.
             var corpus = CorpusLoader.Load(runData, m.BlockSize, loaded.Tokenizer);
             model.eval();
-            double loss = Trainer.FixedBatchLoss(model, corpus.Val, t.BatchSize, t.EvalBatches, CPU);
+            double loss = LanguageModelTask.FixedBatchLoss(model, corpus.Val, t.BatchSize, t.EvalBatches, CPU);
             string split = runData.Path.Length > 0 || runData.Corpus != GutenbergCorpus.Name
                 ? $"the validation split ({runData.ValFraction:0.###} of the text, before the last {runData.TestFraction:0.###}) of" : "the validation books of";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

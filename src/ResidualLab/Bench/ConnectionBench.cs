@@ -5,6 +5,7 @@ using ResidualLab.Data;
 using ResidualLab.Experiments;
 using ResidualLab.Training;
 using static TorchSharp.torch;
+using ResidualLab.Training.Tasks;
 
 namespace ResidualLab.Bench;
 
@@ -60,7 +61,8 @@ public static class ConnectionBench
     {
         if (!schemes.Any(s => s.Label == Baseline))
             schemes = [new BenchScheme(Baseline, new PreNormSpec()), .. schemes];
-        var trainers = schemes.Select(s => new Trainer(config with { Connection = s.Spec }, corpus, CPU)).ToList();
+        var tasks = schemes.Select(s => new LanguageModelTask(config with { Connection = s.Spec }, corpus, CPU)).ToList();
+        var trainers = tasks.Select(task => new Trainer(task, config)).ToList();
         double lr = config.Train.Lr;
         try
         {
@@ -88,12 +90,12 @@ public static class ConnectionBench
             double baseTime = Quantile(times[b], 0.5);
             double baseMemory = Math.Max(1, memory[b]);
             return schemes.Select((s, i) => new SchemeBenchResult(
-                s.Label, trainers[i].Model.ParameterCount(), Quantile(times[i], 0.5), Quantile(times[i], 0.25),
+                s.Label, tasks[i].Model.ParameterCount(), Quantile(times[i], 0.5), Quantile(times[i], 0.25),
                 Quantile(times[i], 0.75), memory[i], Quantile(times[i], 0.5) / baseTime, memory[i] / baseMemory)).ToList();
         }
         finally
         {
-            foreach (var t in trainers) t.Model.Dispose();
+            foreach (var task in tasks) task.Dispose();
         }
     }
 

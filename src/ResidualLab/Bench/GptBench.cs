@@ -2,6 +2,7 @@ using ResidualLab.Data;
 using ResidualLab.Experiments;
 using ResidualLab.Native;
 using ResidualLab.Training;
+using ResidualLab.Training.Tasks;
 
 namespace ResidualLab.Bench;
 
@@ -59,14 +60,14 @@ public static class GptBench
         var config = workload.Config(device, threads, extraConfig);
         TorchRuntime.SetThreads(config.Threads);
         var dev = TorchRuntime.ResolveDevice(config.Device);
-        var trainer = new Trainer(config, SyntheticCorpus(workload.BlockSize), dev);
+        var task = new LanguageModelTask(config, SyntheticCorpus(workload.BlockSize), dev);
+        var trainer = new Trainer(task, config);
         var times = StepTimer.Time(() => trainer.Step(1e-4), steps, warmup, dev);
-        long parameters = trainer.Model.ParameterCount();
+        long parameters = task.Model.ParameterCount();
         long nonEmbedding = parameters - (long)workload.BlockSize * workload.DModel;
         double flopsPerToken = 6.0 * nonEmbedding + 12.0 * workload.NLayer * workload.BlockSize * workload.DModel;
         var result = BenchResult.FromSteps(workload.Name, times, workload.ItemsPerStep, flopsPerToken, peakFlops, parameters);
-        trainer.Optimizer.Dispose();
-        trainer.Model.Dispose();
+        task.Dispose();
         return result;
     }
 

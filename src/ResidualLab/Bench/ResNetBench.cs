@@ -3,6 +3,7 @@ using ResidualLab.Experiments;
 using ResidualLab.Native;
 using ResidualLab.Training;
 using static TorchSharp.torch;
+using ResidualLab.Training.Tasks;
 
 namespace ResidualLab.Bench;
 
@@ -60,7 +61,7 @@ public sealed record ResNetWorkload(
 }
 
 /// <summary>
-/// Times the classifier trainer's own step (next batch, forward, backward, the per-layer and global
+/// Times the training loop's own step for a classifier (next batch, forward, backward, the per-layer and global
 /// gradient norms, SGD, garbage collection) on synthetic images, so no image set is needed. Model
 /// FLOPs per image: 2 FLOPs per multiply-add of every convolution and linear layer, forward, times 3
 /// for the forward and backward passes.
@@ -75,11 +76,11 @@ public static class ResNetBench
         TorchRuntime.SetThreads(config.Threads);
         var dev = TorchRuntime.ResolveDevice(config.Device);
         var images = SyntheticImages(workload);
-        var trainer = new ClassifierTrainer(config, images, dev);
-        double flopsPerImage = 3 * 2.0 * ModelFlops.ForwardMultiplyAdds(trainer.Model, workload.Channels, workload.ImageSize, workload.ImageSize);
+        using var task = new ImageClassificationTask(config, images, dev);
+        var trainer = new Trainer(task, config);
+        double flopsPerImage = 3 * 2.0 * ModelFlops.ForwardMultiplyAdds(task.Model, workload.Channels, workload.ImageSize, workload.ImageSize);
         var times = StepTimer.Time(() => trainer.Step(ResNetWorkload.LearningRate), steps, warmup, dev);
-        var result = BenchResult.FromSteps(workload.Name, times, workload.ItemsPerStep, flopsPerImage, peakFlops, trainer.Model.ParameterCount());
-        trainer.Model.Dispose();
+        var result = BenchResult.FromSteps(workload.Name, times, workload.ItemsPerStep, flopsPerImage, peakFlops, task.Model.ParameterCount());
         images.Train.Pixels.Dispose();
         images.Train.Labels.Dispose();
         return result;

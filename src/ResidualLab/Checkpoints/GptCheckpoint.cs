@@ -5,6 +5,7 @@ using ResidualLab.Experiments;
 using ResidualLab.Models;
 using ResidualLab.Training;
 using static TorchSharp.torch;
+using ResidualLab.Training.Tasks;
 
 namespace ResidualLab.Checkpoints;
 
@@ -49,7 +50,7 @@ public sealed record GptCheckpoint(Gpt Model, RunConfig Config, Tokenizer Tokeni
             [EvalKey] = JsonSerializer.Serialize(new
             {
                 batch_size = Config.Train.BatchSize, eval_batches = Config.Train.EvalBatches,
-                val_fraction = Config.Data.ValFraction, test_fraction = Config.Data.TestFraction, seed = Trainer.EvalSeed,
+                val_fraction = Config.Data.ValFraction, test_fraction = Config.Data.TestFraction, seed = LanguageModelTask.EvalSeed,
                 // A corpus split by book names its validation books' places in its text; each is encoded on its own.
                 val_ranges = Config.Data.Path.Length == 0 && Config.Data.Corpus == GutenbergCorpus.Name ? GutenbergCorpus.ValRanges() : null,
                 sampler = "SplitMix64 offsets, Lemire unbiased bounded draws (Data/TokenBatcher.cs)",

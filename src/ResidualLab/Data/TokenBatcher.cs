@@ -7,7 +7,7 @@ namespace ResidualLab.Data;
 /// y = data[i+1 : i+T+1]. The offsets come from a seeded <see cref="SplitMix64"/>, so a batch stream is
 /// reproducible and its position can be saved and restored.
 /// </summary>
-public sealed class TokenBatcher(TokenSequence tokens, int batchSize, int blockSize, ulong seed)
+public sealed class TokenBatcher(TokenSequence tokens, int batchSize, int blockSize, ulong seed) : IBatchSampler
 {
     SplitMix64 _rng = new(seed);
 
@@ -15,6 +15,16 @@ public sealed class TokenBatcher(TokenSequence tokens, int batchSize, int blockS
 
     /// <summary>A sampler over the same tokens at the same position: it draws the batches this one would draw next.</summary>
     public TokenBatcher Copy() => new(tokens, batchSize, blockSize, State);
+
+    IBatchSampler IBatchSampler.Copy() => Copy();
+
+    IBatch IBatchSampler.NextBatch() => NextBatch();
+
+    public void MoveAfter(IBatch drawn) => State = ((TokenBatch)drawn).StateAfter;
+
+    public void Write(BinaryWriter writer) => writer.Write(State);
+
+    public void Read(BinaryReader reader) => State = reader.ReadUInt64();
 
     /// <summary>The next batch as managed arrays; makes no tensors, so it may run on any thread.</summary>
     public TokenBatch NextBatch()
@@ -39,10 +49,10 @@ public sealed class TokenBatcher(TokenSequence tokens, int batchSize, int blockS
 
 /// <summary>One batch of windows, inputs and targets [batch, block] row by row, and the sampler's state after it.</summary>
 /// <param name="StateAfter">Where the batch after this one starts: the position a checkpoint records.</param>
-public sealed record TokenBatch(long[] Inputs, long[] Targets, int BatchSize, int BlockSize, ulong StateAfter)
+public sealed record TokenBatch(long[] Inputs, long[] Targets, int BatchSize, int BlockSize, ulong StateAfter) : IBatch
 {
     /// <summary>Inputs and targets as int64 tensors [batch, block] on <paramref name="device"/>.</summary>
-    public (Tensor X, Tensor Y) ToTensors(Device device) =>
+    public (Tensor Input, Tensor Target) ToTensors(Device device) =>
         (tensor(Inputs, [BatchSize, BlockSize]).to(device), tensor(Targets, [BatchSize, BlockSize]).to(device));
 }
 

@@ -6,14 +6,12 @@ namespace ResidualLab.Diagnostics;
 
 /// <summary>
 /// Per-layer gradient norms: after backward and before clipping, the L2 norm (in fp32) of the gradients
-/// of each layer's parameters (a transformer block: attention, MLP and both connections). Read at step 0
-/// (the gradient at initialisation) and every <c>interval</c> steps; off when the interval is 0.
+/// of each layer's parameters (a transformer block: attention, MLP and both connections). The training
+/// loop reads it at step 0 (the gradient at initialisation) and every train.probe_interval steps.
 /// </summary>
-public sealed class GradientNormProbe(IReadOnlyList<nn.Module> layers, int interval)
+public sealed class GradientNormProbe(IReadOnlyList<nn.Module> layers)
 {
     public const string Name = "grad_norm";
-
-    public bool IsDue(int step) => interval > 0 && step % interval == 0;
 
     /// <summary>One reading per layer, indexed from 0 at the input side.</summary>
     public IEnumerable<Diagnostic> Measure(int step)

@@ -15,7 +15,7 @@ public sealed record LayerLosses(string Name, IReadOnlyList<double> Losses)
 
 /// <summary>
 /// Post-hoc probes of a trained GPT through its hook points (<see cref="HookNames"/>), each a val loss over
-/// the same fixed batches as training's val_loss (<see cref="Trainer.FixedBatchLoss"/>):
+/// the same fixed batches as training's val_loss (<see cref="Training.Tasks.LanguageModelTask.FixedBatchLoss"/>):
 /// <list type="bullet">
 /// <item>lesion (Veit et al. 2016, arXiv 1605.06431): block i replaced by the identity on the stream (its
 /// resid_post patched with its resid_pre; for multi-stream schemes on all streams);</item>
@@ -91,7 +91,7 @@ public sealed class LayerProbes(Gpt model, TokenSequence tokens, int batchSize, 
     double[] MeanLosses(int count, Func<Tensor, IReadOnlyList<Tensor>> logits)
     {
         model.eval();
-        var batcher = new TokenBatcher(tokens, batchSize, model.Config.BlockSize, Trainer.EvalSeed);
+        var batcher = new TokenBatcher(tokens, batchSize, model.Config.BlockSize, Training.Tasks.LanguageModelTask.EvalSeed);
         var sums = new double[count];
         for (int b = 0; b < batches; b++)
         {

@@ -26,12 +26,10 @@ namespace ResidualLab.Diagnostics;
 /// </list>
 /// Nothing here changes the forward or backward values, so training with probes on is bit-identical to off.
 /// </summary>
-public sealed class StreamProbe(Gpt model, int interval)
+public sealed class StreamProbe(Gpt model)
 {
     readonly List<(string Name, int Index, Tensor Value)> _forward = [];
     ActivationCache? _cache;
-
-    public bool IsDue(int step) => interval > 0 && step % interval == 0;
 
     /// <summary>Reads the residual hook points of the next forward pass (until <see cref="Measure"/>).</summary>
     public void Arm()

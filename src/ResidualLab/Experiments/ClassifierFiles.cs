@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ResidualLab.Training;
+using ResidualLab.Training.Tasks;
 
 namespace ResidualLab.Experiments;
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using ResidualLab.Training;
+using ResidualLab.Training.Tasks;
 
 namespace ResidualLab.Experiments;
 

@@ -1,14 +1,14 @@
-using ResidualLab.Checkpoints;
 using ResidualLab.Data;
 using ResidualLab.Data.Tokenizers;
 using ResidualLab.Experiments.Store;
 using ResidualLab.Native;
 using ResidualLab.Training;
+using ResidualLab.Training.Tasks;
 using TorchSharp;
 
 namespace ResidualLab.Experiments;
 
-/// <summary>Runs one config end to end: data, device, training, files, store, final checkpoint.</summary>
+/// <summary>Runs one config end to end, for every model family: data, device, task, training, files, store.</summary>
 public static class RunExecutor
 {
     public const string CheckpointFile = "checkpoint.bin";
@@ -19,11 +19,18 @@ public static class RunExecutor
     /// </summary>
     static readonly object InitGate = new();
 
+    /// <summary>The task that trains <paramref name="config"/>'s model family: the one place that maps a family to its task.</summary>
+    public static ITrainingTask CreateTask(RunConfig config, DataCache data, torch.Device device) => config.Vision is { } vision
+        ? new ImageClassificationTask(config, data.Images(vision.Images), device)
+        : new LanguageModelTask(config, data.Corpus(config.Data, config.Model.BlockSize), device);
+
+    /// <param name="data">Data already loaded in this process (a sweep's runs share it); loaded on demand otherwise.</param>
     /// <param name="resume">Continue from the run folder's checkpoint if there is one.</param>
+    /// <param name="finished">Called with the task once training has ended, before it is disposed (a family's own results).</param>
     public static TrainResult Execute(RunConfig config, string runDir, ITrainingObserver? progress = null,
-        TokenCorpus? corpus = null, CancellationToken cancel = default, ResultsStore? store = null, bool resume = false)
+        DataCache? data = null, CancellationToken cancel = default, ResultsStore? store = null, bool resume = false,
+        Action<ITrainingTask, TrainResult>? finished = null)
     {
-        if (config.Vision is not null) return ExecuteVision(config, runDir, progress, cancel: cancel, store: store).Run;
         TorchRuntime.SetThreads(config.Threads);
         var device = TorchRuntime.ResolveDevice(config.Device);
         string checkpoint = Path.Combine(runDir, CheckpointFile);
@@ -31,49 +38,20 @@ public static class RunExecutor
         store?.BeginRun(config, RunEnvironment.Capture(device.ToString()), resumeStep ?? 0);
         try
         {
-            corpus ??= CorpusLoader.Load(config.Data, config.Model.BlockSize);
-            Trainer trainer;
-            lock (InitGate) trainer = new Trainer(config, corpus, device);
-            using var files = new RunFiles(runDir, config, resumeStep);
-            DataProvenance.Write(runDir, corpus);
-            var observers = new CompositeObserver(files, store is null ? null : new StoreObserver(store, config.RunId), progress);
-            var result = trainer.Run(observers, cancel, new CheckpointPolicy(checkpoint, config.CheckpointInterval, resume));
-            if (result.Status == RunStatus.Done)
+            data ??= new DataCache();
+            ITrainingTask task;
+            lock (InitGate) task = CreateTask(config, data, device);
+            using (task)
             {
-                trainer.SaveModel(Path.Combine(runDir, "model.pt"));
-                File.Delete(checkpoint);
-                File.WriteAllText(Path.Combine(runDir, TokenizerJson.RunFileName(corpus.Tokenizer)), TokenizerJson.Write(corpus.Tokenizer));
+                using var files = new RunFiles(runDir, config, resumeStep);
+                task.DescribeData(runDir);
+                var observers = new CompositeObserver(files, store is null ? null : new StoreObserver(store, config.RunId), progress);
+                var result = new Trainer(task, config).Run(observers, cancel, new CheckpointPolicy(checkpoint, config.CheckpointInterval, resume));
+                task.WriteRunFiles(runDir, result);
+                if (result.Status == RunStatus.Done) File.Delete(checkpoint);
+                finished?.Invoke(task, result);
+                return result;
             }
-            trainer.Optimizer.Dispose();
-            trainer.Model.Dispose();
-            return result;
-        }
-        catch (Exception ex)
-        {
-            store?.FailRun(config.RunId, ex.Message);
-            throw;
-        }
-    }
-
-    /// <summary>Runs a vision config (resnet, plain, mlp); also writes classifier.json (curves, gradient norms).</summary>
-    public static ClassifierResult ExecuteVision(RunConfig config, string runDir, ITrainingObserver? progress = null,
-        ImageSet? images = null, CancellationToken cancel = default, ResultsStore? store = null)
-    {
-        TorchRuntime.SetThreads(config.Threads);
-        var device = TorchRuntime.ResolveDevice(config.Device);
-        store?.BeginRun(config, RunEnvironment.Capture(device.ToString()));
-        try
-        {
-            images ??= ImageSets.Load(config.Vision!.Images);
-            ClassifierTrainer trainer;
-            lock (InitGate) trainer = new ClassifierTrainer(config, images, device);
-            using var files = new RunFiles(runDir, config);
-            var observers = new CompositeObserver(files, store is null ? null : new StoreObserver(store, config.RunId), progress);
-            var result = trainer.Run(observers, cancel);
-            ClassifierFiles.Write(runDir, config, trainer.TrainImages, result);
-            if (result.Run.Status == RunStatus.Done) trainer.Model.save(Path.Combine(runDir, "model.pt"));
-            trainer.Model.Dispose();
-            return result;
         }
         catch (Exception ex)
         {

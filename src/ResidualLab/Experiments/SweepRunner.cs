@@ -48,15 +48,13 @@ public static class SweepRunner
     static void InProcess(List<RunConfig> todo, string resultsDir, ResultsStore store, Func<RunConfig, ITrainingObserver?> progress,
         Action<string> log, CancellationToken cancel, List<string> trained, List<string> unfinished)
     {
-        var corpora = new Dictionary<(DataSettings, int), TokenCorpus>();
+        var data = new DataCache();
         foreach (var run in todo)
         {
             if (cancel.IsCancellationRequested) return;
-            var key = (run.Data, run.Model.BlockSize);
-            if (!corpora.TryGetValue(key, out var corpus)) corpora[key] = corpus = CorpusLoader.Load(run.Data, run.Model.BlockSize);
             try
             {
-                var result = RunExecutor.Execute(run, SweepFolder.RunDir(resultsDir, run.RunId), progress(run), corpus, cancel, store, resume: true);
+                var result = RunExecutor.Execute(run, SweepFolder.RunDir(resultsDir, run.RunId), progress(run), data, cancel, store, resume: true);
                 (result.Status == RunStatus.Cancelled ? unfinished : trained).Add(run.RunId);
                 if (result.Status == RunStatus.Diverged) log($"{run.Label}: diverged ({result.Note})");
             }

@@ -17,7 +17,7 @@ namespace ResidualLab.Training;
 /// Every Scalar passed to libtorch is created and disposed here: implicit double-to-Scalar conversions
 /// are freed only by finalizers and make native memory grow each step.
 /// </summary>
-public sealed class AdamW : IDisposable
+public sealed class AdamW : IOptimizer
 {
     /// <summary>
     /// One flat group of parameters of one dtype. Master, Grad and both moments are fp32; the model's
@@ -99,25 +99,8 @@ public sealed class AdamW : IDisposable
         foreach (var g in _groups.Where(g => g.HasMaster)) g.Grad.copy_(g.WeightGrad);
     }
 
-    /// <summary>The global L2 norm of all gradients, in fp32.</summary>
-    public double GradNorm()
-    {
-        using var scope = NewDisposeScope();
-        var sum = _groups.Select(g => g.Grad.square().sum()).Aggregate((a, b) => a + b);
-        return sum.sqrt().item<float>();
-    }
-
-    /// <summary>Scales gradients so their global norm is at most <paramref name="maxNorm"/>; returns the norm before.</summary>
-    public double ClipGradNorm(double maxNorm)
-    {
-        double norm = GradNorm();
-        if (norm > maxNorm && double.IsFinite(norm))
-        {
-            using var scale = (maxNorm / (norm + 1e-6)).ToScalar();
-            foreach (var g in _groups) g.Grad.mul_(scale);
-        }
-        return norm;
-    }
+    /// <summary>The fp32 gradients, one flat buffer per group.</summary>
+    public IReadOnlyList<Tensor> Gradients => _groups.Select(g => g.Grad).ToList();
 
     public void Update(double lr)
     {
@@ -144,10 +127,6 @@ public sealed class AdamW : IDisposable
         }
     }
 
-    /// <summary>The moments, one flat buffer per group, for checkpoints.</summary>
-    public IReadOnlyList<Tensor> ExpAvg => _groups.Select(g => g.ExpAvg).ToList();
-    public IReadOnlyList<Tensor> ExpAvgSq => _groups.Select(g => g.ExpAvgSq).ToList();
-
     /// <summary>The fp32 master weights of the low-precision groups, one flat buffer each (none in fp32 training).</summary>
     public IReadOnlyList<Tensor> MasterWeights => _groups.Where(g => g.HasMaster).Select(g => g.Master).ToList();
 
@@ -166,25 +145,30 @@ public sealed class AdamW : IDisposable
         }
     }
 
-    /// <summary>Restores the step, the moments and the master weights, and refreshes the model's low-precision weights.</summary>
-    public void Restore(long step, IReadOnlyList<Tensor> expAvg, IReadOnlyList<Tensor> expAvgSq, IReadOnlyList<Tensor> masterWeights)
+    /// <summary>Writes the step, the moments and the fp32 master weights.</summary>
+    public void Save(BinaryWriter writer)
     {
+        writer.Write(Step);
+        foreach (var g in _groups) g.ExpAvg.Save(writer);
+        foreach (var g in _groups) g.ExpAvgSq.Save(writer);
+        foreach (var g in _groups.Where(g => g.HasMaster)) g.Master.Save(writer);
+    }
+
+    /// <summary>Restores the step, the moments and the master weights, and refreshes the model's low-precision weights.</summary>
+    public void Load(BinaryReader reader)
+    {
+        long step = reader.ReadInt64();
         var masters = _groups.Where(g => g.HasMaster).ToArray();
-        if (expAvg.Count != _groups.Length || expAvgSq.Count != _groups.Length || masterWeights.Count != masters.Length
-            || _groups.Where((g, i) => !g.ExpAvg.shape.SequenceEqual(expAvg[i].shape)).Any()
-            || masters.Where((g, i) => !g.Master.shape.SequenceEqual(masterWeights[i].shape)).Any())
-            throw new InvalidDataException("optimiser state does not match the model's parameters");
+        var moments = _groups.Select(g => g.ExpAvg).Concat(_groups.Select(g => g.ExpAvgSq));
         using var _ = no_grad();
-        for (int i = 0; i < _groups.Length; i++)
+        foreach (var target in moments.Concat(masters.Select(g => g.Master)))
         {
-            _groups[i].ExpAvg.copy_(expAvg[i]);
-            _groups[i].ExpAvgSq.copy_(expAvgSq[i]);
+            using var saved = TensorExtensionMethods.Load(reader);
+            if (!target.shape.SequenceEqual(saved.shape))
+                throw new InvalidDataException("optimiser state does not match the model's parameters");
+            target.copy_(saved);
         }
-        for (int i = 0; i < masters.Length; i++)
-        {
-            masters[i].Master.copy_(masterWeights[i]);
-            masters[i].Weights.copy_(masters[i].Master);
-        }
+        foreach (var g in masters) g.Weights.copy_(g.Master);
         Step = step;
     }
 

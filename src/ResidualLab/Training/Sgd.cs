@@ -9,7 +9,7 @@ namespace ResidualLab.Training;
 /// buf = momentum * buf + (g + wd * p), p = p - lr * buf, with weight decay only on the parameters
 /// marked for it. Every Scalar passed to libtorch is created and disposed here (see README, memory).
 /// </summary>
-public sealed class Sgd
+public sealed class Sgd : IOptimizer
 {
     readonly (Parameter Param, bool Decay)[] _params;
     readonly Tensor?[] _momentum;
@@ -32,13 +32,10 @@ public sealed class Sgd
         foreach (var (p, _) in _params) p.grad?.zero_();
     }
 
-    /// <summary>The global L2 norm of all gradients.</summary>
-    public double GradNorm()
-    {
-        using var scope = NewDisposeScope();
-        var norms = _params.Where(p => p.Param.grad is not null).Select(p => p.Param.grad!.norm()).ToArray();
-        return norms.Length == 0 ? 0 : stack(norms).norm().item<float>();
-    }
+    /// <summary>SGD updates from each parameter's own gradient.</summary>
+    public IReadOnlyList<Tensor> Gradients => _params.Select(p => p.Param.grad).OfType<Tensor>().ToList();
+
+    public void CollectGradients() { }
 
     public void Update(double lr)
     {
@@ -56,5 +53,33 @@ public sealed class Sgd
             else _momentum[i] = d.clone().DetachFromDisposeScope();
             p.add_(Momentum == 0 ? d : _momentum[i]!, step);
         }
+    }
+
+    /// <summary>Writes the momentum buffers (a parameter without one yet has had no gradient).</summary>
+    public void Save(BinaryWriter writer)
+    {
+        foreach (var buf in _momentum)
+        {
+            writer.Write(buf is not null);
+            buf?.Save(writer);
+        }
+    }
+
+    public void Load(BinaryReader reader)
+    {
+        for (int i = 0; i < _momentum.Length; i++)
+        {
+            if (!reader.ReadBoolean()) continue;
+            var saved = TensorExtensionMethods.Load(reader);
+            if (!saved.shape.SequenceEqual(_params[i].Param.shape))
+                throw new InvalidDataException("optimiser state does not match the model's parameters");
+            _momentum[i]?.Dispose();
+            _momentum[i] = saved.to(_params[i].Param.device).DetachFromDisposeScope();
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var buf in _momentum) buf?.Dispose();
     }
 }

@@ -9,16 +9,18 @@ namespace ResidualLab.Training;
 public sealed record CheckpointPolicy(string Path, int Interval, bool Resume);
 
 /// <summary>
-/// Everything a run needs to continue bit for bit after a kill: model, optimiser moments and step
-/// (and its fp32 master weights in bf16 training), the batch sampler's position, libtorch's RNG state (dropout), the last evaluation. Written
-/// atomically: a temporary file, flushed to disk, then renamed over the previous checkpoint.
+/// Everything a run needs to continue bit for bit after a kill: the step, the batch sampler's position,
+/// the last evaluation, libtorch's RNG state (dropout), the optimiser's state (moments, step, fp32
+/// master weights in bf16 training), the model's parameters and buffers, and the task's own running
+/// state (a classifier's curve). Written atomically: a temporary file, flushed to disk, then renamed
+/// over the previous checkpoint.
 /// </summary>
 public static class TrainingCheckpoint
 {
     const string Magic = "RESLAB-CHECKPOINT";
-    const int Version = 3;
+    const int Version = 4;
 
-    public static void Save(string path, Trainer trainer, string runId, int step, EvalMetrics? lastEval)
+    public static void Save(string path, ITrainingTask task, string runId, int step, EvalMetrics? lastEval)
     {
         string tmp = path + ".tmp";
         using (var file = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
@@ -29,7 +31,7 @@ public static class TrainingCheckpoint
                 w.Write(Version);
                 w.Write(runId);
                 w.Write(step);
-                w.Write(trainer.TrainBatches.State);
+                task.Batches.Write(w);
                 w.Write(lastEval is not null);
                 if (lastEval is not null)
                 {
@@ -39,17 +41,15 @@ public static class TrainingCheckpoint
                     w.Write(lastEval.TestLoss);
                 }
                 using (var rng = get_rng_state()) rng.Save(w);
-                w.Write(trainer.Optimizer.Step);
-                foreach (var m in trainer.Optimizer.ExpAvg) m.Save(w);
-                foreach (var v in trainer.Optimizer.ExpAvgSq) v.Save(w);
-                foreach (var master in trainer.Optimizer.MasterWeights) master.Save(w);
-                var state = trainer.Model.state_dict();
+                task.Optimizer.Save(w);
+                var state = task.Model.state_dict();
                 w.Write(state.Count);
                 foreach (var (name, tensor) in state)
                 {
                     w.Write(name);
                     tensor.Save(w);
                 }
+                task.SaveState(w);
             }
             file.Flush(flushToDisk: true);
         }
@@ -64,29 +64,21 @@ public static class TrainingCheckpoint
         return step;
     }
 
-    /// <summary>Restores a trainer; returns the step to continue from and the last evaluation.</summary>
-    public static (int Step, EvalMetrics? LastEval) Load(string path, Trainer trainer, string runId)
+    /// <summary>Restores a task; returns the step to continue from and the last evaluation.</summary>
+    public static (int Step, EvalMetrics? LastEval) Load(string path, ITrainingTask task, string runId)
     {
         using var r = Open(path, runId, out int step);
         try
         {
-            trainer.TrainBatches.State = r.ReadUInt64();
+            task.Batches.Read(r);
             EvalMetrics? last = r.ReadBoolean() ? new EvalMetrics(r.ReadInt32(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble()) : null;
             using (var rng = TorchSharp.TensorExtensionMethods.Load(r)) set_rng_state(rng);
-            long optStep = r.ReadInt64();
-            int n = trainer.Optimizer.ExpAvg.Count;
-            var m = new Tensor[n];
-            var v = new Tensor[n];
-            for (int i = 0; i < n; i++) m[i] = TorchSharp.TensorExtensionMethods.Load(r);
-            for (int i = 0; i < n; i++) v[i] = TorchSharp.TensorExtensionMethods.Load(r);
-            var masters = new Tensor[trainer.Optimizer.MasterWeights.Count];
-            for (int i = 0; i < masters.Length; i++) masters[i] = TorchSharp.TensorExtensionMethods.Load(r);
-            trainer.Optimizer.Restore(optStep, m, v, masters);
-            foreach (var t in m.Concat(v).Concat(masters)) t.Dispose();
-            LoadInPlace(r, trainer.Model.state_dict());
+            task.Optimizer.Load(r);
+            LoadInPlace(r, task.Model.state_dict());
+            task.LoadState(r);
             return (step, last);
         }
-        catch (Exception ex) when (ex is EndOfStreamException or ArgumentException or IOException)
+        catch (Exception ex) when (ex is EndOfStreamException or ArgumentException or IOException or InvalidDataException)
         {
             throw new InvalidDataException($"checkpoint '{path}' is truncated or does not match the model ({ex.Message}); delete it to start the run again");
         }

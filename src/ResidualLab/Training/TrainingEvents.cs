@@ -1,6 +1,8 @@
 namespace ResidualLab.Training;
 
-public sealed record StepMetrics(int Step, double Loss, double Lr, double GradNorm, double StepMs, double TokensPerSecond);
+/// <summary>One training step: its loss, learning rate, gradient norm (before clipping), time, and
+/// throughput in the task's unit (<paramref name="Unit"/>: "tokens" for a language model, "images" for a classifier).</summary>
+public sealed record StepMetrics(int Step, double Loss, double Lr, double GradNorm, double StepMs, double ItemsPerSecond, string Unit = "tokens");
 
 /// <summary>
 /// Mean losses over the fixed evaluation batches of each split. Validation is for selection (learning

@@ -3,6 +3,7 @@ using ResidualLab.Checkpoints;
 using ResidualLab.Data.Tokenizers;
 using ResidualLab.Models;
 using ResidualLab.Training;
+using ResidualLab.Training.Tasks;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Checkpoints;
@@ -79,16 +80,16 @@ public class GptCheckpointTests
     {
         var config = TestSupport.TinyConfig("train.max_iters=30");
         var corpus = TestSupport.TinyCorpus(config.Model.BlockSize);
-        var trainer = new Trainer(config, corpus, CPU);
+        var (task, trainer) = TestSupport.GptTrainer(config, corpus);
         var result = trainer.Run();
-        string path = SaveToTemp(new GptCheckpoint(trainer.Model, config, corpus.Tokenizer));
-        trainer.Model.Dispose();
+        string path = SaveToTemp(new GptCheckpoint(task.Model, config, corpus.Tokenizer));
+        task.Dispose();
 
         var loaded = GptCheckpoint.Load(path);
         using var model = loaded.Model;
         model.eval();
         var reencoded = ResidualLab.Data.CharCorpus.FromText(TestSupport.TinyText(), config.Data.ValFraction, config.Model.BlockSize, "tiny", Vocabulary(loaded), config.Data.TestFraction);
-        double loss = Trainer.FixedBatchLoss(model, reencoded.Val, config.Train.BatchSize, config.Train.EvalBatches, CPU);
+        double loss = LanguageModelTask.FixedBatchLoss(model, reencoded.Val, config.Train.BatchSize, config.Train.EvalBatches, CPU);
         Assert.Equal(result.FinalEval!.ValLoss, loss);
     }
 

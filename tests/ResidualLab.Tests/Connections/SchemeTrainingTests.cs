@@ -30,10 +30,10 @@ public class SchemeTrainingTests
         var spec = Schemes.Get(scheme);
         var config = TestSupport.TinyConfig([.. ConfigLines(spec), "model.n_layer=4", "model.d_model=16", "train.max_iters=200"]);
         Assert.Equal(spec, config.Connection); // the config selects exactly this scheme and its options
-        var trainer = new Trainer(config, TestSupport.TinyCorpus(config.Model.BlockSize), CPU);
+        var (task, trainer) = TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Model.BlockSize));
         var recorder = new Recorder();
         var result = trainer.Run(recorder);
-        trainer.Model.Dispose();
+        task.Dispose();
 
         Assert.Equal(RunStatus.Done, result.Status);
         var losses = recorder.Losses;

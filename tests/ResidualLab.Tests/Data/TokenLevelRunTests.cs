@@ -4,6 +4,7 @@ using ResidualLab.Data;
 using ResidualLab.Data.Tokenizers;
 using ResidualLab.Experiments;
 using ResidualLab.Training;
+using ResidualLab.Training.Tasks;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Data;
@@ -46,7 +47,7 @@ public class TokenLevelRunTests
         Assert.Equal(learned.Id, loaded.Tokenizer.Id);
         reloaded.eval();
         var corpus = CorpusLoader.Load(loaded.Config.Data, config.Model.BlockSize, loaded.Tokenizer);
-        double loss = Trainer.FixedBatchLoss(reloaded, corpus.Val, config.Train.BatchSize, config.Train.EvalBatches, CPU);
+        double loss = LanguageModelTask.FixedBatchLoss(reloaded, corpus.Val, config.Train.BatchSize, config.Train.EvalBatches, CPU);
         Assert.Equal(result.FinalEval!.ValLoss, loss);
     }
 

@@ -1,5 +1,6 @@
 using ResidualLab.Diagnostics;
 using ResidualLab.Training;
+using ResidualLab.Training.Tasks;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Diagnostics;
@@ -7,13 +8,13 @@ namespace ResidualLab.Tests.Diagnostics;
 // Post-hoc probes: lesions, swaps and the logit lens on a briefly trained tiny GPT.
 public class LayerProbesTests
 {
-    static (Trainer Trainer, LayerProbes Probes) Trained(string scheme)
+    static (LanguageModelTask Task, LayerProbes Probes) Trained(string scheme)
     {
         var config = TestSupport.TinyConfig($"connection.name={scheme}", "model.n_layer=3", "train.max_iters=10");
         var corpus = TestSupport.TinyCorpus(config.Model.BlockSize);
-        var trainer = new Trainer(config, corpus, CPU);
+        var (task, trainer) = TestSupport.GptTrainer(config, corpus);
         trainer.Run();
-        return (trainer, new LayerProbes(trainer.Model, corpus.Val, config.Train.BatchSize, config.Train.EvalBatches, CPU));
+        return (task, new LayerProbes(task.Model, corpus.Val, config.Train.BatchSize, config.Train.EvalBatches, CPU));
     }
 
     [Theory]
@@ -21,11 +22,11 @@ public class LayerProbesTests
     [InlineData("mhc")]
     public void The_logit_lens_at_the_last_layer_is_the_model_s_own_val_loss(string scheme)
     {
-        var (trainer, probes) = Trained(scheme);
+        var (task, probes) = Trained(scheme);
         var lens = probes.LogitLenses();
         Assert.Equal(3, lens.Losses.Count);
         var t = TestSupport.TinyConfig().Train;
-        double own = Trainer.FixedBatchLoss(trainer.Model, TestSupport.TinyCorpus().Val, t.BatchSize, t.EvalBatches, CPU);
+        double own = LanguageModelTask.FixedBatchLoss(task.Model, TestSupport.TinyCorpus().Val, t.BatchSize, t.EvalBatches, CPU);
         Assert.Equal(own, lens.Losses[^1]);
         Assert.Equal(own, probes.Intact());
         Assert.NotEqual(own, lens.Losses[0]);
@@ -34,9 +35,9 @@ public class LayerProbesTests
     [Fact]
     public void Lesion_of_a_block_whose_output_projections_are_zero_changes_nothing()
     {
-        var (trainer, probes) = Trained("pre-norm");
+        var (task, probes) = Trained("pre-norm");
         using (no_grad())
-            foreach (var (name, p) in trainer.Model.named_parameters())
+            foreach (var (name, p) in task.Model.named_parameters())
                 if (name.StartsWith("h.1.", StringComparison.Ordinal) && name.Contains(".c_proj."))
                     p.zero_();
         double intact = probes.Intact();

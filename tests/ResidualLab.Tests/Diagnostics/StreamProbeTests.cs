@@ -19,7 +19,7 @@ public class StreamProbeTests
         var config = TestSupport.TinyConfig([$"connection.name={scheme}", "model.n_layer=2",
             $"train.max_iters={steps}", $"train.probe_interval={probeInterval}", .. options]);
         var recorder = new Recorder();
-        new Trainer(config, TestSupport.TinyCorpus(config.Model.BlockSize), CPU).Run(recorder);
+        TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Model.BlockSize)).Trainer.Run(recorder);
         return recorder;
     }
 

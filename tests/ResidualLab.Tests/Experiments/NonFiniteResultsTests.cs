@@ -107,15 +107,15 @@ public class NonFiniteResultsTests
         using var store = ResultsStore.Open(dir);
 
         // A pixel standard deviation of 0 makes every normalised pixel NaN or infinite: the loss is NaN at step 0.
-        var result = RunExecutor.ExecuteVision(config, Path.Combine(dir, "runs", config.RunId), images: set with { Std = 0 }, store: store);
+        var result = RunExecutor.Execute(config, Path.Combine(dir, "runs", config.RunId), data: DataCache.With(config.Vision!.Images, set with { Std = 0 }), store: store);
 
-        Assert.Equal(RunStatus.Diverged, result.Run.Status);
-        Assert.Equal("non-finite loss at step 0", result.Run.Note);
+        Assert.Equal(RunStatus.Diverged, result.Status);
+        Assert.Equal("non-finite loss at step 0", result.Note);
         string runDir = Path.Combine(dir, "runs", config.RunId);
         using var classifier = JsonDocument.Parse(File.ReadAllText(Path.Combine(runDir, "classifier.json")));
         Assert.Equal("diverged", classifier.RootElement.GetProperty("status").GetString());
         var last = File.ReadAllLines(Path.Combine(runDir, "metrics.jsonl"))[^1];
-        Assert.Contains($"\"step\":{result.Run.Steps}", last);        // the diverging step is recorded with its numbers
+        Assert.Contains($"\"step\":{result.Steps}", last);        // the diverging step is recorded with its numbers
         Assert.Matches("NaN|Infinity", last);
         Assert.Equal(RunState.Diverged, store.Find(config.RunId)!.Status);
     }

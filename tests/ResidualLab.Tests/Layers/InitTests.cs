@@ -2,7 +2,7 @@ using ResidualLab.Connections;
 using ResidualLab.Experiments;
 using ResidualLab.Layers;
 using ResidualLab.Models;
-using ResidualLab.Training;
+using ResidualLab.Training.Tasks;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Layers;
@@ -124,19 +124,18 @@ public class InitTests
     public void Decay_all_also_decays_norms_biases_and_residual_scalars(string decay, bool decays)
     {
         var config = TestSupport.TinyConfig($"train.decay={decay}", "train.weight_decay=0.5", "connection.name=rezero");
-        var trainer = new Trainer(config, TestSupport.TinyCorpus(config.Model.BlockSize), CPU);
-        var p = Params(trainer.Model);
+        using var task = new LanguageModelTask(config, TestSupport.TinyCorpus(config.Model.BlockSize), CPU);
+        var p = Params(task.Model);
         using (no_grad()) p["h.0.conn_attn.gain"].fill_(1.0);
         var before = p.ToDictionary(kv => kv.Key, kv => kv.Value.clone());
         // With zero gradients Adam's step is zero: what changes is the decay alone, p (1 - lr wd).
-        trainer.Optimizer.ZeroGrad();
-        trainer.Optimizer.Update(0.1);
+        task.Optimizer.ZeroGrad();
+        task.Optimizer.Update(0.1);
         foreach (var name in new[] { "ln_f.weight", "h.0.mlp.c_fc.bias", "h.0.conn_attn.gain" })
         {
             double expected = decays ? 0.95 : 1.0;
             Assert.True(p[name].allclose(before[name] * expected, rtol: 1e-6, atol: 0), $"{name} with train.decay={decay}");
         }
         Assert.True(p["h.0.mlp.c_fc.weight"].allclose(before["h.0.mlp.c_fc.weight"] * 0.95, rtol: 1e-6, atol: 0));
-        trainer.Model.Dispose();
     }
 }

@@ -3,6 +3,7 @@ using ResidualLab.Checkpoints;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
 using ResidualLab.Training;
+using ResidualLab.Training.Tasks;
 using Parameter = TorchSharp.Modules.Parameter;
 using static TorchSharp.torch;
 
@@ -28,13 +29,13 @@ public class BFloat16TrainingTests
         return TestSupport.TinyConfig(["model.n_layer=2", $"data.path={corpus}", .. overrides]);
     }
 
-    static Trainer NewTrainer(RunConfig config) =>
-        new(config, CorpusLoader.Load(config.Data, config.Model.BlockSize), CPU);
+    static (LanguageModelTask Task, Trainer Trainer) NewTrainer(RunConfig config) =>
+        TestSupport.GptTrainer(config, CorpusLoader.Load(config.Data, config.Model.BlockSize));
 
     [Fact]
     public void A_bf16_gpt_trains_on_bf16_weights_kept_in_step_with_fp32_masters()
     {
-        var trainer = NewTrainer(Config("train.dtype=bfloat16", "train.max_iters=100"));
+        var (task, trainer) = NewTrainer(Config("train.dtype=bfloat16", "train.max_iters=100"));
         var recorder = new Recorder();
 
         var result = trainer.Run(recorder);
@@ -46,37 +47,36 @@ public class BFloat16TrainingTests
         Assert.True(double.IsFinite(result.FinalEval!.ValLoss));
 
         // Every matrix (embeddings, attention, MLP) and the sublayers' biases are bf16; the LayerNorms stay fp32.
-        var named = trainer.Model.named_parameters().ToList();
+        var named = task.Model.named_parameters().ToList();
         Assert.All(named.Where(p => p.parameter.dim() >= 2), p => Assert.Equal(ScalarType.BFloat16, p.parameter.dtype));
         Assert.Contains(named, p => p.name.Contains("attn.c_attn.bias") && p.parameter.dtype == ScalarType.BFloat16);
         Assert.All(named.Where(p => p.name.Contains("norm") || p.name.StartsWith("ln_f")), p => Assert.Equal(ScalarType.Float32, p.parameter.dtype));
 
         // The optimiser's masters are fp32, and the model's bf16 weights are the masters rounded to bf16.
-        Assert.NotEmpty(trainer.Optimizer.MasterWeights);
-        Assert.All(trainer.Optimizer.MasterWeights, m => Assert.Equal(ScalarType.Float32, m.dtype));
+        Assert.NotEmpty(task.Optimizer.MasterWeights);
+        Assert.All(task.Optimizer.MasterWeights, m => Assert.Equal(ScalarType.Float32, m.dtype));
         using (NewDisposeScope())
-            foreach (var (param, master) in trainer.Optimizer.MasterViews())
+            foreach (var (param, master) in task.Optimizer.MasterViews())
             {
                 Assert.Equal(ScalarType.Float32, master.dtype);
                 Assert.True(master.to(ScalarType.BFloat16).equal(param).all().item<bool>());
                 Assert.False(master.equal(param.to(ScalarType.Float32)).all().item<bool>()); // the masters hold more than bf16 can
             }
-        trainer.Optimizer.Dispose();
-        trainer.Model.Dispose();
+        task.Dispose();
     }
 
     [Fact]
     public void The_first_bf16_loss_is_within_0_05_of_the_fp32_loss_from_the_same_seed()
     {
         var fp32 = NewTrainer(Config());
-        double expected = fp32.Step(fp32.Schedule.At(0)).Loss;
+        double expected = fp32.Trainer.Step(fp32.Task.Schedule.At(0)).Loss;
         var bf16 = NewTrainer(Config("train.dtype=bfloat16"));
-        double loss = bf16.Step(bf16.Schedule.At(0)).Loss;
+        double loss = bf16.Trainer.Step(bf16.Task.Schedule.At(0)).Loss;
 
         Assert.InRange(loss, expected - 0.05, expected + 0.05);
         Assert.NotEqual(expected, loss); // the bf16 model really computes in bf16
-        fp32.Model.Dispose();
-        bf16.Model.Dispose();
+        fp32.Task.Dispose();
+        bf16.Task.Dispose();
     }
 
     [Fact]
@@ -94,7 +94,7 @@ public class BFloat16TrainingTests
             opt.ZeroGrad();
             p.grad!.fill_(1.0);
             opt.CollectGradients();
-            Assert.Equal(2.0, opt.GradNorm(), 6); // in fp32, from the upcast gradients
+            Assert.Equal(2.0, GradientClipping.Norm(opt.Gradients), 6); // in fp32, from the upcast gradients
             opt.Update(lr: 5e-4); // constant gradient: every Adam step moves by lr
             Assert.Equal(1 - 5e-4 * step, master[0].item<float>(), 6);
             Assert.Equal(expectedWeights[step - 1], p[0, 0].to(ScalarType.Float32).item<float>());
@@ -109,23 +109,23 @@ public class BFloat16TrainingTests
         string checkpoint = Path.Combine(TestSupport.TempDir(), "checkpoint.bin");
         var straight = new Recorder();
         var whole = NewTrainer(config);
-        whole.Run(straight);
+        whole.Trainer.Run(straight);
 
         using var cancel = new CancellationTokenSource();
         var first = NewTrainer(config);
-        first.Run(new Recorder(s => { if (s.Step == 13) cancel.Cancel(); }), cancel.Token, new CheckpointPolicy(checkpoint, 5, Resume: true));
+        first.Trainer.Run(new Recorder(s => { if (s.Step == 13) cancel.Cancel(); }), cancel.Token, new CheckpointPolicy(checkpoint, 5, Resume: true));
         Assert.Equal(10, TrainingCheckpoint.PeekStep(checkpoint, config.RunId));
 
         var resumed = new Recorder();
         var second = NewTrainer(config);
-        var result = second.Run(resumed, default, new CheckpointPolicy(checkpoint, 5, Resume: true));
+        var result = second.Trainer.Run(resumed, default, new CheckpointPolicy(checkpoint, 5, Resume: true));
 
         Assert.Equal(RunStatus.Done, result.Status);
         Assert.Equal(straight.Losses.Skip(10), resumed.Losses);
         using (NewDisposeScope())
-            foreach (var (a, b) in whole.Optimizer.MasterWeights.Zip(second.Optimizer.MasterWeights))
+            foreach (var (a, b) in whole.Task.Optimizer.MasterWeights.Zip(second.Task.Optimizer.MasterWeights))
                 Assert.True(a.equal(b).all().item<bool>());
-        foreach (var t in new[] { whole, first, second }) t.Model.Dispose();
+        foreach (var t in new[] { whole, first, second }) t.Task.Dispose();
     }
 
     [Fact]
@@ -141,7 +141,7 @@ public class BFloat16TrainingTests
         Assert.All(model.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
         model.eval();
         var corpus = CorpusLoader.Load(config.Data, config.Model.BlockSize);
-        double valLoss = Trainer.FixedBatchLoss(model, corpus.Val, config.Train.BatchSize, config.Train.EvalBatches, CPU);
+        double valLoss = LanguageModelTask.FixedBatchLoss(model, corpus.Val, config.Train.BatchSize, config.Train.EvalBatches, CPU);
         Assert.InRange(valLoss, result.FinalEval!.ValLoss - 0.05, result.FinalEval.ValLoss + 0.05); // fp32 masters vs their bf16 copy
     }
 

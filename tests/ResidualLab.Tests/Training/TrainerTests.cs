@@ -14,10 +14,10 @@ public class TrainerTests
     static (TrainResult Result, List<double> Losses) Train(params string[] overrides)
     {
         var config = TestSupport.TinyConfig(overrides);
-        var trainer = new Trainer(config, TestSupport.TinyCorpus(config.Model.BlockSize), CPU);
+        var (task, trainer) = TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Model.BlockSize));
         var recorder = new Recorder();
         var result = trainer.Run(recorder);
-        trainer.Model.Dispose();
+        task.Dispose();
         return (result, recorder.Losses);
     }
 
@@ -46,18 +46,18 @@ public class TrainerTests
     {
         var config = TestSupport.TinyConfig("train.max_iters=30", "model.dropout=0.1");
         var corpus = TestSupport.TinyCorpus(config.Model.BlockSize);
-        var prefetching = new Trainer(config, corpus, CPU);
+        var prefetching = TestSupport.GptTrainer(config, corpus);
         var recorder = new Recorder();
-        prefetching.Run(recorder);
+        prefetching.Trainer.Run(recorder);
 
-        var synchronous = new Trainer(config, corpus, CPU);
-        synchronous.Model.train();
-        var losses = Enumerable.Range(0, 30).Select(step => synchronous.Step(synchronous.Schedule.At(step)).Loss).ToList();
+        var synchronous = TestSupport.GptTrainer(config, corpus);
+        synchronous.Task.Model.train();
+        var losses = Enumerable.Range(0, 30).Select(step => synchronous.Trainer.Step(synchronous.Task.Schedule.At(step)).Loss).ToList();
 
         Assert.Equal(losses, recorder.Losses);
-        Assert.Equal(synchronous.TrainBatches.State, prefetching.TrainBatches.State); // where the 31st batch starts
-        prefetching.Model.Dispose();
-        synchronous.Model.Dispose();
+        Assert.Equal(synchronous.Task.TrainBatches.State, prefetching.Task.TrainBatches.State); // where the 31st batch starts
+        prefetching.Task.Dispose();
+        synchronous.Task.Dispose();
     }
 
     [Theory]
@@ -111,34 +111,34 @@ public class TrainerTests
         // First step: m_hat = g, v_hat = g^2, so the update is -lr * sign(g) (eps aside), after decay.
         Assert.Equal(1 * (1 - 0.1 * 0.1) - 0.1, linear.weight![0, 1].item<float>(), 5);
         Assert.Equal(1 + 0.1, linear.bias![1].item<float>(), 5);
-        Assert.Equal(Math.Sqrt(4 * 0.25 + 2 * 4.0), opt.GradNorm(), 5);
-        opt.ClipGradNorm(1.0);
-        Assert.Equal(1.0, opt.GradNorm(), 4);
+        Assert.Equal(Math.Sqrt(4 * 0.25 + 2 * 4.0), GradientClipping.Norm(opt.Gradients), 5);
+        GradientClipping.Clip(opt.Gradients, 1.0);
+        Assert.Equal(1.0, GradientClipping.Norm(opt.Gradients), 4);
     }
 
     [Fact]
     public void Non_finite_loss_marks_the_run_diverged_and_keeps_last_metrics()
     {
         var config = TestSupport.TinyConfig("train.max_iters=20", "train.eval_interval=5");
-        var trainer = new Trainer(config, TestSupport.TinyCorpus(config.Model.BlockSize), CPU);
-        var poison = new PoisonAt(trainer, step: 12);
+        var (task, trainer) = TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Model.BlockSize));
+        var poison = new PoisonAt(task.Model, step: 12);
         var result = trainer.Run(poison);
         Assert.Equal(RunStatus.Diverged, result.Status);
         Assert.Equal(13, result.Steps); // the poisoned weights make step 13's loss NaN
         Assert.Contains("non-finite", result.Note);
         Assert.Equal(10, result.FinalEval!.Step); // the last good evaluation is kept
         Assert.True(double.IsFinite(result.FinalEval.ValLoss));
-        trainer.Model.Dispose();
+        task.Dispose();
     }
 
     /// <summary>Writes a NaN into the weights after a given step, as an exploding update would.</summary>
-    sealed class PoisonAt(Trainer trainer, int step) : ITrainingObserver
+    sealed class PoisonAt(TorchSharp.torch.nn.Module model, int step) : ITrainingObserver
     {
         public void OnStep(StepMetrics s)
         {
             if (s.Step != step) return;
             using var _ = no_grad();
-            trainer.Model.parameters().First().fill_(double.NaN);
+            model.parameters().First().fill_(double.NaN);
         }
     }
 }

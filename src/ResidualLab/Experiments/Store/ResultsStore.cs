@@ -135,7 +135,7 @@ public sealed class ResultsStore : IDisposable
             using (var insert = Command("INSERT OR REPLACE INTO steps VALUES($id, $step, $loss, $lr, $grad, $ms, $tps)", tx,
                        ("$id", runId), ("$step", 0), ("$loss", 0.0), ("$lr", 0.0), ("$grad", 0.0), ("$ms", 0.0), ("$tps", 0.0)))
                 foreach (var s in steps)
-                    Run(insert, s.Step, s.Loss, s.Lr, s.GradNorm, s.StepMs, s.TokensPerSecond);
+                    Run(insert, s.Step, s.Loss, s.Lr, s.GradNorm, s.StepMs, s.ItemsPerSecond);
             using (var insert = Command("INSERT OR REPLACE INTO evals VALUES($id, $step, $train, $val, $test)", tx,
                        ("$id", runId), ("$step", 0), ("$train", 0.0), ("$val", 0.0), ("$test", 0.0)))
                 foreach (var e in evals)

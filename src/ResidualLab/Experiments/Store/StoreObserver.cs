@@ -14,13 +14,13 @@ public sealed class StoreObserver(ResultsStore store, string runId) : ITrainingO
     readonly List<EvalMetrics> _evals = [];
     readonly List<Diagnostic> _diagnostics = [];
     long _peakRss = ProcessMemory.RssBytes();
-    double _tokens;
+    double _items;
     double _seconds;
 
     public void OnStep(StepMetrics step)
     {
         _steps.Add(step);
-        _tokens += step.TokensPerSecond * step.StepMs / 1000;
+        _items += step.ItemsPerSecond * step.StepMs / 1000;
         _seconds += step.StepMs / 1000;
         _peakRss = Math.Max(_peakRss, ProcessMemory.RssBytes());
     }
@@ -36,7 +36,7 @@ public sealed class StoreObserver(ResultsStore store, string runId) : ITrainingO
     public void OnEnd(TrainResult result)
     {
         Flush();
-        store.EndRun(runId, result, _seconds > 0 ? _tokens / _seconds : 0, _peakRss);
+        store.EndRun(runId, result, _seconds > 0 ? _items / _seconds : 0, _peakRss);
     }
 
     void Flush()

@@ -1,0 +1,56 @@
+using ResidualLab.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ResidualLab.Training;
+
+/// <summary>
+/// One model family's part of training: the model with its optimiser and schedule, what a batch is,
+/// the loss, the probes and the evaluation. <see cref="Trainer"/> runs the loop, which is the same for
+/// every family (steps, clipping, divergence, evaluation cadence, checkpoints, prefetch). A new family
+/// is a model and a task (<see cref="Tasks.LanguageModelTask"/>, <see cref="Tasks.ImageClassificationTask"/>).
+/// </summary>
+public interface ITrainingTask : IDisposable
+{
+    nn.Module Model { get; }
+    IOptimizer Optimizer { get; }
+    ILrSchedule Schedule { get; }
+
+    /// <summary>The training batches; the loop draws ahead from a copy and moves this one after each batch it uses.</summary>
+    IBatchSampler Batches { get; }
+
+    /// <summary>What one batch holds, for the throughput: its count and its unit ("tokens", "images").</summary>
+    (long Count, string Unit) BatchSize { get; }
+
+    /// <summary>Called before the first step of a run that starts from scratch (not on resume).</summary>
+    void OnStart();
+
+    /// <summary>The mean loss of one training batch (forward pass, training mode).</summary>
+    Tensor Loss(IBatch batch);
+
+    /// <summary>Called after backward with the raw gradients in place, before clipping.</summary>
+    void AfterBackward();
+
+    /// <summary>Called after a step whose loss and gradient norm were finite (and whose update was made).</summary>
+    void AfterStep(double loss);
+
+    /// <summary>Prepares the probes to read the next forward pass (called on probe steps, before it).</summary>
+    void ArmProbes();
+
+    /// <summary>The probes' readings of this step's forward and backward passes (after <see cref="AfterBackward"/>).</summary>
+    IEnumerable<Diagnostic> ReadProbes(int step);
+
+    /// <summary>Evaluation: leaves the model in training mode.</summary>
+    EvalMetrics Evaluate(int step);
+
+    /// <summary>The task's own running state (its curves and sums) for a checkpoint.</summary>
+    void SaveState(BinaryWriter writer);
+
+    void LoadState(BinaryReader reader);
+
+    /// <summary>Writes what the run trains on into its folder, before training.</summary>
+    void DescribeData(string runDir);
+
+    /// <summary>Writes what a run leaves in its folder beyond the metrics (the model once done, family files).</summary>
+    void WriteRunFiles(string runDir, TrainResult result);
+}
