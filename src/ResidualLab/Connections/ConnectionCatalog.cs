@@ -77,6 +77,35 @@ public static class ConnectionCatalog
             o => new LaurelSpec(o.String("variant", LaurelSpec.Variants), (int)o.Int("rank", 1, 4096), (int)o.Int("previous", 1, 1024))),
         new("resi-dual", "post-norm stream x_a and dual stream x_d += F(x_a); output x_a + LN(x_d) (ResiDual, Xie et al. 2023)", [],
             _ => new ResiDualSpec()),
+        new("mhc-lite", "mHC with H_res a convex combination of the n! permutation matrices: exactly doubly stochastic (Yang et al. 2026)",
+            [
+                new("n", (long)MhcLiteSpec.DefaultN, $"expansion rate: number of residual streams (at most {MhcLiteSpec.MaxN})"),
+                new("res_gap", MhcLiteSpec.DefaultResGap, "initial logit of the identity above the other permutations'"),
+            ],
+            o => new MhcLiteSpec((int)o.Int("n", 1, MhcLiteSpec.MaxN), o.Double("res_gap", -100, 100))),
+        new("kromhc", "mHC with H_res a Kronecker product of doubly stochastic 2 x 2 factors: exact (Wang et al. 2026)",
+            [
+                new("n", (long)KromHcSpec.DefaultN, "expansion rate: number of residual streams (a power of two)"),
+                new("res_gap", MhcLiteSpec.DefaultResGap, "initial logit of each factor's identity above its swap's"),
+            ],
+            o =>
+            {
+                int n = (int)o.Int("n", 1, 64);
+                KromHcSpec.Factors(n);
+                return new KromHcSpec(n, o.Double("res_gap", -100, 100));
+            }),
+        new("frac-connections", "Hyper-Connections over m fractions of the hidden state: the width does not grow (Zhu et al. 2025)",
+            [
+                new("fracs", (long)FracConnectionsSpec.DefaultFracs, "m: number of fractions (must divide d_model)"),
+                new("dynamic", true, "add per-token (dynamic) weights to the static ones"),
+            ],
+            o => new FracConnectionsSpec((int)o.Int("fracs", 1, 1024), o.Bool("dynamic"))),
+        new("deep-delta", "x = (I - beta k k^T) x + beta v k, k the unit direction of F(LN(x)), beta in [0, 2] (Deep Delta Learning, Zhang et al. 2026)",
+            [new("beta_init", 1.0, "initial gate beta (0 identity, 1 projection, 2 reflection)")],
+            o => new DeepDeltaSpec(o.Double("beta_init", 0, 2))),
+        new("attn-res", "sublayer input = softmax(w_l . RMSNorm(v_i)) weighted sum of all earlier outputs v_i (Attention Residuals, Kimi Team 2026)",
+            [new("blocks", 0L, "0: full (every earlier output); N > 0: block AttnRes over N block summaries")],
+            o => new AttentionResidualsSpec((int)o.Int("blocks", 0, 4096))),
     ];
 
     public static IEnumerable<string> Names => All.Select(e => e.Name);

@@ -203,6 +203,11 @@ public class RecentSchemeTests
     [InlineData("completep")]
     [InlineData("laurel")]
     [InlineData("resi-dual")]
+    [InlineData("mhc-lite")]
+    [InlineData("kromhc")]
+    [InlineData("frac-connections")]
+    [InlineData("deep-delta")]
+    [InlineData("attn-res")]
     public void The_vision_models_take_the_scheme(string scheme)
     {
         foreach (var family in new[] { "resnet", "mlp" })

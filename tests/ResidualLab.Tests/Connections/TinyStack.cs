@@ -34,6 +34,13 @@ static class Schemes
         ("laurel lr rank=2", new LaurelSpec("lr", Rank: 2)),
         ("laurel pa previous=2", new LaurelSpec("pa", Previous: 2)),
         ("resi-dual", new ResiDualSpec()),
+        ("mhc-lite n=3", new MhcLiteSpec(3)),
+        ("kromhc n=4", new KromHcSpec(4)),
+        ("frac-connections static fracs=2", new FracConnectionsSpec(2, Dynamic: false)),
+        ("frac-connections dynamic fracs=2", new FracConnectionsSpec(2)),
+        ("deep-delta", new DeepDeltaSpec()),
+        ("attn-res", new AttentionResidualsSpec()),
+        ("attn-res blocks=2", new AttentionResidualsSpec(2)),
     ];
 
     public static TheoryData<string> Labels => new(All.Select(s => s.Label));

@@ -1,0 +1,91 @@
+using ResidualLab.Layers;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace ResidualLab.Connections;
+
+// Axes: b batch, t position, d width (the last axis); k the earlier values (or block summaries) attended over.
+
+/// <summary>
+/// Attention Residuals: no running sum; sublayer l reads a softmax-weighted sum of all earlier values,
+/// h_l = sum_{i&lt;=l} a_{i,l} v_i, a_{.,l} = softmax_i(w_l . RMSNorm(v_i)), with v_0 the embedding, v_i the
+/// output of sublayer i - 1, and w_l one learned pseudo-query per sublayer (0 at init: the uniform average);
+/// the sublayer runs on LN(h_l) and the model's output is the same attention with its own query over every value.
+/// Block variant (blocks = N > 0): the sublayers form N consecutive blocks of ceil(S / N); the attention runs
+/// over the embedding, the sum of each completed block's outputs, and the running sum of the current block's.
+/// Kimi Team 2026, "Attention Residuals" (arXiv 2603.15031), eq. 2-4 and the block pseudocode.
+/// Choices: every residual sublayer (attention and MLP apart) is a layer; each query has its own key RMSNorm
+/// (learned scale, init 1); the embedding is its own first block.
+/// Representation: with no stream to add to, the "stream" each depth step returns is the sublayer's output
+/// v_{l+1}, so the model's <see cref="LayerContext.History"/> is exactly the list of values; the last depth step
+/// returns the model's output aggregate instead.
+/// </summary>
+public sealed record AttentionResidualsSpec(int Blocks = 0) : ConnectionSpec
+{
+    public override string Name => "attn-res";
+    public override Connection Build(ConnectionSite site) => new AttentionResiduals(site, Blocks);
+    public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object> { ["blocks"] = (long)Blocks };
+}
+
+public sealed class AttentionResiduals : Connection
+{
+    readonly nn.Module<Tensor, Tensor> norm;       // the sublayer's pre-norm
+    readonly RMSNorm key_norm;
+    readonly Parameter query;                      // w_l [d]
+    readonly RMSNorm? output_key_norm;             // the model output's aggregate, on the last sublayer
+    readonly Parameter? output_query;
+    readonly int index;
+    readonly int blockSize;                        // sublayers per block; 1 = full AttnRes
+
+    public AttentionResiduals(ConnectionSite site, int blocks) : base(nameof(AttentionResiduals))
+    {
+        index = site.SublayerIndex;
+        blockSize = blocks <= 0 ? 1 : (site.SublayerCount + blocks - 1) / blocks;
+        norm = site.MakeNorm();
+        key_norm = new RMSNorm(site.Width);
+        query = nn.Parameter(zeros(site.Width));
+        if (index == site.SublayerCount - 1)
+        {
+            output_key_norm = new RMSNorm(site.Width);
+            output_query = nn.Parameter(zeros(site.Width));
+        }
+        RegisterComponents();
+    }
+
+    /// <summary>The depth weights of the last width step, [..., k] (they sum to 1 over k).</summary>
+    public Tensor? LastWeights { get; private set; }
+
+    public override Branch Prepare(Tensor stream, LayerContext ctx)
+    {
+        if (ctx.History.Count != index + 1)
+            throw new InvalidOperationException(
+                $"Attention Residuals at sublayer {index} needs the embedding and every earlier output in LayerContext.History; found {ctx.History.Count} entries");
+        var (h, weights) = Attend(query, key_norm, Sources(ctx.History));
+        LastWeights = weights;
+        return new(norm.call(h), stream);
+    }
+
+    public override Tensor Combine(Tensor output, Branch branch, LayerContext ctx) =>
+        output_query is null ? output : Attend(output_query, output_key_norm!, Sources([.. ctx.History, output])).Value;
+
+    /// <summary>What is attended over, given the values v_0..v_j: every value (full) or block summaries.</summary>
+    List<Tensor> Sources(IReadOnlyList<Tensor> values)
+    {
+        if (blockSize == 1) return [.. values];
+        var sources = new List<Tensor> { values[0] };
+        for (int start = 1; start < values.Count; start += blockSize)
+        {
+            var sum = values[start];
+            for (int i = start + 1; i < Math.Min(start + blockSize, values.Count); i++) sum = sum + values[i];
+            sources.Add(sum);
+        }
+        return sources;
+    }
+
+    static (Tensor Value, Tensor Weights) Attend(Tensor query, RMSNorm keyNorm, List<Tensor> sources)
+    {
+        var v = stack(sources, -2);                                             // [..., k, d]
+        var weights = softmax(keyNorm.call(v).matmul(query), -1);               // [..., k]
+        return ((weights.unsqueeze(-1) * v).sum(-2), weights);
+    }
+}

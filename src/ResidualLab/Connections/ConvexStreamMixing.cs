@@ -1,0 +1,67 @@
+using ResidualLab.Layers;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace ResidualLab.Connections;
+
+// Axes: b batch, t position, s streams (n of them), d width (the last axis); r the residual map's logits.
+
+/// <summary>
+/// The n-stream update of mHC, x_{l+1} = H_res x_l + H_post^T F(LN(H_pre x_l)), with an H_res that is a
+/// convex combination of permutation matrices and so exactly doubly stochastic, with no Sinkhorn iterations.
+/// The per-token coefficients are mHC's: H~ = alpha * (RMSNorm(flatten(x_l)) phi) + b, H_pre = sigmoid(H~_pre),
+/// H_post = 2 sigmoid(H~_post); H_res is the subclass's map of its r logits H~_res. Init as this library's
+/// mHC: phi ~ N(0, 1/(n d)), alpha = 0.01, b_pre = -ln(max(n - 1, 1)), b_post = 0; b_res from the subclass
+/// (the reference code's choice: the identity's logit <paramref name="identityLogitGap"/> above the others).
+/// </summary>
+public abstract class ConvexStreamMixing : Connection, IStreamMixing
+{
+    const double AlphaInit = 0.01;
+
+    readonly nn.Module<Tensor, Tensor> norm;  // the sublayer's pre-norm
+    readonly Parameter phi;                   // [n d, 2n + r]: pre | post | res
+    readonly Parameter alpha_pre, alpha_post, alpha_res;
+    readonly Parameter b_pre, b_post, b_res;
+    readonly int n;
+
+    protected ConvexStreamMixing(string name, ConnectionSite site, int n, Tensor resBias) : base(name)
+    {
+        this.n = n;
+        long nd = (long)n * site.Width;
+        norm = site.MakeNorm();
+        phi = nn.Parameter(normal(0.0, 1.0 / Math.Sqrt(nd), [nd, 2 * n + resBias.shape[0]]));
+        alpha_pre = nn.Parameter(full(1, AlphaInit));
+        alpha_post = nn.Parameter(full(1, AlphaInit));
+        alpha_res = nn.Parameter(full(1, AlphaInit));
+        b_pre = nn.Parameter(full(n, -Math.Log(Math.Max(n - 1, 1))));
+        b_post = nn.Parameter(zeros(n));
+        b_res = nn.Parameter(resBias);
+    }
+
+    /// <summary>H_res [..., n, n] from its logits [..., r]: exactly doubly stochastic for any logits.</summary>
+    public abstract Tensor ResidualMap(Tensor logits);
+
+    public StreamMaps? LastMaps { get; private set; }
+
+    /// <summary>The per-token maps (H_pre [..., n], H_post [..., n], H_res [..., n, n]) for a stream [..., n, d].</summary>
+    public StreamMaps Maps(Tensor stream)
+    {
+        var flat = stream.flatten(-2);                                         // [..., n d]
+        var coeffs = flat.matmul(phi) * RMSNorm.InverseRms(flat);               // [..., 2n + r]
+        var pre = sigmoid(alpha_pre * coeffs[TensorIndex.Ellipsis, TensorIndex.Slice(0, n)] + b_pre);
+        var post = 2 * sigmoid(alpha_post * coeffs[TensorIndex.Ellipsis, TensorIndex.Slice(n, 2 * n)] + b_post);
+        var res = ResidualMap(alpha_res * coeffs[TensorIndex.Ellipsis, TensorIndex.Slice(2 * n, null)] + b_res);
+        return new StreamMaps(pre, post, res);
+    }
+
+    public override Branch Prepare(Tensor stream, LayerContext ctx)
+    {
+        var maps = Maps(stream);
+        LastMaps = maps;
+        var depth = cat([maps.Res, maps.Post.unsqueeze(-1)], -1); // [..., s, s + 1]
+        return new(norm.call(Streams.Read(maps.Pre, stream)), stream, depth);
+    }
+
+    public override Tensor Combine(Tensor output, Branch branch, LayerContext ctx) =>
+        Streams.Write(branch.Mix!, branch.Stream, output);
+}

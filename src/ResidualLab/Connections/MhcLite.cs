@@ -1,0 +1,72 @@
+using static TorchSharp.torch;
+
+namespace ResidualLab.Connections;
+
+// Axes: b batch, t position, s streams (n of them), d width (the last axis); r = n! permutations.
+
+/// <summary>
+/// mHC-lite: mHC with H_res = sum_r a_r P_r over all n! permutation matrices P_r, a = softmax(H~_res):
+/// a convex combination of permutations, so exactly doubly stochastic (Birkhoff-von Neumann), no Sinkhorn.
+/// Yang et al. 2026, "mHC-lite" (arXiv 2601.05732); reference code FFTYYY/mhc-lite. The identity's logit
+/// starts res_gap above the other n! - 1 (reference: 0 against -8, H_res = 0.992 I + ... at n = 4).
+/// H_pre, H_post and the rest as in <see cref="ConvexStreamMixing"/>. n is at most 6 (720 permutations).
+/// </summary>
+public sealed record MhcLiteSpec(int N = MhcLiteSpec.DefaultN, double ResGap = MhcLiteSpec.DefaultResGap) : ConnectionSpec
+{
+    public const int DefaultN = 4;
+    public const int MaxN = 6;
+    public const double DefaultResGap = 8;
+
+    public override string Name => "mhc-lite";
+    public override Connection Build(ConnectionSite site) => new MhcLite(site, N, ResGap);
+    public override Tensor Expand(Tensor x0) => Streams.Expand(x0, N);
+    public override Tensor Reduce(Tensor stream) => Streams.Reduce(stream);
+    public override IReadOnlyDictionary<string, object> Options =>
+        new Dictionary<string, object> { ["n"] = (long)N, ["res_gap"] = ResGap };
+}
+
+public sealed class MhcLite : ConvexStreamMixing
+{
+    readonly Tensor permutations; // [n!, n n], the identity first
+
+    public MhcLite(ConnectionSite site, int n, double resGap)
+        : base(nameof(MhcLite), site, n, IdentityFirst(Factorial(n), resGap))
+    {
+        permutations = PermutationMatrices(n).flatten(1);
+        RegisterComponents();
+    }
+
+    public override Tensor ResidualMap(Tensor logits)
+    {
+        var weights = softmax(logits, -1);                                             // [..., n!]
+        int n = (int)Math.Round(Math.Sqrt(permutations.shape[1]));
+        return weights.matmul(permutations.to(weights.dtype)).unflatten(weights.dim() - 1, [n, n]);
+    }
+
+    static int Factorial(int n) => n <= 1 ? 1 : n * Factorial(n - 1);
+
+    /// <summary>Logits [count]: 0 for the first (the identity), -gap for the rest.</summary>
+    internal static Tensor IdentityFirst(int count, double gap)
+    {
+        var b = full(count, -gap);
+        b[0].fill_(0);
+        return b;
+    }
+
+    /// <summary>All n! permutation matrices [n!, n, n] in lexicographic order of the permutations (identity first).</summary>
+    public static Tensor PermutationMatrices(int n)
+    {
+        var perms = new List<int[]>();
+        void Build(int[] prefix, List<int> rest)
+        {
+            if (rest.Count == 0) { perms.Add(prefix); return; }
+            foreach (int i in rest) Build([.. prefix, i], rest.Where(r => r != i).ToList());
+        }
+        Build([], Enumerable.Range(0, n).ToList());
+        var matrices = zeros(perms.Count, n, n);
+        for (int p = 0; p < perms.Count; p++)
+            for (int row = 0; row < n; row++)
+                matrices[p, row, perms[p][row]].fill_(1);
+        return matrices;
+    }
+}

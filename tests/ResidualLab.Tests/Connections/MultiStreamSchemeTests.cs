@@ -1,0 +1,198 @@
+using ResidualLab.Connections;
+using ResidualLab.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ResidualLab.Tests.Connections;
+
+/// <summary>The defining property of each stream-mixing scheme of 2025-2026, checked in float64.</summary>
+[Collection(ConnectionsCollection.Name)]
+public class MultiStreamSchemeTests
+{
+    static readonly GptConfig Tiny = new(VocabSize: 13, NLayer: 4, DModel: 16, NHead: 2, BlockSize: 8);
+
+    static Gpt Model(ConnectionSpec spec)
+    {
+        manual_seed(11);
+        var model = new Gpt(Tiny, spec);
+        model.to(ScalarType.Float64);
+        model.eval();
+        return model;
+    }
+
+    static void CopyShared(Gpt source, Gpt target)
+    {
+        var from = source.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        using var _ = no_grad();
+        foreach (var (name, p) in target.named_parameters())
+            if (from.TryGetValue(name, out var src)) p.copy_(src);
+    }
+
+    static Tensor Tokens() => tensor(new long[] { 1, 5, 2, 7, 3, 3, 9, 12, 0, 4, 8, 6, 11, 2, 5, 1 }, [2, 8]);
+
+    static Tensor Hidden(Gpt model)
+    {
+        using var _ = no_grad();
+        return model.Forward(Tokens(), null);
+    }
+
+    static double MaxDiff(Tensor a, Tensor b) => (a - b).abs().max().item<double>();
+
+    static IEnumerable<Connection> Connections(Gpt model) =>
+        model.Blocks.SelectMany(b => new[] { b.AttentionConnection, b.MlpConnection });
+
+    static ConvexStreamMixing Convex(ConnectionSpec spec) =>
+        (ConvexStreamMixing)spec.Build(new ConnectionSite(8, 0, 4, () => nn.LayerNorm(8)));
+
+    [Theory]
+    [InlineData("mhc-lite", 2, 2)]
+    [InlineData("mhc-lite", 4, 24)]
+    [InlineData("kromhc", 4, 4)]
+    [InlineData("kromhc", 8, 6)]
+    public void H_res_is_exactly_doubly_stochastic_for_any_logits(string scheme, int n, int logits)
+    {
+        using var conn = Convex(ConnectionCatalog.Create(scheme, new Dictionary<string, object> { ["n"] = (long)n }));
+        manual_seed(3);
+        using var _ = no_grad();
+        var maps = Enumerable.Range(0, 48).Select(_ => conn.ResidualMap(randn([5, logits], dtype: ScalarType.Float64) * 4)).ToList();
+        foreach (var h in maps)
+        {
+            Assert.Equal(new long[] { 5, n, n }, h.shape);
+            Assert.True(h.min().item<double>() >= 0);
+            Assert.True((h.sum(-1) - 1).abs().max().item<double>() < 1e-12, "row sums");
+            Assert.True((h.sum(-2) - 1).abs().max().item<double>() < 1e-12, "column sums");
+        }
+        // The product over 48 layers stays doubly stochastic: Amax gain 1 both ways (Sinkhorn leaves ~1.007).
+        var gain = AmaxGain.OfProduct(maps);
+        Assert.Equal(1, gain.Forward, 10);
+        Assert.Equal(1, gain.Backward, 10);
+    }
+
+    [Fact]
+    public void Mhc_lite_mixes_the_permutations_by_softmax()
+    {
+        using var conn = Convex(new MhcLiteSpec(2));
+        using var _ = no_grad();
+        var h = conn.ResidualMap(tensor(new[] { 0.3, -0.5 }, dtype: ScalarType.Float64));
+        double a = 1 / (1 + Math.Exp(-0.8)); // softmax weight of the identity
+        Assert.True(MaxDiff(h, tensor(new[] { a, 1 - a, 1 - a, a }, [2, 2], dtype: ScalarType.Float64)) < 1e-12);
+        Assert.Equal(24, MhcLite.PermutationMatrices(4).shape[0]);
+        Assert.True(MhcLite.PermutationMatrices(4)[0].equal(eye(4)).all().item<bool>()); // the identity first: its init logit
+    }
+
+    [Fact]
+    public void KromHC_is_the_kronecker_product_of_its_factors()
+    {
+        using var conn = Convex(new KromHcSpec(4));
+        using var _ = no_grad();
+        var h = conn.ResidualMap(tensor(new[] { 0.2, -0.4, 1.0, 0.5 }, dtype: ScalarType.Float64));
+        static Tensor Factor(double p) => tensor(new[] { p, 1 - p, 1 - p, p }, [2, 2], dtype: ScalarType.Float64);
+        var u1 = Factor(1 / (1 + Math.Exp(-0.6)));
+        var u2 = Factor(1 / (1 + Math.Exp(-0.5)));
+        var kron = (u1.unsqueeze(1).unsqueeze(3) * u2.unsqueeze(0).unsqueeze(2)).reshape(4, 4); // [i k, j l] = u1[i j] u2[k l]
+        Assert.True(MaxDiff(h, kron) < 1e-12);
+        var ex = Assert.Throws<ConfigException>(() => ConnectionCatalog.Create("kromhc", new Dictionary<string, object> { ["n"] = 6L }));
+        Assert.Contains("power of two", ex.Message);
+    }
+
+    [Theory]
+    [InlineData("mhc-lite")]
+    [InlineData("kromhc")]
+    public void H_res_starts_near_the_identity_and_the_model_trains_its_maps(string scheme)
+    {
+        using var model = Model(ConnectionCatalog.Create(scheme));
+        Hidden(model);
+        foreach (var conn in Connections(model).Cast<IStreamMixing>())
+        {
+            var res = conn.LastMaps!.Res;
+            Assert.True(res.diagonal(0, -2, -1).min().item<double>() > 0.99);
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Frac_connections_at_init_compute_the_pre_norm_model_at_the_same_width(bool dynamic)
+    {
+        using var preNorm = Model(new PreNormSpec());
+        using var frac = Model(new FracConnectionsSpec(4, dynamic));
+        CopyShared(preNorm, frac);
+        var expected = Hidden(preNorm);
+        var hidden = Hidden(frac);
+        Assert.Equal(expected.shape, hidden.shape);
+        Assert.True(MaxDiff(hidden, expected) < 1e-12);
+        using (no_grad())
+            foreach (var (_, p) in frac.named_parameters().Where(np => np.name.EndsWith("residual"))) p.add_(0.1);
+        Assert.True(MaxDiff(Hidden(frac), expected) > 1e-3); // the fractions' mixing is live
+        var ex = Assert.Throws<ConfigException>(() => Model(new FracConnectionsSpec(3)));
+        Assert.Contains("must divide the width 16", ex.Message);
+    }
+
+    [Fact]
+    public void The_delta_shortcut_has_eigenvalues_one_and_one_minus_beta()
+    {
+        using var model = Model(new DeepDeltaSpec(1.5));
+        var conn = (DeepDeltaResidual)model.Blocks[1].AttentionConnection;
+        using var _ = no_grad();
+        var x = randn([3, 16], dtype: ScalarType.Float64);
+        var y = randn([3, 16], dtype: ScalarType.Float64);
+        var ctx = new LayerContext(8);
+        var next = conn.Combine(y, conn.Prepare(x, ctx), ctx);
+        var (k, beta) = conn.LastShortcut!;
+        for (int token = 0; token < 3; token++)
+        {
+            var kt = k[token];
+            double b = beta[token].item<double>();
+            Assert.InRange(b, 0, 2);
+            var a = eye(16, dtype: ScalarType.Float64) - b * kt.outer(kt);
+            var eigen = linalg.eigvalsh(a);                                   // ascending
+            double norm2 = kt.dot(kt).item<double>();
+            Assert.Equal(1, norm2, 8);                                        // k is a unit direction (up to eps)
+            Assert.Equal(1 - b * norm2, eigen[0].item<double>(), 10);
+            Assert.True((eigen[TensorIndex.Slice(1, null)] - 1).abs().max().item<double>() < 1e-10);
+            // The rest of the update is a rank-one write along k: x' - A x = (beta v) k.
+            var write = next[token] - a.matmul(x[token]);
+            var along = write.dot(kt) * kt;
+            Assert.True(MaxDiff(write, along) < 1e-10);
+        }
+        // beta_init sets the gate's bias: 2 sigmoid(c_b) = beta_init.
+        double bias = conn.named_parameters().Single(p => p.name == "gate_bias").parameter.item<double>();
+        Assert.Equal(1.5, 2 / (1 + Math.Exp(-bias)), 6);
+    }
+
+    [Fact]
+    public void Deep_delta_with_beta_zero_is_the_identity()
+    {
+        using var model = Model(new DeepDeltaSpec(0));
+        using var _ = no_grad();
+        var embedding = model.Forward(Tokens(), null, plan: []);
+        Assert.True(MaxDiff(Hidden(model), embedding) < 1e-4 * embedding.abs().max().item<double>());
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(2)]
+    public void Attention_residuals_weights_sum_to_one_over_the_earlier_outputs(int blocks)
+    {
+        using var model = Model(new AttentionResidualsSpec(blocks));
+        var conns = Connections(model).Cast<AttentionResiduals>().ToList();
+        Hidden(model);
+        // Zero pseudo-queries at init: every sublayer reads the plain average of what it attends over.
+        foreach (var c in conns)
+        {
+            var w = c.LastWeights!;
+            Assert.True((w - 1.0 / w.shape[^1]).abs().max().item<double>() < 1e-12);
+        }
+
+        using (no_grad()) foreach (var (_, p) in model.named_parameters().Where(np => np.name.EndsWith("query"))) p.normal_(0, 1);
+        Hidden(model);
+        for (int l = 0; l < conns.Count; l++)
+        {
+            var w = conns[l].LastWeights!;
+            int expected = blocks == 0 ? l + 1 : 1 + (l + 3) / 4; // the embedding, completed blocks of 4, the current block's partial sum
+            Assert.Equal(expected, (int)w.shape[^1]);
+            Assert.True((w.sum(-1) - 1).abs().max().item<double>() < 1e-12);
+            Assert.True(w.min().item<double>() >= 0);
+        }
+    }
+}
