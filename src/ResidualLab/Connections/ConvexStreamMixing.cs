@@ -10,9 +10,12 @@ namespace ResidualLab.Connections;
 /// The n-stream update of mHC, x_{l+1} = H_res x_l + H_post^T F(LN(H_pre x_l)), with an H_res that is a
 /// convex combination of permutation matrices and so exactly doubly stochastic, with no Sinkhorn iterations.
 /// The per-token coefficients are mHC's: H~ = alpha * (RMSNorm(flatten(x_l)) phi) + b, H_pre = sigmoid(H~_pre),
-/// H_post = 2 sigmoid(H~_post); H_res is the subclass's map of its r logits H~_res. Init as this library's
-/// mHC: phi ~ N(0, 1/(n d)), alpha = 0.01, b_pre = -ln(max(n - 1, 1)), b_post = 0; b_res from the subclass
-/// (the reference code's choice: the identity's logit <paramref name="identityLogitGap"/> above the others).
+/// H_post = 2 sigmoid(H~_post); H_res is the subclass's map of its r logits H~_res. Init as the reference code
+/// of mHC-lite and KromHC: sublayer k favours stream k mod n in both its read and its write, b_pre = b_post =
+/// +1 there and -1 elsewhere (H_pre 0.73 / 0.27, H_post 1.46 / 0.54), so that the n copies of the embedding
+/// part ways from the first sublayer (with equal reads and writes they would stay copies, and H_res, which
+/// maps copies to themselves, would get no gradient); b_res from the subclass, the identity's logit
+/// res_gap above the others; alpha = 0.01 and phi ~ N(0, 1/(n d)) as this library's mHC.
 /// </summary>
 public abstract class ConvexStreamMixing : Connection, IStreamMixing
 {
@@ -33,15 +36,25 @@ public abstract class ConvexStreamMixing : Connection, IStreamMixing
         alpha_pre = nn.Parameter(full(1, AlphaInit));
         alpha_post = nn.Parameter(full(1, AlphaInit));
         alpha_res = nn.Parameter(full(1, AlphaInit));
-        b_pre = nn.Parameter(full(n, -Math.Log(Math.Max(n - 1, 1))));
-        b_post = nn.Parameter(zeros(n));
+        b_pre = nn.Parameter(Favouring(n, site.SublayerIndex % n));
+        b_post = nn.Parameter(Favouring(n, site.SublayerIndex % n));
         b_res = nn.Parameter(resBias);
+    }
+
+    /// <summary>Logits [n]: +1 at <paramref name="stream"/>, -1 elsewhere.</summary>
+    static Tensor Favouring(int n, int stream)
+    {
+        var b = full(n, -1.0);
+        b[stream].fill_(1);
+        return b;
     }
 
     /// <summary>H_res [..., n, n] from its logits [..., r]: exactly doubly stochastic for any logits.</summary>
     public abstract Tensor ResidualMap(Tensor logits);
 
     public StreamMaps? LastMaps { get; private set; }
+
+    public IEnumerable<Parameter> ResidualMixingParameters => [b_res];
 
     /// <summary>The per-token maps (H_pre [..., n], H_post [..., n], H_res [..., n, n]) for a stream [..., n, d].</summary>
     public StreamMaps Maps(Tensor stream)

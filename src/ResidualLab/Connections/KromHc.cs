@@ -11,7 +11,7 @@ namespace ResidualLab.Connections;
 /// stochastic matrices is doubly stochastic, so H_res is exactly so, with 2K logits instead of n^2 or n!.
 /// Wang et al. 2026, "KromHC" (arXiv 2601.21579); reference code wz1119/KromHC (factors of 2 for n a power
 /// of two, the case built here). Each identity logit starts res_gap above the swap's (reference: 0 and -8).
-/// H_pre, H_post and the rest as in <see cref="ConvexStreamMixing"/>.
+/// H_pre, H_post and their init as in <see cref="ConvexStreamMixing"/>.
 /// </summary>
 public sealed record KromHcSpec(int N = KromHcSpec.DefaultN, double ResGap = MhcLiteSpec.DefaultResGap) : ConnectionSpec
 {

@@ -9,7 +9,7 @@ namespace ResidualLab.Connections;
 /// a convex combination of permutations, so exactly doubly stochastic (Birkhoff-von Neumann), no Sinkhorn.
 /// Yang et al. 2026, "mHC-lite" (arXiv 2601.05732); reference code FFTYYY/mhc-lite. The identity's logit
 /// starts res_gap above the other n! - 1 (reference: 0 against -8, H_res = 0.992 I + ... at n = 4).
-/// H_pre, H_post and the rest as in <see cref="ConvexStreamMixing"/>. n is at most 6 (720 permutations).
+/// H_pre, H_post and their init as in <see cref="ConvexStreamMixing"/>. n is at most 6 (720 permutations).
 /// </summary>
 public sealed record MhcLiteSpec(int N = MhcLiteSpec.DefaultN, double ResGap = MhcLiteSpec.DefaultResGap) : ConnectionSpec
 {

@@ -33,7 +33,7 @@ public class MultiStreamSchemeTests
     static Tensor Hidden(Gpt model)
     {
         using var _ = no_grad();
-        return model.Forward(Tokens(), null);
+        return model.Forward(Tokens());
     }
 
     static double MaxDiff(Tensor a, Tensor b) => (a - b).abs().max().item<double>();
@@ -165,7 +165,7 @@ public class MultiStreamSchemeTests
     {
         using var model = Model(new DeepDeltaSpec(0));
         using var _ = no_grad();
-        var embedding = model.Forward(Tokens(), null, plan: []);
+        var embedding = model.Forward(Tokens(), order: []);
         Assert.True(MaxDiff(Hidden(model), embedding) < 1e-4 * embedding.abs().max().item<double>());
     }
 

@@ -34,7 +34,7 @@ public class RecentSchemeTests
     static Tensor Hidden(Gpt model)
     {
         using var _ = no_grad();
-        return model.Forward(Tokens(), null);
+        return model.Forward(Tokens());
     }
 
     static double MaxDiff(Tensor a, Tensor b) => (a - b).abs().max().item<double>();
@@ -219,5 +219,38 @@ public class RecentSchemeTests
             Assert.Equal(new long[] { 3, 10 }, logits.shape);
             Assert.True(logits.isfinite().all().item<bool>(), $"{scheme} in {family}");
         }
+    }
+
+    sealed class DiagnosticRecorder : ResidualLab.Training.ITrainingObserver
+    {
+        public List<ResidualLab.Training.Diagnostic> Diagnostics { get; } = [];
+        public void OnStep(ResidualLab.Training.StepMetrics step) { }
+        public void OnDiagnostic(ResidualLab.Training.Diagnostic diagnostic) => Diagnostics.Add(diagnostic);
+    }
+
+    [Theory]
+    [InlineData("layernorm-scaling")]
+    [InlineData("mix-ln")]
+    [InlineData("orthogonal")]
+    [InlineData("completep")]
+    [InlineData("laurel")]
+    [InlineData("resi-dual")]
+    [InlineData("mhc-lite")]
+    [InlineData("kromhc")]
+    [InlineData("frac-connections")]
+    [InlineData("deep-delta")]
+    [InlineData("attn-res")]
+    public void The_training_probes_read_the_scheme(string scheme)
+    {
+        var config = TestSupport.TinyConfig($"connection.name={scheme}", "model.n_layer=2", "train.max_iters=3", "train.probe_interval=1");
+        var recorder = new DiagnosticRecorder();
+        var trainer = new ResidualLab.Training.Trainer(config, TestSupport.TinyCorpus(config.Model.BlockSize), CPU);
+        trainer.Run(recorder);
+        trainer.Model.Dispose();
+        var names = recorder.Diagnostics.Select(d => d.Name).ToHashSet();
+        foreach (var name in new[] { "resid_pre_rms", "resid_post_rms", "update_ratio", "resid_pre_grad_norm" })
+            Assert.Contains(name, names);
+        Assert.Equal(scheme is "mhc-lite" or "kromhc", names.Contains("h_res_gain_fwd"));
+        Assert.All(recorder.Diagnostics, d => Assert.True(double.IsFinite(d.Value), $"{d.Name}[{d.Index}] = {d.Value}"));
     }
 }
