@@ -79,5 +79,8 @@ public sealed class LayerContext(int sublayerCount, HookSet? hooks = null)
     /// <summary>The first attention layer's values, [b, nh, t, hs] (value residual reads them).</summary>
     public Tensor? FirstValues { get; set; }
 
+    /// <summary>Values one forward pass's connections share between sublayers (Admin's profiled variance), by key.</summary>
+    public Dictionary<string, Tensor> PassState { get; } = [];
+
     public void Advance() => SublayerIndex++;
 }

@@ -106,6 +106,8 @@ public static class ConnectionCatalog
         new("attn-res", "sublayer input = softmax(w_l . RMSNorm(v_i)) weighted sum of all earlier outputs v_i (Attention Residuals, Kimi Team 2026)",
             [new("blocks", 0L, "0: full (every earlier output); N > 0: block AttnRes over N block summaries")],
             o => new AttentionResidualsSpec((int)o.Int("blocks", 0, 4096))),
+        new("admin", "x = LN(omega x + F(x)), omega profiled on the first batch to sqrt(sum of earlier branch variances) (Admin, Liu et al. 2020)", [],
+            _ => new AdminSpec()),
     ];
 
     public static IEnumerable<string> Names => All.Select(e => e.Name);

@@ -208,6 +208,7 @@ public class RecentSchemeTests
     [InlineData("frac-connections")]
     [InlineData("deep-delta")]
     [InlineData("attn-res")]
+    [InlineData("admin")]
     public void The_vision_models_take_the_scheme(string scheme)
     {
         foreach (var family in new[] { "resnet", "mlp" })
@@ -240,6 +241,7 @@ public class RecentSchemeTests
     [InlineData("frac-connections")]
     [InlineData("deep-delta")]
     [InlineData("attn-res")]
+    [InlineData("admin")]
     public void The_training_probes_read_the_scheme(string scheme)
     {
         var config = TestSupport.TinyConfig($"connection.name={scheme}", "model.n_layer=2", "train.max_iters=3", "train.probe_interval=1");
@@ -252,5 +254,60 @@ public class RecentSchemeTests
             Assert.Contains(name, names);
         Assert.Equal(scheme is "mhc-lite" or "kromhc", names.Contains("h_res_gain_fwd"));
         Assert.All(recorder.Diagnostics, d => Assert.True(double.IsFinite(d.Value), $"{d.Name}[{d.Index}] = {d.Value}"));
+    }
+
+    [Fact]
+    public void Admin_profiles_omega_from_the_first_pass_and_keeps_it()
+    {
+        manual_seed(5);
+        var spec = new AdminSpec();
+        var conns = Enumerable.Range(0, 4).Select(k => (AdminResidual)spec.Build(new ConnectionSite(16, k, 4, () => nn.LayerNorm(16)))).ToList();
+        var weights = Enumerable.Range(0, 4).Select(_ => randn([16, 16]) * 0.5).ToList();
+        var x0 = randn([2, 8, 16]) * 0.1;
+        List<Tensor> Pass()
+        {
+            var outputs = new List<Tensor>();
+            var ctx = new LayerContext(4);
+            ctx.History.Add(x0);
+            var h = x0;
+            for (int k = 0; k < 4; k++)
+            {
+                var branch = conns[k].Prepare(h, ctx);
+                var f = branch.Input.matmul(weights[k]).tanh();
+                outputs.Add(f);
+                h = conns[k].Combine(f, branch, ctx);
+                ctx.Advance();
+                ctx.History.Add(h);
+            }
+            return outputs;
+        }
+        using var _ = no_grad();
+        Assert.All(conns, c => Assert.False(c.IsProfiled));
+        var outputs = Pass();
+        double accumulated = x0.to(ScalarType.Float64).var().item<double>();
+        for (int k = 0; k < 4; k++)
+        {
+            Assert.True(conns[k].IsProfiled);
+            Assert.True((conns[k].Omega - Math.Sqrt(accumulated)).abs().max().item<float>() < 1e-5, $"omega of sublayer {k}");
+            accumulated += outputs[k].to(ScalarType.Float64).var().item<double>();
+        }
+        var profiled = conns.Select(c => c.Omega.clone()).ToList();
+        Pass(); // later passes leave omega alone (only training moves it)
+        for (int k = 0; k < 4; k++) Assert.Equal(0, (conns[k].Omega - profiled[k]).abs().max().item<float>());
+        // The flag travels with the weights: a copy loaded from them does not profile again.
+        var copy = (AdminResidual)spec.Build(new ConnectionSite(16, 1, 4, () => nn.LayerNorm(16)));
+        copy.load_state_dict(conns[1].state_dict());
+        Assert.True(copy.IsProfiled);
+    }
+
+    [Fact]
+    public void Admin_with_omega_one_is_post_norm()
+    {
+        using var postNorm = Model(new PostNormSpec());
+        using var admin = Model(new AdminSpec());
+        Hidden(admin); // the profiling pass
+        CopyShared(postNorm, admin);
+        using (no_grad()) foreach (var c in Connections(admin).Cast<AdminResidual>()) c.Omega.fill_(1);
+        Assert.True(MaxDiff(Hidden(admin), Hidden(postNorm)) < 1e-12);
     }
 }

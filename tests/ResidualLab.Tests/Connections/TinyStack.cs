@@ -41,6 +41,7 @@ static class Schemes
         ("deep-delta", new DeepDeltaSpec()),
         ("attn-res", new AttentionResidualsSpec()),
         ("attn-res blocks=2", new AttentionResidualsSpec(2)),
+        ("admin", new AdminSpec()),
     ];
 
     public static TheoryData<string> Labels => new(All.Select(s => s.Label));
