@@ -1,4 +1,5 @@
 using TorchSharp;
+using ResidualLab.Connections.Kernels;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Connections;

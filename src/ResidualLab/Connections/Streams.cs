@@ -1,3 +1,4 @@
+using ResidualLab.Connections.Kernels;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Connections;

@@ -1,5 +1,6 @@
 using TorchSharp;
 using ResidualLab.Connections;
+using ResidualLab.Connections.Kernels;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Connections;

@@ -1,5 +1,6 @@
 using ResidualLab.Connections;
 using TorchSharp;
+using ResidualLab.Connections.Kernels;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Connections;

@@ -3,7 +3,7 @@ using System.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ResidualLab.Connections;
+namespace ResidualLab.Connections.Kernels;
 
 // Axes: t tokens (all leading axes flattened), s streams, d width.
 

@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ResidualLab.Connections;
+namespace ResidualLab.Connections.Kernels;
 
 /// <summary>
 /// The loops shared by the CPU kernels of the n-stream residual: a contiguous CPU tensor's address,

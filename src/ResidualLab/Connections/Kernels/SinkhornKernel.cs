@@ -3,7 +3,7 @@ using System.Runtime.Intrinsics;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace ResidualLab.Connections;
+namespace ResidualLab.Connections.Kernels;
 
 // Axes: ... any leading (batch) axes flattened into matrices, n the matrix size.
 
