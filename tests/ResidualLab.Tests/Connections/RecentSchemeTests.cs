@@ -246,9 +246,9 @@ public class RecentSchemeTests
     {
         var config = TestSupport.TinyConfig($"connection.name={scheme}", "model.n_layer=2", "train.max_iters=3", "train.probe_interval=1");
         var recorder = new DiagnosticRecorder();
-        var trainer = new ResidualLab.Training.Trainer(config, TestSupport.TinyCorpus(config.Model.BlockSize), CPU);
+        var (task, trainer) = TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Model.BlockSize));
         trainer.Run(recorder);
-        trainer.Model.Dispose();
+        task.Dispose();
         var names = recorder.Diagnostics.Select(d => d.Name).ToHashSet();
         foreach (var name in new[] { "resid_pre_rms", "resid_post_rms", "update_ratio", "resid_pre_grad_norm" })
             Assert.Contains(name, names);
