@@ -74,6 +74,7 @@ public static class ResNetBench
     {
         var config = workload.Config(device, threads);
         TorchRuntime.SetThreads(config.Threads);
+        OneDnn.Enabled = config.OneDnn;
         var dev = TorchRuntime.ResolveDevice(config.Device);
         var images = SyntheticImages(workload);
         using var task = new ImageClassificationTask(config, images, dev);

@@ -12,7 +12,8 @@ namespace ResidualLab.Connections;
 /// normalised streams, A_m += s_a tanh(N(H) W_m), A_r += s_a tanh(N(H) W_r), B += s_b tanh(N(H) W_b),
 /// with W = 0 and s_a = s_b = 0.01 at init.
 /// The init equals pre-norm: B = 1, A_m = e_(k mod n), A_r = I: every stream stays the pre-norm stream
-/// and the model output (the sum of the streams) is n times pre-norm's.
+/// and the model output (the sum of the streams) is n times pre-norm's. The vision models reduce each
+/// stage's streams to their mean instead (<see cref="StreamStack"/>), so a stage's output is pre-norm's.
 /// Zhu et al. 2024, "Hyper-Connections" (arXiv 2409.19606).
 /// </summary>
 public sealed record HyperConnectionsSpec(int N = HyperConnectionsSpec.DefaultN, bool Dynamic = true) : ConnectionSpec

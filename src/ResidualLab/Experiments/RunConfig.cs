@@ -54,6 +54,9 @@ public sealed record RunConfig(
     /// <summary>Set for the vision models (resnet, plain, mlp); null for the GPT.</summary>
     public VisionSettings? Vision { get; init; }
 
+    /// <summary>Whether libtorch may use its oneDNN CPU kernels (train.onednn; a kernel choice like the thread count, not in the run id).</summary>
+    public bool OneDnn { get; init; } = true;
+
     /// <summary>Short human label: connection, depth and seed.</summary>
     public string Label => Vision is { } vision
         ? $"{vision.Model.Family}-{vision.Model.Depth} {Connection.Name} s{Train.Seed}"
@@ -157,8 +160,21 @@ public sealed record RunConfig(
         }
 
         return new RunConfig(modelName, model, connection, data, train, device, Int("train.threads", 0, 4096),
-            Int("train.checkpoint_interval", 0), v.Canonical(), v.Full()) { Vision = vision };
+            Int("train.checkpoint_interval", 0), v.Canonical(), v.Full()) { Vision = vision, OneDnn = OneDnnOf(v, modelName) };
     }
+
+    /// <summary>
+    /// train.onednn: auto leaves oneDNN on for the GPT and off for the vision models, whose convolutions
+    /// with fewer channels than the CPU's vector width gave non-finite gradients through oneDNN on an
+    /// AVX-512 CPU (README, vision: CPU kernels).
+    /// </summary>
+    static bool OneDnnOf(ConfigValues v, string modelName) => v.String("train.onednn") switch
+    {
+        "on" => true,
+        "off" => false,
+        "auto" => modelName == "gpt",
+        var other => throw new ConfigException($"{v.OriginOf("train.onednn")}: 'train.onednn' must be on, off or auto, got '{other}'{Suggest.DidYouMean(other, ["on", "off", "auto"])}"),
+    };
 
     static ModelInit ModelInitOf(ConfigValues v, string modelName)
     {

@@ -32,6 +32,7 @@ public static class RunExecutor
         Action<ITrainingTask, TrainResult>? finished = null)
     {
         TorchRuntime.SetThreads(config.Threads);
+        OneDnn.Enabled = config.OneDnn;
         var device = TorchRuntime.ResolveDevice(config.Device);
         string checkpoint = Path.Combine(runDir, CheckpointFile);
         int? resumeStep = resume ? TrainingCheckpoint.PeekStep(checkpoint, config.RunId) : null;

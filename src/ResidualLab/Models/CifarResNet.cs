@@ -107,7 +107,7 @@ public sealed class CifarResNet : ImageClassifier
         public override Tensor forward(Tensor h)
         {
             if (down is not null) h = down.call(h);
-            return StreamStack.Run(_connection, blocks, blocks.Count, h);
+            return StreamStack.Run(_connection, blocks, blocks.Count, h, meanOfStreams: true);
         }
     }
 

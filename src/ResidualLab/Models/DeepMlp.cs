@@ -50,7 +50,7 @@ public sealed class DeepMlp : ImageClassifier
     public override Tensor forward(Tensor images)
     {
         var h = F.relu(bn.call(input.call(images.flatten(1))));   // [b, d]
-        return fc.call(StreamStack.Run(Connection, blocks, blocks.Count, h));
+        return fc.call(StreamStack.Run(Connection, blocks, blocks.Count, h, meanOfStreams: true));
     }
 
     internal static Linear HeLinear(long inFeatures, long outFeatures)
