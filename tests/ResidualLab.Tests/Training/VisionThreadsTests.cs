@@ -25,7 +25,7 @@ public class VisionThreadsTests
                  {
                      $"model.name={family}", $"model.depth={(family == "mlp" ? 6 : 14)}", "model.width=4", $"connection.name={scheme}",
                      "train.batch_size=32", $"train.max_iters={Steps}", "train.lr=0.1", "train.warmup_iters=0", "train.weight_decay=1e-4",
-                     "train.grad_clip=0", "train.eval_interval=100", "train.eval_batches=1", "train.seed=5", $"train.onednn={oneDnn}",
+                     "train.grad_clip=0", "train.eval_interval=100", "train.eval_batches=1", "train.seed=5", $"train.onednn={oneDnn}", "data.val_images=8",
                  }.Concat(extra))
             v.Override(o);
         return RunConfig.From(v);
