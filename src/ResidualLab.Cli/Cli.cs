@@ -9,7 +9,7 @@ namespace ResidualLab.Cli;
 /// ("reslab: error: what, where, how to fix") and a non-zero exit code: 2 for usage and config
 /// errors, 3 when libtorch cannot load, 1 otherwise. --verbose adds the stack trace.
 /// </summary>
-public static class Cli
+internal static class Cli
 {
     public const int UsageError = 2;
     public const int NativeError = 3;

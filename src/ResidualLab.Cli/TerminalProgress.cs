@@ -8,7 +8,7 @@ namespace ResidualLab.Cli;
 /// Live progress of training runs: a Spectre.Console progress bar per run in a terminal (step, loss,
 /// tokens/s or images/s, ETA); plain lines at each evaluation when the output is redirected (CI, logs).
 /// </summary>
-public sealed class TerminalProgress
+internal sealed class TerminalProgress
 {
     readonly ProgressContext? _context;
 

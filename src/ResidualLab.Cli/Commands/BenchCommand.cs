@@ -14,7 +14,7 @@ namespace ResidualLab.Cli.Commands;
 /// invocation, interleaved round by round, and the table gives the ratios. reslab bench connections
 /// [--steps N] [--schemes a,b:key=value]: every scheme's step time and memory relative to pre-norm.
 /// </summary>
-public static class BenchCommand
+internal static class BenchCommand
 {
     /// <summary>The workloads by name, built on demand.</summary>
     static readonly IReadOnlyDictionary<string, Func<IBenchWorkload>> Workloads = new Dictionary<string, Func<IBenchWorkload>>

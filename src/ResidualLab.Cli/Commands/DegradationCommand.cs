@@ -13,7 +13,7 @@ namespace ResidualLab.Cli.Commands;
 /// reslab demo degradation: plain vs residual nets as depth grows on Fashion-MNIST (He et al. 2016,
 /// sec. 4.2), with the first-to-last gradient-norm ratio of every net; prints the table and the verdicts.
 /// </summary>
-public static class DegradationCommand
+internal static class DegradationCommand
 {
     public const string Preset = "degradation";
 

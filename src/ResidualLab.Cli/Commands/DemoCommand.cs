@@ -13,7 +13,7 @@ namespace ResidualLab.Cli.Commands;
 /// reslab demo: the seed experiment. The same Transformer with and without the residual, same seed,
 /// data and budget, at depth 1 and a deeper setting; prints the table and writes it under results/.
 /// </summary>
-public static class DemoCommand
+internal static class DemoCommand
 {
     public const string Preset = "seed-1layer";
 

@@ -10,7 +10,7 @@ using ResidualLab.Training.Tasks;
 namespace ResidualLab.Cli.Commands;
 
 /// <summary>reslab eval --checkpoint FILE [--data FILE]: the val loss over the fixed evaluation batches, as training reports it.</summary>
-public static class EvalCommand
+internal static class EvalCommand
 {
     public static Command Build()
     {

@@ -5,7 +5,7 @@ using ResidualLab.Checkpoints;
 namespace ResidualLab.Cli.Commands;
 
 /// <summary>reslab export RUN [--format safetensors] [--out FILE] [--results DIR]</summary>
-public static class ExportCommand
+internal static class ExportCommand
 {
     public static Command Build()
     {

@@ -5,7 +5,7 @@ using Spectre.Console;
 namespace ResidualLab.Cli.Commands;
 
 /// <summary>reslab list connections | presets</summary>
-public static class ListCommand
+internal static class ListCommand
 {
     public static Command Build()
     {

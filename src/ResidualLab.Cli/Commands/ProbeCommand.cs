@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 namespace ResidualLab.Cli.Commands;
 
 /// <summary>reslab probe RUN --lesion | --logit-lens [--results DIR] [--threads N]: post-hoc val losses per block.</summary>
-public static class ProbeCommand
+internal static class ProbeCommand
 {
     public static Command Build()
     {

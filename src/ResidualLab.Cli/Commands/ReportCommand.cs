@@ -6,7 +6,7 @@ using Spectre.Console;
 namespace ResidualLab.Cli.Commands;
 
 /// <summary>reslab report DIR [--baseline NAME] [--tensorboard]: report.html, the CSV tables and the scorecard of a results folder.</summary>
-public static class ReportCommand
+internal static class ReportCommand
 {
     public static Command Build()
     {

@@ -6,7 +6,7 @@ using ResidualLab.Training;
 namespace ResidualLab.Cli.Commands;
 
 /// <summary>reslab resume RUN: continue a killed run from its last checkpoint, bit for bit on CPU.</summary>
-public static class ResumeCommand
+internal static class ResumeCommand
 {
     public static Command Build()
     {

@@ -11,7 +11,7 @@ namespace ResidualLab.Cli.Commands;
 /// reslab run ID --results DIR: trains one planned run of a sweep into the folder's store, continuing
 /// from its checkpoint when it has one. The worker of `sweep --parallel N` and of every cluster task.
 /// </summary>
-public static class RunCommand
+internal static class RunCommand
 {
     public static Command Build()
     {

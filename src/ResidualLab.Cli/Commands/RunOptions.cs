@@ -4,7 +4,7 @@ using ResidualLab.Experiments;
 namespace ResidualLab.Cli.Commands;
 
 /// <summary>Options shared by the commands that train: overrides, data, device, threads, output folder.</summary>
-public sealed class RunOptions
+internal sealed class RunOptions
 {
     public Option<string[]> Set { get; } = new("--set")
     {

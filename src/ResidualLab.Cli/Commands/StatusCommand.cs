@@ -7,7 +7,7 @@ using Spectre.Console;
 namespace ResidualLab.Cli.Commands;
 
 /// <summary>reslab status DIR: every run of a results folder, its state and its Slurm task.</summary>
-public static class StatusCommand
+internal static class StatusCommand
 {
     public static Command Build()
     {

@@ -13,7 +13,7 @@ namespace ResidualLab.Cli.Commands;
 /// hyperparameter decides it. Trains the preset's grid (finished runs are skipped, so a killed study
 /// resumes), then prints the table per depth, init and budget and one verdict line per depth.
 /// </summary>
-public static class StudyCommand
+internal static class StudyCommand
 {
     public static Command Build()
     {

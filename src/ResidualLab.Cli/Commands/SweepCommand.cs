@@ -11,7 +11,7 @@ namespace ResidualLab.Cli.Commands;
 /// reslab sweep FILE [--parallel N] [--runner slurm ...]: expands the [sweep] grid and trains the runs not
 /// yet done, here (one at a time, or N child processes) or as one Slurm job array.
 /// </summary>
-public static class SweepCommand
+internal static class SweepCommand
 {
     public static Command Build()
     {

@@ -7,7 +7,7 @@ using Spectre.Console;
 namespace ResidualLab.Cli.Commands;
 
 /// <summary>reslab train --preset NAME | --config FILE [--set key=value ...]</summary>
-public static class TrainCommand
+internal static class TrainCommand
 {
     public static Command Build()
     {

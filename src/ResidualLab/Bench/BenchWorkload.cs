@@ -11,7 +11,7 @@ namespace ResidualLab.Bench;
 // the measured result and the machine's matmul peak that model FLOP utilisation is measured against.
 
 /// <summary>A fixed training workload of the bench: its model and batch, how it is timed, and its PyTorch twin.</summary>
-public interface IBenchWorkload
+internal interface IBenchWorkload
 {
     string Name { get; }
 
@@ -36,7 +36,7 @@ public interface IBenchWorkload
 }
 
 /// <summary>Measured speed and memory of one workload; items are the workload's unit (tokens, images).</summary>
-public sealed record BenchResult(
+internal sealed record BenchResult(
     string Name,
     double MedianStepMs,
     double ItemsPerSecond,
@@ -60,10 +60,10 @@ public sealed record BenchResult(
 }
 
 /// <summary>Milliseconds of each timed step, and the resident memory after the warm-up steps.</summary>
-public sealed record StepTimes(IReadOnlyList<double> StepMs, long RssAfterWarmupBytes);
+internal sealed record StepTimes(IReadOnlyList<double> StepMs, long RssAfterWarmupBytes);
 
 /// <summary>Runs a training step <c>warmup</c> times untimed, then <c>steps</c> times timed (waiting for CUDA).</summary>
-public static class StepTimer
+internal static class StepTimer
 {
     public static StepTimes Time(Action step, int steps, int warmup, Device device)
     {
@@ -83,7 +83,7 @@ public static class StepTimer
 }
 
 /// <summary>The machine's practical fp32 matrix-multiply peak, measured now (best of several n x n sgemms).</summary>
-public static class MatmulPeak
+internal static class MatmulPeak
 {
     public static double MeasureFlops(string device = "cpu", int n = 1536, int repeats = 10)
     {

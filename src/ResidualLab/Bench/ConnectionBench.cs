@@ -10,7 +10,7 @@ using ResidualLab.Training.Tasks;
 namespace ResidualLab.Bench;
 
 /// <summary>A scheme to benchmark: a label and its spec.</summary>
-public sealed record BenchScheme(string Label, ConnectionSpec Spec)
+internal sealed record BenchScheme(string Label, ConnectionSpec Spec)
 {
     /// <summary>"name" or "name:key=value[:key=value...]", e.g. "hyper-connections:dynamic=false".</summary>
     public static BenchScheme Parse(string text)
@@ -39,7 +39,7 @@ public sealed record BenchScheme(string Label, ConnectionSpec Spec)
 }
 
 /// <summary>One scheme's measurements; ratios are against the baseline scheme of the same run.</summary>
-public sealed record SchemeBenchResult(
+internal sealed record SchemeBenchResult(
     string Label, long Parameters, double MedianStepMs, double StepMs25, double StepMs75, long StepMemoryBytes,
     double StepTimeRatio, double StepMemoryRatio);
 
@@ -51,7 +51,7 @@ public sealed record SchemeBenchResult(
 /// optimiser state): the peak RSS of the step (VmHWM after resetting it) minus the RSS before it,
 /// after returning freed heap memory to the system.
 /// </summary>
-public static class ConnectionBench
+internal static class ConnectionBench
 {
     public const string Baseline = "pre-norm";
 

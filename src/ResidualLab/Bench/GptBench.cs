@@ -7,7 +7,7 @@ using ResidualLab.Training.Tasks;
 namespace ResidualLab.Bench;
 
 /// <summary>A fixed GPT training workload: model shape, batch, connection and train.dtype, as config overrides.</summary>
-public sealed record GptWorkload(string Name, int NLayer, int DModel, int NHead, int BlockSize, int BatchSize,
+internal sealed record GptWorkload(string Name, int NLayer, int DModel, int NHead, int BlockSize, int BatchSize,
     string Connection = "pre-norm", string DType = "float32") : IBenchWorkload
 {
     /// <summary>The reference GPT: 6 layers, d 192, 6 heads, context 128, batch 32, character level.</summary>
@@ -52,7 +52,7 @@ public sealed record GptWorkload(string Name, int NLayer, int DModel, int NHead,
 /// workload, on synthetic characters so no corpus is needed. Model FLOPs per token follow nanoGPT's
 /// estimate: 6 N + 12 L T d, N the parameters without the position embedding.
 /// </summary>
-public static class GptBench
+internal static class GptBench
 {
     public static BenchResult Run(GptWorkload workload, int steps, int warmup, string device, int threads, double peakFlops,
         IEnumerable<string>? extraConfig = null)

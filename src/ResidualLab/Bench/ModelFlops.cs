@@ -11,7 +11,7 @@ namespace ResidualLab.Bench;
 /// k_h x k_w for a convolution, the input features for a linear layer). Norms, activations, pooling,
 /// additions and biases are not counted, as usual for model FLOPs.
 /// </summary>
-public static class ModelFlops
+internal static class ModelFlops
 {
     /// <summary>Forward multiply-adds for one input of shape <paramref name="inputShape"/> (without the batch axis).</summary>
     public static long ForwardMultiplyAdds(nn.Module<Tensor, Tensor> model, params long[] inputShape)

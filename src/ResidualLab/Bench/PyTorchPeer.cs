@@ -9,7 +9,7 @@ namespace ResidualLab.Bench;
 /// and reads its one-line JSON result. libopenblas0 is required: without it Debian's PyTorch uses
 /// reference BLAS and is about 20 times slower, which would make any comparison meaningless.
 /// </summary>
-public static class PyTorchPeer
+internal static class PyTorchPeer
 {
     public const string Python = "/usr/bin/python3";
     static readonly string[] Packages = ["python3-torch", "libopenblas0"];
@@ -59,7 +59,7 @@ public static class PyTorchPeer
 }
 
 /// <summary>What a PyTorch bench twin measured: its torch version, median step time and memory.</summary>
-public sealed record PeerBenchResult(string TorchVersion, double MedianStepMs, long PeakRssBytes, long RssAfterWarmupBytes, long FinalRssBytes)
+internal sealed record PeerBenchResult(string TorchVersion, double MedianStepMs, long PeakRssBytes, long RssAfterWarmupBytes, long FinalRssBytes)
 {
     public long RssDriftBytes => FinalRssBytes - RssAfterWarmupBytes;
 }

@@ -12,7 +12,7 @@ namespace ResidualLab.Bench;
 /// width, on square images of one size, trained with SGD (momentum 0.9, weight decay 1e-4 on the
 /// convolution and linear weights, lr 0.1) as config overrides.
 /// </summary>
-public sealed record ResNetWorkload(
+internal sealed record ResNetWorkload(
     string Name, int Depth, int Width, int ImageSize, int Channels, int Classes, int BatchSize, string Connection = "residual")
     : IBenchWorkload
 {
@@ -66,7 +66,7 @@ public sealed record ResNetWorkload(
 /// FLOPs per image: 2 FLOPs per multiply-add of every convolution and linear layer, forward, times 3
 /// for the forward and backward passes.
 /// </summary>
-public static class ResNetBench
+internal static class ResNetBench
 {
     const ulong ImageSeed = 12345;
 

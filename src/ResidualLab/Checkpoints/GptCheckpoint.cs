@@ -20,7 +20,7 @@ namespace ResidualLab.Checkpoints;
 /// (<see cref="TokenizerJson"/>); <c>run_id</c>; <c>format</c> = "pt" (PyTorch tensors).</item>
 /// </list>
 /// </summary>
-public sealed record GptCheckpoint(Gpt Model, RunConfig Config, Tokenizer Tokenizer)
+internal sealed record GptCheckpoint(Gpt Model, RunConfig Config, Tokenizer Tokenizer)
 {
     public const string ConfigKey = "reslab.config";
     public const string NanoGptConfigKey = "config";

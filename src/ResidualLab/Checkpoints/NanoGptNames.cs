@@ -11,7 +11,7 @@ namespace ResidualLab.Checkpoints;
 /// nanoGPT's ln_1 and ln_2 and a nanoGPT model loads the file with load_state_dict(strict=True). Other
 /// schemes keep their own tensors' module names (transformer.h.{i}.conn_attn.norm.weight, ...).
 /// </summary>
-public static partial class NanoGptNames
+internal static partial class NanoGptNames
 {
     /// <summary>The token embedding, which the GPT's head shares.</summary>
     public const string TokenEmbedding = "transformer.wte.weight";

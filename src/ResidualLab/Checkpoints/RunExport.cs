@@ -6,7 +6,7 @@ using ResidualLab.Models;
 namespace ResidualLab.Checkpoints;
 
 /// <summary>Reads a finished run's folder (config.txt, model.pt, vocabulary.json or tokenizer.json) back into a <see cref="GptCheckpoint"/>.</summary>
-public static class RunExport
+internal static class RunExport
 {
     public static GptCheckpoint Load(string runDir)
     {

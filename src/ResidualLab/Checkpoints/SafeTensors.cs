@@ -11,25 +11,25 @@ namespace ResidualLab.Checkpoints;
 // Element bytes are little endian, rows in C (row-major) order.
 
 /// <summary>Element types of the safetensors format that this reader and writer handle.</summary>
-public enum SafeDType { BOOL, U8, I8, I16, U16, F16, BF16, I32, U32, F32, I64, U64, F64 }
+internal enum SafeDType { BOOL, U8, I8, I16, U16, F16, BF16, I32, U32, F32, I64, U64, F64 }
 
 /// <summary>One named tensor as raw little-endian bytes.</summary>
-public sealed record SafeTensor(string Name, SafeDType DType, IReadOnlyList<long> Shape, ReadOnlyMemory<byte> Data)
+internal sealed record SafeTensor(string Name, SafeDType DType, IReadOnlyList<long> Shape, ReadOnlyMemory<byte> Data)
 {
     public long ElementCount => Shape.Aggregate(1L, (n, d) => n * d);
 }
 
 /// <summary>A whole safetensors file: string metadata and tensors.</summary>
-public sealed record SafeTensorsFile(IReadOnlyDictionary<string, string> Metadata, IReadOnlyList<SafeTensor> Tensors)
+internal sealed record SafeTensorsFile(IReadOnlyDictionary<string, string> Metadata, IReadOnlyList<SafeTensor> Tensors)
 {
     public SafeTensor? Find(string name) => Tensors.FirstOrDefault(t => t.Name == name);
 }
 
 /// <summary>A file that is not valid safetensors (truncated, corrupt header, inconsistent offsets).</summary>
-public sealed class SafeTensorsException(string message) : IOException(message);
+internal sealed class SafeTensorsException(string message) : IOException(message);
 
 /// <summary>Reads and writes the safetensors format, validating every length and offset.</summary>
-public static class SafeTensors
+internal static class SafeTensors
 {
     public const string MetadataKey = "__metadata__";
 

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace ResidualLab.Checkpoints;
 
 /// <summary>Converts between TorchSharp tensors and safetensors entries, bit for bit.</summary>
-public static class TensorBytes
+internal static class TensorBytes
 {
     static readonly (ScalarType Torch, SafeDType Safe)[] Types =
     [

@@ -7,7 +7,7 @@ namespace ResidualLab.Checkpoints;
 /// unit at index i; for text in the Basic Multilingual Plane, the character chr(v[i])). Code units, not
 /// strings, because the corpus splits text into .NET chars, and a lone surrogate has no JSON string.
 /// </summary>
-public static class VocabularyJson
+internal static class VocabularyJson
 {
     /// <summary>The vocabulary file a finished run leaves in its folder.</summary>
     public const string RunFileName = "vocabulary.json";

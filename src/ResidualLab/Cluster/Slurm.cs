@@ -9,7 +9,7 @@ namespace ResidualLab.Cluster;
 /// list written next to it, and ask squeue which tasks are still queued or running. Every task runs
 /// `reslab run ID --results DIR` on whichever node it lands, so DIR must be on a shared filesystem.
 /// </summary>
-public static class Slurm
+internal static class Slurm
 {
     /// <summary>Submits the runs as one job array; returns its job id.</summary>
     public static string Submit(string resultsDir, string jobName, IReadOnlyList<string> runIds, SlurmOptions options, ReslabCommand reslab)

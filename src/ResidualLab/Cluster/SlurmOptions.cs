@@ -8,7 +8,7 @@ namespace ResidualLab.Cluster;
 /// The resources each task of a sweep's job array asks for: partition, time limit, CPUs and GPUs.
 /// Unset values are left to the cluster's defaults.
 /// </summary>
-public sealed partial record SlurmOptions(string? Partition = null, string? Time = null, int? CpusPerTask = null, int? Gpus = null)
+internal sealed partial record SlurmOptions(string? Partition = null, string? Time = null, int? CpusPerTask = null, int? Gpus = null)
 {
     /// <summary>Slurm's time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S, or UNLIMITED.</summary>
     [GeneratedRegex(@"^(\d+|\d+:\d+|\d+:\d+:\d+|\d+-\d+|\d+-\d+:\d+|\d+-\d+:\d+:\d+|UNLIMITED|INFINITE)$", RegexOptions.IgnoreCase)]

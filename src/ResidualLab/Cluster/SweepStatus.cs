@@ -4,7 +4,7 @@ using ResidualLab.Experiments.Store;
 namespace ResidualLab.Cluster;
 
 /// <summary>One run of a results folder as a cluster user sees it: its state and its latest cluster task.</summary>
-public sealed record RunView(string RunId, string Label, string State, string? Task, string? Note);
+internal sealed record RunView(string RunId, string Label, string State, string? Task, string? Note);
 
 /// <summary>
 /// Where every run of a results folder stands, from the store, the recorded job arrays and, when squeue
@@ -12,7 +12,7 @@ public sealed record RunView(string RunId, string Label, string State, string? T
 /// failed (the run threw, or its task ended without finishing it: killed, cancelled, out of time) and
 /// interrupted (stopped on request).
 /// </summary>
-public static class SweepStatus
+internal static class SweepStatus
 {
     public const string Planned = "planned";
     public const string Queued = "queued";

@@ -15,7 +15,7 @@ namespace ResidualLab.Connections;
 /// trainer's AdamW has one learning rate and one eps, so the rule is not applied; for alpha = 1 that leaves
 /// only the eps rule unapplied.
 /// </summary>
-public sealed record CompletePSpec(double Alpha = 1, int BaseDepth = 1) : ConnectionSpec
+internal sealed record CompletePSpec(double Alpha = 1, int BaseDepth = 1) : ConnectionSpec
 {
     public override string Name => "completep";
     public override Connection Build(ConnectionSite site) => new CompletePResidual(site, Multiplier(site.LayerCount));
@@ -26,7 +26,7 @@ public sealed record CompletePSpec(double Alpha = 1, int BaseDepth = 1) : Connec
     public double Multiplier(int layers) => Math.Pow((double)layers / BaseDepth, -Alpha);
 }
 
-public sealed class CompletePResidual : Connection
+internal sealed class CompletePResidual : Connection
 {
     readonly nn.Module<Tensor, Tensor> norm;
 

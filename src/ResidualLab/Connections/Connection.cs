@@ -38,10 +38,13 @@ public sealed record ConnectionSite(int Width, int SublayerIndex, int SublayerCo
 /// h = conn.Combine(y, branch, ctx);     // depth step: how y goes back into the stream
 /// </code>
 /// </summary>
+/// <param name="name">The module's name (TorchSharp's).</param>
 public abstract class Connection(string name) : nn.Module(name)
 {
+    /// <summary>The width step: from the residual <paramref name="stream"/>, what the sublayer sees (<see cref="Branch.Input"/>, [..., d]).</summary>
     public abstract Branch Prepare(Tensor stream, LayerContext ctx);
 
+    /// <summary>The depth step: the sublayer's <paramref name="output"/> [..., d] back into the stream the <paramref name="branch"/> came from.</summary>
     public abstract Tensor Combine(Tensor output, Branch branch, LayerContext ctx);
 
     /// <summary>Scheme-specific initialisation of the wrapped sublayer (e.g. DeepNorm's beta).</summary>
@@ -58,29 +61,47 @@ public interface IResidualSublayer
     void ScaleResidualWeights(double gain);
 }
 
-/// <summary>Per-forward-pass state shared by the connections of one model.</summary>
-public sealed class LayerContext(int sublayerCount, HookSet? hooks = null)
+/// <summary>
+/// Per-forward-pass state shared by the connections of one model: which sublayer runs, and the
+/// stream after each sublayer. A model makes one per forward pass and calls <see cref="Advance"/>
+/// after each sublayer (see <see cref="ResidualStack"/>, which does it for you).
+/// </summary>
+public sealed class LayerContext
 {
+    readonly HookSet? hooks;
+
+    /// <summary>The state of one forward pass through <paramref name="sublayerCount"/> residual sublayers.</summary>
+    public LayerContext(int sublayerCount) : this(sublayerCount, null) { }
+
+    internal LayerContext(int sublayerCount, HookSet? hooks)
+    {
+        SublayerCount = sublayerCount;
+        this.hooks = hooks;
+    }
+
     /// <summary>The activation at hook point <paramref name="name"/>, after any hook attached there.</summary>
-    public Tensor Hook(string name, Tensor activation) => hooks is null ? activation : hooks.Run(name, activation);
+    internal Tensor Hook(string name, Tensor activation) => hooks is null ? activation : hooks.Run(name, activation);
 
     /// <summary>Each sublayer's connection and the branch it prepared, in order, when a caller asks for them
     /// (direct logit attribution replays the depth steps); null: not recorded.</summary>
-    public List<(Connection Connection, Branch Branch)>? Branches { get; init; }
+    internal List<(Connection Connection, Branch Branch)>? Branches { get; init; }
 
     /// <summary>Index of the sublayer being run.</summary>
     public int SublayerIndex { get; private set; }
 
-    public int SublayerCount { get; } = sublayerCount;
+    /// <summary>Number of residual sublayers in the model.</summary>
+    public int SublayerCount { get; }
 
-    /// <summary>The embedding and each sublayer's resulting stream, in order (DenseFormer reads it).</summary>
+    /// <summary>The stream after Expand and after each sublayer so far, in order; the model appends to it
+    /// (DenseFormer reads it).</summary>
     public List<Tensor> History { get; } = [];
 
     /// <summary>The first attention layer's values, [b, nh, t, hs] (value residual reads them).</summary>
-    public Tensor? FirstValues { get; set; }
+    internal Tensor? FirstValues { get; set; }
 
     /// <summary>Values one forward pass's connections share between sublayers (Admin's profiled variance), by key.</summary>
-    public Dictionary<string, Tensor> PassState { get; } = [];
+    internal Dictionary<string, Tensor> PassState { get; } = [];
 
+    /// <summary>Moves on to the next sublayer.</summary>
     public void Advance() => SublayerIndex++;
 }

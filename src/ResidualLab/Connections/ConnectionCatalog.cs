@@ -1,9 +1,16 @@
 namespace ResidualLab.Connections;
 
 /// <summary>One option of a scheme: its config key, default and meaning.</summary>
+/// <param name="Key">The option's key (<c>connection.KEY</c> in a config; the key of the options given to <see cref="ConnectionCatalog.Create"/>).</param>
+/// <param name="Default">Its value when not given (bool, long, double or string).</param>
+/// <param name="Description">What it sets.</param>
 public sealed record ConnectionOption(string Key, object Default, string Description);
 
 /// <summary>One scheme as the CLI, configs and reports know it.</summary>
+/// <param name="Name">The scheme's name, as <see cref="ConnectionCatalog.Create"/> takes it.</param>
+/// <param name="Description">Its update equation and paper, in one line.</param>
+/// <param name="Options">The options it takes, with their defaults.</param>
+/// <param name="Create">Builds the scheme from option values read through <see cref="ConnectionOptions"/>.</param>
 /// <param name="Aliases">Other names of the same scheme (a later paper's name for an equal update); they select this entry.</param>
 public sealed record ConnectionEntry(
     string Name,
@@ -15,6 +22,7 @@ public sealed record ConnectionEntry(
 /// <summary>The only list of connection schemes. A new scheme is one file plus one entry here.</summary>
 public static class ConnectionCatalog
 {
+    /// <summary>Every scheme, in the order <c>reslab list connections</c> prints them.</summary>
     public static IReadOnlyList<ConnectionEntry> All { get; } =
     [
         new("none", "no residual: x = F(LN(x)); the stream is replaced",
@@ -110,13 +118,19 @@ public static class ConnectionCatalog
             _ => new AdminSpec()),
     ];
 
+    /// <summary>The names of every scheme.</summary>
     public static IEnumerable<string> Names => All.Select(e => e.Name);
 
+    /// <summary>The scheme named <paramref name="name"/> or one of its aliases, ignoring case; null when there is none.</summary>
     public static ConnectionEntry? Find(string name) =>
         All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase)
             || (e.Aliases ?? []).Any(a => string.Equals(a, name, StringComparison.OrdinalIgnoreCase)));
 
-    /// <summary>Builds a spec from a name and raw option values; unknown names or options are errors.</summary>
+    /// <summary>
+    /// The scheme <paramref name="name"/> with <paramref name="options"/> (key to bool, long, double or
+    /// string; omitted keys take their defaults), e.g. <c>Create("mhc", new Dictionary&lt;string, object&gt; { ["n"] = 4L })</c>.
+    /// </summary>
+    /// <exception cref="ConfigException">An unknown name, an option the scheme does not take, or a value of the wrong type or out of range; the message says which.</exception>
     public static ConnectionSpec Create(string name, IReadOnlyDictionary<string, object>? options = null)
     {
         var entry = Find(name) ?? throw new ConfigException(
@@ -129,6 +143,8 @@ public static class ConnectionCatalog
 }
 
 /// <summary>Typed access to a scheme's options, with the scheme's defaults; remembers what was read.</summary>
+/// <param name="entry">The scheme whose options these are.</param>
+/// <param name="raw">The values given, by key; a key not given reads as the option's default.</param>
 public sealed class ConnectionOptions(ConnectionEntry entry, IReadOnlyDictionary<string, object> raw)
 {
     readonly HashSet<string> _used = [];
@@ -141,12 +157,16 @@ public sealed class ConnectionOptions(ConnectionEntry entry, IReadOnlyDictionary
         return raw.TryGetValue(key, out var v) ? v : option.Default;
     }
 
+    /// <summary>The option <paramref name="key"/> as a bool.</summary>
+    /// <exception cref="ConfigException">The value is not a bool.</exception>
     public bool Bool(string key) => Get(key) switch
     {
         bool b => b,
         var v => throw new ConfigException($"connection.{key} must be true or false, got '{v}'"),
     };
 
+    /// <summary>The option <paramref name="key"/> as an integer in [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    /// <exception cref="ConfigException">The value is not an integer or out of range.</exception>
     public long Int(string key, long min = long.MinValue, long max = long.MaxValue)
     {
         long value = Get(key) switch
@@ -161,6 +181,8 @@ public sealed class ConnectionOptions(ConnectionEntry entry, IReadOnlyDictionary
         return value;
     }
 
+    /// <summary>The option <paramref name="key"/> as a number in [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    /// <exception cref="ConfigException">The value is not a number or out of range.</exception>
     public double Double(string key, double min = double.NegativeInfinity, double max = double.PositiveInfinity)
     {
         double value = Get(key) switch
@@ -175,6 +197,8 @@ public sealed class ConnectionOptions(ConnectionEntry entry, IReadOnlyDictionary
         return value;
     }
 
+    /// <summary>The option <paramref name="key"/> as a string, one of <paramref name="allowed"/> when any are given.</summary>
+    /// <exception cref="ConfigException">The value is not a string or not allowed.</exception>
     public string String(string key, params string[] allowed)
     {
         string value = Get(key) as string ?? throw new ConfigException($"connection.{key} must be a string");

@@ -12,6 +12,7 @@ public abstract record ConnectionSpec
     /// <summary>The scheme's name as used in configs and on the command line.</summary>
     public abstract string Name { get; }
 
+    /// <summary>A new connection of this scheme for the sublayer at <paramref name="site"/>, with its own parameters.</summary>
     public abstract Connection Build(ConnectionSite site);
 
     /// <summary>Embedding [b, t, d] to the residual stream (identity unless the scheme has streams).</summary>

@@ -13,7 +13,7 @@ namespace ResidualLab.Connections;
 /// alpha = S^(1/4) and beta = (4S)^(-1/4): the paper's values for the GPT (S = 2N), and the same rule
 /// for models whose blocks hold another number of sublayers.
 /// </summary>
-public sealed record DeepNormSpec : ConnectionSpec
+internal sealed record DeepNormSpec : ConnectionSpec
 {
     public override string Name => "deepnorm";
     public override Connection Build(ConnectionSite site) => new DeepNormResidual(site);
@@ -26,7 +26,7 @@ public sealed record DeepNormSpec : ConnectionSpec
     public static double Beta(int sublayers) => Math.Pow(4.0 * sublayers, -0.25);
 }
 
-public sealed class DeepNormResidual : Connection
+internal sealed class DeepNormResidual : Connection
 {
     readonly nn.Module<Tensor, Tensor> norm;
 

@@ -7,7 +7,7 @@ namespace ResidualLab.Connections;
 
 /// <summary>
 /// DenseFormer: a pre-norm model whose sublayer k reads a depth-weighted average (DWA) of the embedding
-/// and every earlier sublayer's result, y_k = sum_{j<=k} alpha_kj x_j, then x_{k+1} = y_k + F(LN(y_k));
+/// and every earlier sublayer's result, y_k = sum_{j &lt;= k} alpha_kj x_j, then x_{k+1} = y_k + F(LN(y_k));
 /// the model's output is the DWA over all of them. alpha starts as the identity (alpha_kk = 1, others 0),
 /// so at init the model is exactly the pre-norm model.
 /// Pagliardini et al. 2024, "DenseFormer: Enhancing Information Flow in Transformers via Depth Weighted
@@ -15,14 +15,14 @@ namespace ResidualLab.Connections;
 /// sublayer (attention and MLP separately in the GPT), with no dilation.
 /// The x_j are the model's <see cref="LayerContext.History"/>: the embedding and each sublayer's result.
 /// </summary>
-public sealed record DenseFormerSpec : ConnectionSpec
+internal sealed record DenseFormerSpec : ConnectionSpec
 {
     public override string Name => "denseformer";
     public override Connection Build(ConnectionSite site) => new DenseFormerResidual(site);
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 
-public sealed class DenseFormerResidual : Connection
+internal sealed class DenseFormerResidual : Connection
 {
     readonly nn.Module<Tensor, Tensor> norm;
     readonly Parameter? weights;       // [k + 1]: the DWA before this sublayer (none before the first)

@@ -11,7 +11,7 @@ namespace ResidualLab.Connections;
 /// Srivastava, Greff and Schmidhuber 2015, "Highway Networks" (arXiv 1505.00387)
 /// (here the gate and the sublayer read the normalised stream, as in a pre-norm Transformer).
 /// </summary>
-public sealed record HighwaySpec(double GateBias = HighwaySpec.DefaultGateBias) : ConnectionSpec
+internal sealed record HighwaySpec(double GateBias = HighwaySpec.DefaultGateBias) : ConnectionSpec
 {
     public const double DefaultGateBias = -2.0;
 
@@ -20,7 +20,7 @@ public sealed record HighwaySpec(double GateBias = HighwaySpec.DefaultGateBias) 
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object> { ["gate_bias"] = GateBias };
 }
 
-public sealed class HighwayResidual : Connection
+internal sealed class HighwayResidual : Connection
 {
     readonly nn.Module<Tensor, Tensor> norm;
     readonly Linear gate;

@@ -16,7 +16,7 @@ namespace ResidualLab.Connections;
 /// stage's streams to their mean instead (<see cref="StreamStack"/>), so a stage's output is pre-norm's.
 /// Zhu et al. 2024, "Hyper-Connections" (arXiv 2409.19606).
 /// </summary>
-public sealed record HyperConnectionsSpec(int N = HyperConnectionsSpec.DefaultN, bool Dynamic = true) : ConnectionSpec
+internal sealed record HyperConnectionsSpec(int N = HyperConnectionsSpec.DefaultN, bool Dynamic = true) : ConnectionSpec
 {
     public const int DefaultN = 4;
 
@@ -28,7 +28,7 @@ public sealed record HyperConnectionsSpec(int N = HyperConnectionsSpec.DefaultN,
         new Dictionary<string, object> { ["n"] = (long)N, ["dynamic"] = Dynamic };
 }
 
-public sealed class HyperConnections : Connection, IStreamMixing
+internal sealed class HyperConnections : Connection, IStreamMixing
 {
     const double DynamicScaleInit = 0.01;
 

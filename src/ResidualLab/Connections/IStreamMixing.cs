@@ -9,10 +9,10 @@ namespace ResidualLab.Connections;
 /// Pre [..., s] (the read), Post [..., s] (the write of the sublayer's output), Res [..., s, s]
 /// (row: the stream written, column: the stream read). Static maps have no leading axes.
 /// </summary>
-public sealed record StreamMaps(Tensor Pre, Tensor Post, Tensor Res);
+internal sealed record StreamMaps(Tensor Pre, Tensor Post, Tensor Res);
 
 /// <summary>A connection that mixes n residual streams (Hyper-Connections, mHC) and exposes its last maps to probes.</summary>
-public interface IStreamMixing
+internal interface IStreamMixing
 {
     /// <summary>The maps of the last <see cref="Connection.Prepare"/>; null before the first. Valid while that pass's tensors live.</summary>
     StreamMaps? LastMaps { get; }

@@ -19,7 +19,7 @@ namespace ResidualLab.Connections;
 /// B = 0 with A ~ N(0, 1/d), gamma = 0); PA adds the earlier streams themselves (the paper allows a
 /// low-rank map of each) and reads the streams before each residual sublayer (attention and MLP apart).
 /// </summary>
-public sealed record LaurelSpec(string Variant = "rw", int Rank = LaurelSpec.DefaultRank, int Previous = LaurelSpec.DefaultPrevious)
+internal sealed record LaurelSpec(string Variant = "rw", int Rank = LaurelSpec.DefaultRank, int Previous = LaurelSpec.DefaultPrevious)
     : ConnectionSpec
 {
     public const int DefaultRank = 16;
@@ -34,7 +34,7 @@ public sealed record LaurelSpec(string Variant = "rw", int Rank = LaurelSpec.Def
     };
 }
 
-public sealed class LaurelResidual : Connection
+internal sealed class LaurelResidual : Connection
 {
     readonly nn.Module<Tensor, Tensor> norm;
     readonly Parameter alpha;        // weight of f

@@ -11,14 +11,14 @@ namespace ResidualLab.Connections;
 /// scales every LayerNorm of layer l, here the ones in front of the sublayers; the model's final norm is
 /// not scaled (the paper does not count it as a layer).
 /// </summary>
-public sealed record LayerNormScalingSpec : ConnectionSpec
+internal sealed record LayerNormScalingSpec : ConnectionSpec
 {
     public override string Name => "layernorm-scaling";
     public override Connection Build(ConnectionSite site) => new LayerNormScalingResidual(site);
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 
-public sealed class LayerNormScalingResidual : Connection
+internal sealed class LayerNormScalingResidual : Connection
 {
     readonly nn.Module<Tensor, Tensor> norm;
 

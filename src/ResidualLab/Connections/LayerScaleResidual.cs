@@ -10,7 +10,7 @@ namespace ResidualLab.Connections;
 /// small constant (CaiT: 0.1 up to 18 blocks, 1e-5 at 24, 1e-6 deeper).
 /// Touvron et al. 2021, "Going deeper with Image Transformers" (CaiT, arXiv 2103.17239).
 /// </summary>
-public sealed record LayerScaleSpec(double Init = LayerScaleSpec.DefaultInit) : ConnectionSpec
+internal sealed record LayerScaleSpec(double Init = LayerScaleSpec.DefaultInit) : ConnectionSpec
 {
     public const double DefaultInit = 0.1;
 
@@ -19,7 +19,7 @@ public sealed record LayerScaleSpec(double Init = LayerScaleSpec.DefaultInit) : 
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object> { ["init"] = Init };
 }
 
-public sealed class LayerScaleResidual : Connection
+internal sealed class LayerScaleResidual : Connection
 {
     readonly nn.Module<Tensor, Tensor> norm;
     readonly Parameter scale;

@@ -34,7 +34,7 @@ namespace ResidualLab.Connections;
 /// tested equal to these tensor operations in value and gradient.
 /// Xie et al. 2025 (DeepSeek), "mHC: Manifold-Constrained Hyper-Connections" (arXiv 2512.24880).
 /// </summary>
-public sealed record ManifoldHyperConnectionsSpec(
+internal sealed record ManifoldHyperConnectionsSpec(
     int N = ManifoldHyperConnectionsSpec.DefaultN,
     int SinkhornIterations = Sinkhorn.DefaultIterations,
     double AlphaInit = ManifoldHyperConnectionsSpec.DefaultAlphaInit,
@@ -59,7 +59,7 @@ public sealed record ManifoldHyperConnectionsSpec(
 }
 
 /// <summary>How mHC's read bias b_pre starts (see <see cref="ManifoldHyperConnectionsSpec"/>).</summary>
-public enum MhcInit
+internal enum MhcInit
 {
     /// <summary>Sublayer k reads stream k mod n, as Hyper-Connections do at init.</summary>
     Stream,
@@ -67,7 +67,7 @@ public enum MhcInit
     Uniform,
 }
 
-public sealed class ManifoldHyperConnections : Connection, IStreamMixing
+internal sealed class ManifoldHyperConnections : Connection, IStreamMixing
 {
     readonly nn.Module<Tensor, Tensor> norm;  // the sublayer's pre-norm
     readonly Parameter phi;                   // [n d, n + n + n^2]: pre | post | res

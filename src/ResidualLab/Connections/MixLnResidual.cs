@@ -10,7 +10,7 @@ namespace ResidualLab.Connections;
 /// Li, Yin and Liu 2024, "Mix-LN: Unleashing the Power of Deeper Layers by Combining Pre-LN and Post-LN"
 /// (arXiv 2412.13795), sec. 4: alpha = 0.25 is the paper's setting for its LLaMA models (the default here).
 /// </summary>
-public sealed record MixLnSpec(double PostFraction = MixLnSpec.DefaultPostFraction) : ConnectionSpec
+internal sealed record MixLnSpec(double PostFraction = MixLnSpec.DefaultPostFraction) : ConnectionSpec
 {
     public const double DefaultPostFraction = 0.25;
 
@@ -22,7 +22,7 @@ public sealed record MixLnSpec(double PostFraction = MixLnSpec.DefaultPostFracti
     public int PostLayers(int layers) => (int)Math.Floor(PostFraction * layers + 1e-9);
 }
 
-public sealed class MixLnResidual : Connection
+internal sealed class MixLnResidual : Connection
 {
     readonly nn.Module<Tensor, Tensor> norm;
 

@@ -6,14 +6,14 @@ namespace ResidualLab.Connections;
 /// No residual connection: x_{l+1} = F(LN(x_l)), or x_{l+1} = F(x_l) with <c>norm = false</c>.
 /// The control arm of every experiment here: the stream is replaced, not updated.
 /// </summary>
-public sealed record NoResidualSpec(bool Norm = true) : ConnectionSpec
+internal sealed record NoResidualSpec(bool Norm = true) : ConnectionSpec
 {
     public override string Name => "none";
     public override Connection Build(ConnectionSite site) => new NoResidual(site, Norm);
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object> { ["norm"] = Norm };
 }
 
-public sealed class NoResidual : Connection
+internal sealed class NoResidual : Connection
 {
     readonly nn.Module<Tensor, Tensor>? norm;
 

@@ -12,7 +12,7 @@ namespace ResidualLab.Connections;
 /// Networks" (arXiv 2505.11881), eq. 3 (their feature-wise projection for transformers). eps = 1e-6 keeps a
 /// zero stream finite; images (channel-last) project each pixel's channel vector.
 /// </summary>
-public sealed record OrthogonalSpec(double Eps = OrthogonalSpec.DefaultEps) : ConnectionSpec
+internal sealed record OrthogonalSpec(double Eps = OrthogonalSpec.DefaultEps) : ConnectionSpec
 {
     public const double DefaultEps = 1e-6;
 
@@ -21,7 +21,7 @@ public sealed record OrthogonalSpec(double Eps = OrthogonalSpec.DefaultEps) : Co
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object> { ["eps"] = Eps };
 }
 
-public sealed class OrthogonalResidual : Connection
+internal sealed class OrthogonalResidual : Connection
 {
     readonly nn.Module<Tensor, Tensor> norm;
     readonly double eps;

@@ -6,14 +6,14 @@ namespace ResidualLab.Connections;
 /// Post-norm residual: x_{l+1} = LN(x_l + F(x_l)).
 /// Vaswani et al. 2017, "Attention Is All You Need" (arXiv 1706.03762), section 3.1.
 /// </summary>
-public sealed record PostNormSpec : ConnectionSpec
+internal sealed record PostNormSpec : ConnectionSpec
 {
     public override string Name => "post-norm";
     public override Connection Build(ConnectionSite site) => new PostNormResidual(site);
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 
-public sealed class PostNormResidual : Connection
+internal sealed class PostNormResidual : Connection
 {
     readonly nn.Module<Tensor, Tensor> norm;
 

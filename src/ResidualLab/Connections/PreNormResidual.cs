@@ -6,14 +6,14 @@ namespace ResidualLab.Connections;
 /// Pre-norm residual: x_{l+1} = x_l + F(LN(x_l)).
 /// Xiong et al. 2020, "On Layer Normalization in the Transformer Architecture" (arXiv 2002.04745); GPT-2.
 /// </summary>
-public sealed record PreNormSpec : ConnectionSpec
+internal sealed record PreNormSpec : ConnectionSpec
 {
     public override string Name => "pre-norm";
     public override Connection Build(ConnectionSite site) => new PreNormResidual(site);
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 
-public sealed class PreNormResidual : Connection
+internal sealed class PreNormResidual : Connection
 {
     readonly nn.Module<Tensor, Tensor> norm;
 

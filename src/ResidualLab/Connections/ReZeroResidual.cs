@@ -10,14 +10,14 @@ namespace ResidualLab.Connections;
 /// so every block is the identity at init.
 /// Bachlechner et al. 2020, "ReZero is All You Need: Fast Convergence at Large Depth" (arXiv 2003.04887).
 /// </summary>
-public sealed record ReZeroSpec : ConnectionSpec
+internal sealed record ReZeroSpec : ConnectionSpec
 {
     public override string Name => "rezero";
     public override Connection Build(ConnectionSite site) => new ReZeroResidual();
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 
-public sealed class ReZeroResidual : Connection
+internal sealed class ReZeroResidual : Connection
 {
     readonly Parameter gain;
 

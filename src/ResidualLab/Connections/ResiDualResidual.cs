@@ -14,7 +14,7 @@ namespace ResidualLab.Connections;
 /// Reduce (the sum of the two) is the paper's output, and the model's own final norm follows it (the paper's
 /// output layer takes x_a + LN(x_d) directly).
 /// </summary>
-public sealed record ResiDualSpec : ConnectionSpec
+internal sealed record ResiDualSpec : ConnectionSpec
 {
     public override string Name => "resi-dual";
     public override Connection Build(ConnectionSite site) => new ResiDualResidual(site);
@@ -23,7 +23,7 @@ public sealed record ResiDualSpec : ConnectionSpec
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 
-public sealed class ResiDualResidual : Connection
+internal sealed class ResiDualResidual : Connection
 {
     readonly nn.Module<Tensor, Tensor> norm;          // the post-norm stream's LN
     readonly nn.Module<Tensor, Tensor>? dual_norm;    // LN(x_d) at the output, on the last sublayer only

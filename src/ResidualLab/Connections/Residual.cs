@@ -7,14 +7,14 @@ namespace ResidualLab.Connections;
 /// He et al. 2016, "Deep Residual Learning for Image Recognition" (arXiv 1512.03385), eq. 1: the
 /// identity shortcut of the ResNet, whose branch F carries its own batch norms.
 /// </summary>
-public sealed record ResidualSpec : ConnectionSpec
+internal sealed record ResidualSpec : ConnectionSpec
 {
     public override string Name => "residual";
     public override Connection Build(ConnectionSite site) => new Residual();
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 
-public sealed class Residual : Connection
+internal sealed class Residual : Connection
 {
     public Residual() : base(nameof(Residual)) => RegisterComponents();
 

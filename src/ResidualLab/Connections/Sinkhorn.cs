@@ -13,7 +13,7 @@ namespace ResidualLab.Connections;
 /// <para>
 /// The one definition (<see cref="ProjectWithTensorOps"/>): computed in fp32 (float64 inputs stay
 /// float64); the per-matrix maximum is subtracted before exp (exact: the normalisations cancel any
-/// per-matrix factor; no gradient flows through it); then <paramref name="iterations"/> rounds of row
+/// per-matrix factor; no gradient flows through it); then <c>iterations</c> rounds of row
 /// normalisation followed by column normalisation. After the last round the column sums are 1 to
 /// rounding; the row sums only converge with the number of rounds.
 /// </para>
@@ -24,7 +24,7 @@ namespace ResidualLab.Connections;
 /// Elsewhere (CUDA) the tensor operations run.
 /// </para>
 /// </summary>
-public static class Sinkhorn
+internal static class Sinkhorn
 {
     public const int DefaultIterations = 20;
 

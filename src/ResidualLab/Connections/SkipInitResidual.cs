@@ -11,14 +11,14 @@ namespace ResidualLab.Connections;
 /// De and Smith 2020, "Batch Normalization Biases Residual Blocks Towards the Identity Function in
 /// Deep Networks" (arXiv 2002.10444).
 /// </summary>
-public sealed record SkipInitSpec : ConnectionSpec
+internal sealed record SkipInitSpec : ConnectionSpec
 {
     public override string Name => "skipinit";
     public override Connection Build(ConnectionSite site) => new SkipInitResidual(site);
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 
-public sealed class SkipInitResidual : Connection
+internal sealed class SkipInitResidual : Connection
 {
     readonly nn.Module<Tensor, Tensor> norm;
     readonly Parameter gain;

@@ -6,7 +6,7 @@ namespace ResidualLab.Connections;
 /// Runs a stack of one-sublayer blocks on a scheme's residual stream: Expand, every block in turn
 /// (recording each resulting stream in the shared <see cref="LayerContext"/>), Reduce.
 /// </summary>
-public static class StreamStack
+internal static class StreamStack
 {
     /// <summary>Runs <paramref name="h"/> [..., d] through the blocks; <paramref name="ctx"/>, when given, keeps the streams in its History.</summary>
     /// <param name="meanOfStreams">

@@ -11,7 +11,7 @@ namespace ResidualLab.Connections;
 /// depth step writes H' = D [H; y] with one depth matrix D [..., s, s + 1] (the residual mixing in
 /// its first s columns, the output weights in the last).
 /// </summary>
-public static class Streams
+internal static class Streams
 {
     /// <summary>[..., d] to [..., s, d]: every stream starts as a copy of the input.</summary>
     public static Tensor Expand(Tensor x, int streams)

@@ -12,7 +12,7 @@ namespace ResidualLab.Data;
 /// The source runs on another thread: it should make managed arrays, not tensors, since TorchSharp's
 /// dispose scopes belong to the thread that opens them; the training thread turns a batch into tensors.
 /// </summary>
-public sealed class BatchPrefetcher<T> : IDisposable
+internal sealed class BatchPrefetcher<T> : IDisposable
 {
     readonly BlockingCollection<T> _ready = new(boundedCapacity: 1);
     readonly CancellationTokenSource _stop = new();

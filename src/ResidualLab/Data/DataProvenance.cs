@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace ResidualLab.Data;
 
 /// <summary>data.json in a run folder: which text, tokenizer and token cache (with its sha256) the run trained on.</summary>
-public static class DataProvenance
+internal static class DataProvenance
 {
     public const string FileName = "data.json";
 

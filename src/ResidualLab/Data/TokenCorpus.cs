@@ -4,7 +4,7 @@ namespace ResidualLab.Data;
 
 /// <summary>A corpus as token ids, split into training, validation and (where the corpus has one) test.</summary>
 /// <param name="Cache">The token cache file the ids are mapped from, with its sha256; null when encoded in memory.</param>
-public sealed record TokenCorpus(string Source, Tokenizer Tokenizer, TokenSequence Train, TokenSequence Val, TokenSequence Test,
+internal sealed record TokenCorpus(string Source, Tokenizer Tokenizer, TokenSequence Train, TokenSequence Val, TokenSequence Test,
     TokenCacheFile? Cache = null)
 {
     public int VocabSize => Tokenizer.VocabSize;
@@ -29,7 +29,7 @@ public sealed record TokenCorpus(string Source, Tokenizer Tokenizer, TokenSequen
 }
 
 /// <summary>Character-level corpora in memory (nanoGPT's shakespeare_char): the vocabulary is the text's own characters.</summary>
-public static class CharCorpus
+internal static class CharCorpus
 {
     /// <param name="vocabulary">A trained model's vocabulary to encode with; by default the text's own characters.</param>
     /// <param name="testFraction">The end of the text held out for test; 0: no test split.</param>

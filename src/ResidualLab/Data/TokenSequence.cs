@@ -4,7 +4,7 @@ using System.IO.MemoryMappedFiles;
 namespace ResidualLab.Data;
 
 /// <summary>A read-only run of token ids: an array in memory, or a slice of a memory-mapped token cache.</summary>
-public abstract class TokenSequence : IEnumerable<int>
+internal abstract class TokenSequence : IEnumerable<int>
 {
     public abstract int Length { get; }
     public abstract int this[int index] { get; }
@@ -26,7 +26,7 @@ public abstract class TokenSequence : IEnumerable<int>
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 }
 
-public sealed class ArrayTokens(int[] tokens) : TokenSequence
+internal sealed class ArrayTokens(int[] tokens) : TokenSequence
 {
     public override int Length => tokens.Length;
     public override int this[int index] => tokens[index];
@@ -36,7 +36,7 @@ public sealed class ArrayTokens(int[] tokens) : TokenSequence
 /// Tokens stored as little-endian uint16 or uint32 in a memory-mapped file (nanoGPT's train.bin): pages
 /// are read on demand, so a large corpus costs no managed memory.
 /// </summary>
-public sealed unsafe class MappedTokens : TokenSequence
+internal sealed unsafe class MappedTokens : TokenSequence
 {
     readonly MemoryMappedViewAccessor _view; // keeps the mapping alive as long as the sequence
     readonly byte* _start;

@@ -9,7 +9,7 @@ namespace ResidualLab.Diagnostics;
 /// nets' backward signal healthy). <see cref="FirstToLast"/> is ||dL/dW_first|| / ||dL/dW_last||,
 /// the input layer's over the classifier's.
 /// </summary>
-public sealed record GradientNorms(IReadOnlyList<string> Layers, IReadOnlyList<double> Norms)
+internal sealed record GradientNorms(IReadOnlyList<string> Layers, IReadOnlyList<double> Norms)
 {
     public double FirstToLast => Norms[0] / Norms[^1];
 

@@ -8,7 +8,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace ResidualLab.Diagnostics;
 
 /// <summary>One val loss per block of a probed model (index 0 at the input side).</summary>
-public sealed record LayerLosses(string Name, IReadOnlyList<double> Losses)
+internal sealed record LayerLosses(string Name, IReadOnlyList<double> Losses)
 {
     public IEnumerable<Diagnostic> ToDiagnostics(int step) => Losses.Select((loss, i) => new Diagnostic(step, Name, i, loss));
 }
@@ -26,7 +26,7 @@ public sealed record LayerLosses(string Name, IReadOnlyList<double> Losses)
 /// </list>
 /// The model is put in eval mode.
 /// </summary>
-public sealed class LayerProbes(Gpt model, TokenSequence tokens, int batchSize, int batches, Device device)
+internal sealed class LayerProbes(Gpt model, TokenSequence tokens, int batchSize, int batches, Device device)
 {
     public const string Lesion = "lesion_val_loss";
     public const string Swap = "swap_val_loss";

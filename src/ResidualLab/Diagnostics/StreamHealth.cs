@@ -19,7 +19,7 @@ namespace ResidualLab.Diagnostics;
 /// </list>
 /// All are read without gradient and returned as 0-dim float64 tensors (one device sync for many).
 /// </summary>
-public static class StreamHealth
+internal static class StreamHealth
 {
     /// <summary>Mean pairwise cosine similarity of the streams of <paramref name="stream"/> [..., s, d]; s must be at least 2.</summary>
     public static Tensor StreamCosine(Tensor stream)

@@ -6,7 +6,7 @@ namespace ResidualLab.Experiments;
 
 /// <summary>Writes a classifier run's classifier.json: final errors, the evaluation curve, and the gradient
 /// norm of every weight layer at initialisation and averaged over training.</summary>
-public static class ClassifierFiles
+internal static class ClassifierFiles
 {
     public static void Write(string runDir, RunConfig config, int trainImages, ClassifierResult result)
     {

@@ -4,7 +4,7 @@ namespace ResidualLab;
 public class ConfigException(string message) : Exception(message);
 
 /// <summary>"Did you mean" suggestions by edit distance.</summary>
-public static class Suggest
+internal static class Suggest
 {
     public static string DidYouMean(string given, IEnumerable<string> valid)
     {

@@ -1,6 +1,6 @@
 namespace ResidualLab.Experiments;
 
-public enum ConfigType { Int, Float, Bool, String }
+internal enum ConfigType { Int, Float, Bool, String }
 
 /// <summary>One key of the run configuration: its section.name, type, default and meaning.</summary>
 /// <param name="InRunId">Whether the value is part of the run id (false for threads, checkpoints: they do not change the numbers).</param>
@@ -8,13 +8,13 @@ public enum ConfigType { Int, Float, Bool, String }
 /// False for keys added after results existed: at its default the key is left out of the run id, so runs
 /// planned before it keep their ids (and their results); set to anything else it is part of the id.
 /// </param>
-public sealed record ConfigKey(string Key, ConfigType Type, object Default, string Description, bool InRunId = true, bool InRunIdAtDefault = true);
+internal sealed record ConfigKey(string Key, ConfigType Type, object Default, string Description, bool InRunId = true, bool InRunIdAtDefault = true);
 
 /// <summary>
 /// Every key a run config may hold, with its default. Keys use the field's names (nanoGPT's
 /// n_layer, d_model, n_head, block_size); <c>connection.*</c> options are checked by the connection catalog.
 /// </summary>
-public static class ConfigSchema
+internal static class ConfigSchema
 {
     public static IReadOnlyList<ConfigKey> Keys { get; } =
     [

@@ -5,14 +5,14 @@ using Tomlyn.Syntax;
 namespace ResidualLab.Experiments;
 
 /// <summary>A value and where it came from ("file.toml:3:5", "--set", "default").</summary>
-public sealed record ConfigValue(object Value, string Origin);
+internal sealed record ConfigValue(object Value, string Origin);
 
 /// <summary>
 /// A run configuration as flat, typed "section.key" values, each with its origin, checked against
 /// <see cref="ConfigSchema"/> as it is filled: an unknown key or a wrong type is an error that names the
 /// key, where it came from and the closest valid key.
 /// </summary>
-public sealed class ConfigValues
+internal sealed class ConfigValues
 {
     readonly SortedDictionary<string, ConfigValue> _values = new(StringComparer.Ordinal);
 

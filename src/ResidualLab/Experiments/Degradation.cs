@@ -8,7 +8,7 @@ namespace ResidualLab.Experiments;
 /// <summary>One arm of the degradation experiment: a family of nets with or without shortcuts.</summary>
 /// <param name="Kind">cnn or mlp.</param>
 /// <param name="Residual">True for the residual net, false for its plain twin.</param>
-public sealed record DegradationArm(string Kind, bool Residual)
+internal sealed record DegradationArm(string Kind, bool Residual)
 {
     public string Name => (Kind, Residual) switch
     {
@@ -30,7 +30,7 @@ public sealed record DegradationArm(string Kind, bool Residual)
 /// <summary>How much of the paper's experiment to run.</summary>
 /// <param name="Full">The paper's width and schedule instead of the preset's reduced ones.</param>
 /// <param name="MlpWidth">Hidden width of the MLPs.</param>
-public sealed record DegradationPlan(bool Full, int MlpWidth)
+internal sealed record DegradationPlan(bool Full, int MlpWidth)
 {
     /// <summary>He et al. 2016, sec. 4.2: 64k steps of 128, lr 0.1 divided by 10 at 32k and 48k, 16 channels,
     /// random crops, all images; applied to the preset before --set.</summary>
@@ -51,10 +51,10 @@ public sealed record DegradationPlan(bool Full, int MlpWidth)
 }
 
 /// <summary>One run of the grid and its result.</summary>
-public sealed record DegradationRun(DegradationArm Arm, int Depth, RunConfig Config, ClassifierResult Result);
+internal sealed record DegradationRun(DegradationArm Arm, int Depth, RunConfig Config, ClassifierResult Result);
 
 /// <summary>One row of the table: an arm at a depth, summarised over seeds.</summary>
-public sealed record DegradationRow(
+internal sealed record DegradationRow(
     DegradationArm Arm, int Depth, int Seeds, Summary TrainLoss, Summary TrainError, Summary TestError,
     Summary BatchError, Summary RatioAtInit, Summary RatioDuringTraining, Summary RatioAtEnd);
 
@@ -63,7 +63,7 @@ public sealed record DegradationRow(
 /// without shortcuts at growing depth, and the probe for its usual explanation, vanishing gradients:
 /// the first-to-last gradient-norm ratio of every net at initialisation and during training.
 /// </summary>
-public static class Degradation
+internal static class Degradation
 {
     public static IReadOnlyList<(DegradationArm Arm, int Depth, RunConfig Config)> Grid(
         ConfigValues preset, DegradationPlan plan, IReadOnlyList<int> cnnDepths, IReadOnlyList<int> mlpDepths, IReadOnlyList<long> seeds)

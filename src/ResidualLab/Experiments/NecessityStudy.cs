@@ -9,7 +9,7 @@ namespace ResidualLab.Experiments;
 /// five times longer. The preset is small enough for 2 CPU cores; <see cref="Full"/> gives the seed
 /// preset's size (configs/seed-1layer.toml: d_model 128, batch 32, 600 and 3000 steps).
 /// </summary>
-public static class NecessityStudy
+internal static class NecessityStudy
 {
     public const string Preset = "necessity";
 

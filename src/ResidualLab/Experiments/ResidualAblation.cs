@@ -6,16 +6,16 @@ using ResidualLab.Training;
 namespace ResidualLab.Experiments;
 
 /// <summary>One cell of the with/without-residual grid.</summary>
-public sealed record AblationRun(RunConfig Config, TrainResult Result);
+internal sealed record AblationRun(RunConfig Config, TrainResult Result);
 
 /// <summary>One row of the final table: a depth, its two arms over seeds.</summary>
-public sealed record AblationRow(int Depth, Summary With, Summary Without)
+internal sealed record AblationRow(int Depth, Summary With, Summary Without)
 {
     public double Difference => Without.Mean - With.Mean;
 }
 
 /// <summary>Mean and sample standard deviation of a handful of numbers.</summary>
-public sealed record Summary(IReadOnlyList<double> Values)
+internal sealed record Summary(IReadOnlyList<double> Values)
 {
     public double Mean => Values.Count == 0 ? double.NaN : Values.Average();
     public double Std => Values.Count < 2 ? 0 : Math.Sqrt(Values.Sum(v => (v - Mean) * (v - Mean)) / (Values.Count - 1));
@@ -28,7 +28,7 @@ public sealed record Summary(IReadOnlyList<double> Values)
 /// The seed experiment: the same Transformer trained with the residual (pre-norm) and without it
 /// (none: the sublayer keeps its norm, the stream is replaced), same seed, data and budget, at each depth.
 /// </summary>
-public static class ResidualAblation
+internal static class ResidualAblation
 {
     public const string With = "pre-norm";
     public const string Without = "none";

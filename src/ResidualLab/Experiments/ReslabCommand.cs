@@ -7,7 +7,7 @@ namespace ResidualLab.Experiments;
 /// How to start this same reslab again as another process: the apphost itself, or `dotnet reslab.dll`
 /// when the current process is the dotnet host. Child runs of a sweep and cluster tasks use it.
 /// </summary>
-public sealed record ReslabCommand(string File, IReadOnlyList<string> Prefix)
+internal sealed record ReslabCommand(string File, IReadOnlyList<string> Prefix)
 {
     /// <summary>The reslab of the current process (its entry assembly must be reslab).</summary>
     public static ReslabCommand Current()

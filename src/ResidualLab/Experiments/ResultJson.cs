@@ -9,7 +9,7 @@ namespace ResidualLab.Experiments;
 /// "NaN", "Infinity" and "-Infinity" (and read back as numbers with the same settings) instead of the
 /// serializer throwing and the run's files being lost.
 /// </summary>
-public static class ResultJson
+internal static class ResultJson
 {
     /// <summary>One object per line (metrics.jsonl).</summary>
     public static readonly JsonSerializerOptions Line = new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };

@@ -10,13 +10,13 @@ namespace ResidualLab.Experiments;
 
 /// <summary>A vision run's model, image set and optimiser settings beyond the shared keys.</summary>
 /// <param name="ValImages">The last images of the published training split, held out for validation.</param>
-public sealed record VisionSettings(VisionConfig Model, string Images, bool Augment, int TrainImages, double Momentum, int ValImages = 5000);
+internal sealed record VisionSettings(VisionConfig Model, string Images, bool Augment, int TrainImages, double Momentum, int ValImages = 5000);
 
 /// <summary>Where the text comes from and how it splits: train, then validation (selection), then test (reported numbers).</summary>
 /// <param name="Tokenizer">data.tokenizer: "char", "gpt2" or "bpe:N".</param>
-public sealed record DataSettings(string Corpus, string Path, double ValFraction, string Tokenizer = "char", double TestFraction = 0);
+internal sealed record DataSettings(string Corpus, string Path, double ValFraction, string Tokenizer = "char", double TestFraction = 0);
 
-public sealed record TrainSettings(
+internal sealed record TrainSettings(
     int BatchSize, int MaxIters, double Lr, double MinLr, int WarmupIters, double WeightDecay,
     double Beta1, double Beta2, double GradClip, int EvalInterval, int EvalBatches, long Seed,
     int ProbeInterval = 0, TrainDtype Dtype = TrainDtype.Float32, DecayGroups Decay = DecayGroups.Matrices);
@@ -25,19 +25,19 @@ public sealed record TrainSettings(
 /// Which parameters weight decay applies to: the matrices (nanoGPT; not biases, norms or the connections'
 /// scalars and mixing matrices), or every parameter (PyTorch's optimisers given model.parameters()).
 /// </summary>
-public enum DecayGroups { Matrices, All }
+internal enum DecayGroups { Matrices, All }
 
 /// <summary>
 /// What the GPT trains in: fp32 throughout, or bf16 weights in its matrix multiplies (embeddings,
 /// attention, MLP) with fp32 master weights in the optimiser and fp32 norms, residual stream and loss.
 /// </summary>
-public enum TrainDtype { Float32, BFloat16 }
+internal enum TrainDtype { Float32, BFloat16 }
 
 /// <summary>
 /// Everything that defines a run, checked. Its id is a hash of the canonical config, so the same
 /// experiment asked for twice is the same run.
 /// </summary>
-public sealed record RunConfig(
+internal sealed record RunConfig(
     string ModelName,
     GptConfig Model,
     ConnectionSpec Connection,

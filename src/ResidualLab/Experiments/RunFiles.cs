@@ -8,7 +8,7 @@ namespace ResidualLab.Experiments;
 /// Writes one run's files under its folder: config.txt (canonical config), metrics.jsonl (one JSON
 /// object per step or evaluation), result.json at the end.
 /// </summary>
-public sealed class RunFiles : ITrainingObserver, IDisposable
+internal sealed class RunFiles : ITrainingObserver, IDisposable
 {
     readonly StreamWriter _metrics;
     readonly string _dir;

@@ -5,7 +5,7 @@ namespace ResidualLab.Experiments;
 /// when the sweep is planned, so any process that sees the folder (a child process, a cluster task on
 /// another machine) can train one run by its id alone.
 /// </summary>
-public static class SweepFolder
+internal static class SweepFolder
 {
     public static string RunDir(string resultsDir, string runId) => Path.Combine(resultsDir, "runs", runId);
 

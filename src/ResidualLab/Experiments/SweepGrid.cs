@@ -3,11 +3,11 @@ using System.Globalization;
 namespace ResidualLab.Experiments;
 
 /// <summary>One axis of a sweep: a config key and the values it takes, in file order.</summary>
-public sealed record SweepAxis(string Key, IReadOnlyList<object> Values, string Origin);
+internal sealed record SweepAxis(string Key, IReadOnlyList<object> Values, string Origin);
 
 /// <summary>The runs of a sweep, in grid order (the last axis varies fastest), without duplicates.</summary>
 /// <param name="Tuned">The keys of the [tune] section: every arm is trained at each of their values, and judged at its best.</param>
-public sealed record SweepPlan(IReadOnlyList<SweepAxis> Axes, IReadOnlyList<RunConfig> Runs, IReadOnlyList<string>? Tuned = null)
+internal sealed record SweepPlan(IReadOnlyList<SweepAxis> Axes, IReadOnlyList<RunConfig> Runs, IReadOnlyList<string>? Tuned = null)
 {
     public IReadOnlyList<string> TunedKeys => Tuned ?? [];
 }
@@ -20,7 +20,7 @@ public sealed record SweepPlan(IReadOnlyList<SweepAxis> Axes, IReadOnlyList<RunC
 /// of the other axes but the seed) is trained at each value, and reports judge each arm at the value with
 /// its lowest mean validation loss.
 /// </summary>
-public static class SweepGrid
+internal static class SweepGrid
 {
     public static IReadOnlyList<SweepAxis> Axes(ConfigValues values) => Parse(values.SweepEntries, "sweep", minValues: 1);
 

@@ -6,7 +6,7 @@ using ResidualLab.Training;
 namespace ResidualLab.Experiments;
 
 /// <summary>What a sweep did: runs found finished and skipped, runs trained, and the ones left unfinished (failed or interrupted).</summary>
-public sealed record SweepOutcome(int Total, IReadOnlyList<string> Skipped, IReadOnlyList<string> Trained,
+internal sealed record SweepOutcome(int Total, IReadOnlyList<string> Skipped, IReadOnlyList<string> Trained,
     IReadOnlyList<string> Unfinished, IReadOnlyList<string> Abandoned);
 
 /// <summary>
@@ -17,7 +17,7 @@ public sealed record SweepOutcome(int Total, IReadOnlyList<string> Skipped, IRea
 /// that failed, was interrupted, or was left 'running' by a killed process is trained again, from its
 /// checkpoint when it has one.
 /// </summary>
-public static class SweepRunner
+internal static class SweepRunner
 {
     /// <param name="reslab">How to start child processes when <paramref name="parallel"/> is above 1.</param>
     public static SweepOutcome Run(SweepPlan plan, string resultsDir, ResultsStore store, int parallel,

@@ -10,7 +10,7 @@ namespace ResidualLab.Hooks;
 /// a multi-stream scheme; sublayer outputs and the final norm are [b, t, d]. A position's hooks are named
 /// by the position in the stack, which is the block's own index unless blocks are reordered.
 /// </summary>
-public static class HookNames
+internal static class HookNames
 {
     public static string ResidPre(int block) => $"blocks.{block}.hook_resid_pre";
     public static string AttnOut(int block) => $"blocks.{block}.hook_attn_out";
@@ -33,13 +33,13 @@ public static class HookNames
 
 /// <summary>A hook: given a hook point's name and activation, returns the activation the forward pass goes on with
 /// (the same tensor to only read it, another of the same shape to patch it).</summary>
-public delegate Tensor Hook(string name, Tensor activation);
+internal delegate Tensor Hook(string name, Tensor activation);
 
 /// <summary>
 /// The hooks of one forward pass, each on the hook points a filter selects, applied in the order added.
 /// A model calls <see cref="Run"/> at each of its hook points and never asks what is attached.
 /// </summary>
-public sealed class HookSet
+internal sealed class HookSet
 {
     readonly List<(Func<string, bool> Applies, Hook Hook)> _hooks = [];
 
@@ -73,7 +73,7 @@ public sealed class HookSet
 /// the forward pass itself (still in the autograd graph when gradients were on), so a caller can also
 /// ask for their gradients; <see cref="Detached"/> gives copies to keep.
 /// </summary>
-public sealed class ActivationCache
+internal sealed class ActivationCache
 {
     readonly Dictionary<string, Tensor> _activations = [];
     readonly List<string> _order = [];

@@ -8,7 +8,7 @@ namespace ResidualLab.Layers;
 /// is normalised per channel over every other axis. This is the norm the vision models hand to their
 /// connections, whose streams are channel-last ([b, y, x, c] for convolutions, [b, d] for the MLP).
 /// </summary>
-public sealed class BatchNormLastDim : nn.Module<Tensor, Tensor>
+internal sealed class BatchNormLastDim : nn.Module<Tensor, Tensor>
 {
     readonly BatchNorm1d bn;
 

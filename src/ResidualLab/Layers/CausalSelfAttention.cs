@@ -14,7 +14,7 @@ namespace ResidualLab.Layers;
 /// Zhou et al. 2024, "Value Residual Learning For Alleviating Attention Concentration In Transformers"
 /// (ResFormer, arXiv 2410.17897).
 /// </summary>
-public sealed class CausalSelfAttention : nn.Module<Tensor, LayerContext, Tensor>, IResidualSublayer
+internal sealed class CausalSelfAttention : nn.Module<Tensor, LayerContext, Tensor>, IResidualSublayer
 {
     readonly Linear c_attn;
     readonly Linear c_proj;

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace ResidualLab.Layers;
 
 /// <summary>Which initialisation the GPT's embeddings and sublayer matrices get (<c>model.init</c>).</summary>
-public enum ModelInit
+internal enum ModelInit
 {
     /// <summary>GPT-2 / nanoGPT: N(0, 0.02) everywhere, projections into the stream N(0, 0.02 / sqrt(2L)), zero biases.</summary>
     Gpt2,
@@ -28,7 +28,7 @@ public enum ModelInit
 /// Named initialisations, applied where a layer is built (not by matching parameter names). Schemes that
 /// prescribe their own init (DeepNorm, ReZero, ...) apply it afterwards, on top of these.
 /// </summary>
-public static class Init
+internal static class Init
 {
     public static IReadOnlyList<string> Names { get; } = ["gpt2", "pytorch", "ds-init"];
 

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace ResidualLab.Layers;
 
 /// <summary>The transformer's feed-forward sublayer: c_fc (d -> 4d), GELU, c_proj (4d -> d), dropout.</summary>
-public sealed class Mlp : nn.Module<Tensor, Tensor>, IResidualSublayer
+internal sealed class Mlp : nn.Module<Tensor, Tensor>, IResidualSublayer
 {
     readonly Linear c_fc;
     readonly GELU gelu;

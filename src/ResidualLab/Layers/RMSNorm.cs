@@ -9,7 +9,7 @@ namespace ResidualLab.Layers;
 /// Zhang and Sennrich 2019, "Root Mean Square Layer Normalization" (arXiv 1910.07467).
 /// The statistics are computed in fp32 (float64 inputs stay float64).
 /// </summary>
-public sealed class RMSNorm : nn.Module<Tensor, Tensor>
+internal sealed class RMSNorm : nn.Module<Tensor, Tensor>
 {
     public const double DefaultEps = 1e-6;
 

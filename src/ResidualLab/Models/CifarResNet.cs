@@ -30,7 +30,7 @@ namespace ResidualLab.Models;
 /// 0.27M/0.85M parameters (on 3-channel images); the plain twin has no shortcut there.
 /// </para>
 /// </summary>
-public sealed class CifarResNet : ImageClassifier
+internal sealed class CifarResNet : ImageClassifier
 {
     readonly Conv2d conv1;
     readonly BatchNorm2d bn1;
@@ -170,7 +170,7 @@ public sealed class CifarResNet : ImageClassifier
 /// (He et al. 2016, fig. 2 and sec. 4.2). The second batch norm's scale is what writes into the
 /// stream, so a scheme's residual-weight scaling (DeepNorm) multiplies it.
 /// </summary>
-public sealed class BasicBranch : nn.Module<Tensor, Tensor>, IResidualSublayer
+internal sealed class BasicBranch : nn.Module<Tensor, Tensor>, IResidualSublayer
 {
     readonly Conv2d conv1;
     readonly BatchNorm2d bn1;

@@ -15,7 +15,7 @@ namespace ResidualLab.Models;
 /// linear classifier: depth = 2k + 2 layers with weights. With the scheme <c>residual</c> it is a
 /// residual MLP (He et al. 2016, eq. 1); with <c>none</c> (<c>norm = false</c>) its plain twin.
 /// </summary>
-public sealed class DeepMlp : ImageClassifier
+internal sealed class DeepMlp : ImageClassifier
 {
     readonly Linear input;
     readonly BatchNorm1d bn;
@@ -86,7 +86,7 @@ public sealed class DeepMlp : ImageClassifier
 }
 
 /// <summary>The branch of an MLP block, [b, d] to [b, d]: linear - BN - ReLU - linear - BN.</summary>
-public sealed class MlpBranch : nn.Module<Tensor, Tensor>, IResidualSublayer
+internal sealed class MlpBranch : nn.Module<Tensor, Tensor>, IResidualSublayer
 {
     readonly Linear fc1;
     readonly BatchNorm1d bn1;

@@ -13,7 +13,7 @@ namespace ResidualLab.Models;
 /// attention and MLP, a final LayerNorm, and a head tied to the token embedding. How each sublayer's
 /// output goes back into the residual stream is the connection scheme's business, never the model's.
 /// </summary>
-public sealed class Gpt : nn.Module<Tensor, Tensor>
+internal sealed class Gpt : nn.Module<Tensor, Tensor>
 {
     readonly Embedding wte;
     readonly Embedding wpe;
@@ -126,7 +126,7 @@ public sealed class Gpt : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>One transformer block: attention then MLP, each wrapped by its own connection.</summary>
-public sealed class GptBlock : nn.Module<Tensor, LayerContext, Tensor>
+internal sealed class GptBlock : nn.Module<Tensor, LayerContext, Tensor>
 {
     readonly Connection conn_attn;
     readonly CausalSelfAttention attn;

@@ -7,7 +7,7 @@ namespace ResidualLab.Models;
 /// <param name="Bias">Biases in Linear and LayerNorm layers, as GPT-2 (nanoGPT's default).</param>
 /// <param name="ValueResidual">Attention layers after the first mix their values with the first layer's (ResFormer).</param>
 /// <param name="Init">How the embeddings and the sublayers' matrices start (<c>model.init</c>).</param>
-public sealed record GptConfig(
+internal sealed record GptConfig(
     int VocabSize,
     int NLayer = 6,
     int DModel = 192,

@@ -6,14 +6,14 @@ using F = TorchSharp.torch.nn.functional;
 namespace ResidualLab.Models;
 
 /// <summary>One layer with weights (a convolution or a fully connected layer), in forward order.</summary>
-public sealed record WeightLayer(string Name, Parameter Weight);
+internal sealed record WeightLayer(string Name, Parameter Weight);
 
 /// <summary>
 /// The vision models' common face: images [b, c, h, w] to class logits [b, classes], and the ordered
 /// list of their weight layers (the first is the input layer, the last the classifier), which the
 /// gradient-norm probes read.
 /// </summary>
-public abstract class ImageClassifier(string name) : nn.Module<Tensor, Tensor>(Loaded(name))
+internal abstract class ImageClassifier(string name) : nn.Module<Tensor, Tensor>(Loaded(name))
 {
     public abstract IReadOnlyList<WeightLayer> WeightLayers { get; }
 

@@ -7,7 +7,7 @@ namespace ResidualLab.Models;
 /// the CIFAR ResNet and its plain twin, 2k+2 for the MLP), its width (channels of the first stage; the
 /// MLP's hidden width) and the images it reads.
 /// </summary>
-public sealed record VisionConfig(string Family, int Depth, int Width, int InChannels, int ImageSize, int Classes)
+internal sealed record VisionConfig(string Family, int Depth, int Width, int InChannels, int ImageSize, int Classes)
 {
     public static readonly IReadOnlyList<string> Families = ["resnet", "plain", "mlp"];
 

@@ -6,7 +6,7 @@ namespace ResidualLab.Native;
 /// Installs missing Debian packages (chromium, python3-torch, fonts) with apt-get, once per process,
 /// for the benchmarks' PyTorch peer and the tests' set-up, so a fresh machine needs no manual step.
 /// </summary>
-public static class DebianPackages
+internal static class DebianPackages
 {
     static readonly object Gate = new();
     static bool _updated;

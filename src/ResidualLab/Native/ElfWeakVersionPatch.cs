@@ -11,7 +11,7 @@ namespace ResidualLab.Native;
 /// libstdc++ stops at GLIBCXX_3.4.30, so the loader refuses the library. Setting VER_FLG_WEAK on the
 /// Elf64_Vernaux entry of that version makes a missing version a non-error; nothing else changes.
 /// </summary>
-public static class ElfWeakVersionPatch
+internal static class ElfWeakVersionPatch
 {
     const uint SectionTypeVerneed = 0x6ffffffe; // SHT_GNU_verneed
     const ushort VerFlagWeak = 0x2;             // VER_FLG_WEAK

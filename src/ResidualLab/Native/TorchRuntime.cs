@@ -13,8 +13,8 @@ public sealed class NativeLoadException(string message) : Exception(message);
 /// </summary>
 public static class TorchRuntime
 {
-    public const string NativeLibraryName = "libLibTorchSharp.so";
-    public const string MissingGlibcxxVersion = "GLIBCXX_3.4.32";
+    internal const string NativeLibraryName = "libLibTorchSharp.so";
+    internal const string MissingGlibcxxVersion = "GLIBCXX_3.4.32";
 
     static readonly object Gate = new();
     static bool _loaded;
@@ -27,10 +27,10 @@ public static class TorchRuntime
         yield return Path.Combine(baseDir, "runtimes", "linux-x64", "native", NativeLibraryName);
     }
 
-    public static string? FindNativeLibrary() => CandidatePaths().FirstOrDefault(File.Exists);
+    internal static string? FindNativeLibrary() => CandidatePaths().FirstOrDefault(File.Exists);
 
     /// <summary>True when the host's libstdc++ already provides the version the library asks for.</summary>
-    public static bool HostHasGlibcxx(string version)
+    internal static bool HostHasGlibcxx(string version)
     {
         foreach (var dir in new[] { "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/lib64", "/usr/lib" })
         {
@@ -101,6 +101,6 @@ public static class TorchRuntime
         if (threads > 0) torch.set_num_threads(threads);
     }
 
-    public static string TorchSharpVersion =>
+    internal static string TorchSharpVersion =>
         typeof(torch).Assembly.GetName().Version?.ToString() ?? "unknown";
 }

@@ -10,7 +10,7 @@ namespace ResidualLab.Reports;
 /// lesion and swap curves and the logit-lens curve, and a layer x step heatmap of the stream RMS per scheme.
 /// Each curve is the mean over seeds of the run's last reading of that probe. Only probes that were recorded appear.
 /// </summary>
-public static class DiagnosticPlots
+internal static class DiagnosticPlots
 {
     public static IReadOnlyList<Figure> All(StudyData data)
     {

@@ -8,7 +8,7 @@ namespace ResidualLab.Reports;
 /// The report as ONE self-contained HTML file: the scorecard, the final-loss table, every figure as a
 /// base64 PNG data URI, the runs and their environment. No scripts, no external resources.
 /// </summary>
-public static class HtmlReport
+internal static class HtmlReport
 {
     public static string Render(StudyData data, string source, string baseline, IReadOnlyList<ScorecardRow> scorecard,
         IReadOnlyList<FinalLossRow> finalLoss, IReadOnlyList<Figure> figures, IReadOnlyList<ArmTuning>? tuning = null,

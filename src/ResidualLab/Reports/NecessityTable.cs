@@ -9,7 +9,7 @@ namespace ResidualLab.Reports;
 /// </summary>
 /// <param name="Difference">Test loss without minus with (positive: the residual helps), Welch over seeds.</param>
 /// <param name="VerdictAtLr">The verdict with both arms at the same learning rate, for each rate tried.</param>
-public sealed record NecessityCell(int Depth, string Init, int Budget, ArmTuning With, ArmTuning Without,
+internal sealed record NecessityCell(int Depth, string Init, int Budget, ArmTuning With, ArmTuning Without,
     IReadOnlyList<double> WithLosses, IReadOnlyList<double> WithoutLosses, WelchTest? Difference, string Verdict,
     IReadOnlyList<(string Lr, string Verdict)> VerdictAtLr);
 
@@ -21,7 +21,7 @@ public sealed record NecessityCell(int Depth, string Init, int Budget, ArmTuning
 /// Welch's test over seeds finds the difference (p &lt; 0.05), "no detectable difference" otherwise. Per
 /// depth one line: the verdict, then "robust to init, learning rate and budget" or what it depends on.
 /// </summary>
-public static class NecessityTable
+internal static class NecessityTable
 {
     /// <summary>Nats below the unigram loss a model must reach to count as having left the plateau.</summary>
     public const double PlateauMargin = 0.05;

@@ -4,14 +4,14 @@ using ScottPlot;
 namespace ResidualLab.Reports;
 
 /// <summary>A rendered figure: its title, a caption and the PNG bytes.</summary>
-public sealed record Figure(string Title, string Caption, byte[] Png);
+internal sealed record Figure(string Title, string Caption, byte[] Png);
 
 /// <summary>
 /// The report's figures, drawn with ScottPlot from the study data: loss curves (mean and band over
 /// seeds) per depth, final loss vs depth, gradient norm by layer, step time, memory and parameters.
 /// Text is drawn with DejaVu Sans (Debian's fonts-dejavu-core); without a font ScottPlot draws no text.
 /// </summary>
-public static class ReportPlots
+internal static class ReportPlots
 {
     public const int Width = 960, Height = 420;
 

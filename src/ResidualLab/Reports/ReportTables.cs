@@ -4,10 +4,10 @@ using System.Text;
 namespace ResidualLab.Reports;
 
 /// <summary>One cell of the final-loss table: a group at a depth, over seeds, against the baseline at that depth.</summary>
-public sealed record FinalLossRow(string Group, int Depth, SampleSummary Loss, WelchTest? VersusBaseline, int Diverged, int Runs);
+internal sealed record FinalLossRow(string Group, int Depth, SampleSummary Loss, WelchTest? VersusBaseline, int Diverged, int Runs);
 
 /// <summary>The report's tables and their CSV export (one file per table, invariant culture, '.' decimals).</summary>
-public static class ReportTables
+internal static class ReportTables
 {
     public static IReadOnlyList<FinalLossRow> FinalLoss(StudyData data, string baselineScheme) =>
         (from g in data.Groups

@@ -4,7 +4,7 @@ using ResidualLab.Experiments.Store;
 namespace ResidualLab.Reports;
 
 /// <summary>What a report wrote, the scorecard it computed (with a [tune] section: each arm at its chosen value), and the runs that diverged.</summary>
-public sealed record ReportOutput(string HtmlPath, IReadOnlyList<string> CsvPaths, IReadOnlyList<ScorecardRow> Scorecard, int Figures,
+internal sealed record ReportOutput(string HtmlPath, IReadOnlyList<string> CsvPaths, IReadOnlyList<ScorecardRow> Scorecard, int Figures,
     IReadOnlyList<string> TensorBoardFiles, IReadOnlyList<RunRecord> Diverged)
 {
     /// <summary>Each arm's tuned values and choice; empty without a [tune] section.</summary>
@@ -15,7 +15,7 @@ public sealed record ReportOutput(string HtmlPath, IReadOnlyList<string> CsvPath
 }
 
 /// <summary>Reads a results folder's store and writes report.html, the CSV tables and, on request, TensorBoard event files into the folder.</summary>
-public static class ReportWriter
+internal static class ReportWriter
 {
     public static ReportOutput Write(string resultsDir, string baseline, bool tensorBoard = false)
     {

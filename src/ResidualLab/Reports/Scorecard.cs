@@ -6,7 +6,7 @@ namespace ResidualLab.Reports;
 /// One scheme judged against the baseline. Loss difference = scheme - baseline (positive: worse), at
 /// the deepest depth both have; ratios are scheme / baseline averaged over the depths both have.
 /// </summary>
-public sealed record ScorecardRow(
+internal sealed record ScorecardRow(
     string Group,
     string Baseline,
     bool IsBaseline,
@@ -29,7 +29,7 @@ public sealed record ScorecardRow(
 }
 
 /// <summary>The necessity scorecard: every scheme against a baseline, from the recorded runs only.</summary>
-public static class Scorecard
+internal static class Scorecard
 {
     /// <summary>Slopes of loss vs ln(depth) differing by less than this (nats per e-fold of depth) count as equal.</summary>
     public const double SlopeTolerance = 0.05;

@@ -8,7 +8,7 @@ namespace ResidualLab.Reports;
 /// own setting with its own verdict; this puts those verdicts side by side, one line per scheme and
 /// remaining setting: "holds at every budget tried" or where it changes.
 /// </summary>
-public static class Stability
+internal static class Stability
 {
     /// <summary>The config keys judged, with the setting's short name and what a value of it is called.</summary>
     public static readonly IReadOnlyList<(string Key, string Short, string Noun)> Axes =

@@ -1,13 +1,13 @@
 namespace ResidualLab.Reports;
 
 /// <summary>Mean, spread and a two-sided confidence interval of a small sample (Student's t).</summary>
-public sealed record SampleSummary(int Count, double Mean, double Std, double Low, double High)
+internal sealed record SampleSummary(int Count, double Mean, double Std, double Low, double High)
 {
     public double HalfWidth => (High - Low) / 2;
 }
 
 /// <summary>Welch's unequal-variance t-test of mean(a) - mean(b), with the 95% CI of the difference.</summary>
-public sealed record WelchTest(double Difference, double T, double DegreesOfFreedom, double P, double Low, double High)
+internal sealed record WelchTest(double Difference, double T, double DegreesOfFreedom, double P, double Low, double High)
 {
     public bool Significant(double alpha = 0.05) => P < alpha;
 }
@@ -16,7 +16,7 @@ public sealed record WelchTest(double Difference, double T, double DegreesOfFree
 /// The statistics the scorecard needs, written out: Student's t distribution (CDF through the regularised
 /// incomplete beta function, quantiles by bisection), confidence intervals and Welch's t-test.
 /// </summary>
-public static class Statistics
+internal static class Statistics
 {
     public static SampleSummary Summarise(IReadOnlyList<double> xs, double confidence = 0.95)
     {

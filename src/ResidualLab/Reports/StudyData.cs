@@ -6,7 +6,7 @@ namespace ResidualLab.Reports;
 /// <summary>One finished run with everything recorded for it.</summary>
 /// <param name="Setting">The varying keys other than the scheme's, e.g. "max_iters=600 init=\"pytorch\"".</param>
 /// <param name="Tuned">The values of the [tune] keys, e.g. "lr=0.001" (empty without tuning).</param>
-public sealed record RunData(RunRecord Run, string Group, string Setting,
+internal sealed record RunData(RunRecord Run, string Group, string Setting,
     IReadOnlyList<StepRow> Steps, IReadOnlyList<EvalRow> Evals, IReadOnlyList<DiagnosticRow> Diagnostics, string Tuned = "")
 {
     /// <summary>The run's canonical config as key -> value text.</summary>
@@ -23,7 +23,7 @@ public sealed record RunData(RunRecord Run, string Group, string Setting,
 /// are the axes within a group, and so are the tuned keys (a [tune] section), which stay out of the group.
 /// Runs that are not finished (running, failed, interrupted) are only counted.
 /// </summary>
-public sealed record StudyData(IReadOnlyList<RunData> Runs, IReadOnlyList<string> Groups, IReadOnlyList<int> Depths,
+internal sealed record StudyData(IReadOnlyList<RunData> Runs, IReadOnlyList<string> Groups, IReadOnlyList<int> Depths,
     int Unfinished, IReadOnlyList<RunEnvironment> Environments)
 {
     static readonly string[] Axes = ["connection.name", "model.n_layer", "train.seed"];

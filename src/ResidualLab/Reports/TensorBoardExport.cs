@@ -11,7 +11,7 @@ namespace ResidualLab.Reports;
 /// protobuf Event) with Unix-second wall times: step k's wall time is the run's start plus the
 /// recorded step times before it.
 /// </summary>
-public static class TensorBoardExport
+internal static class TensorBoardExport
 {
     public static IReadOnlyList<string> Write(StudyData data, string resultsDir)
     {

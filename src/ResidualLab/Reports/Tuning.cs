@@ -5,14 +5,14 @@ namespace ResidualLab.Reports;
 /// <summary>One value of the tuned keys for one arm: its runs' final validation and test losses over seeds.</summary>
 /// <param name="Value">The tuned keys' values, e.g. "lr=0.001".</param>
 /// <param name="Val">Final validation loss over the finished seeds; a diverged seed makes the mean +infinity.</param>
-public sealed record TunedValue(string Value, SampleSummary Val, SampleSummary Test, int Runs, int Diverged);
+internal sealed record TunedValue(string Value, SampleSummary Val, SampleSummary Test, int Runs, int Diverged);
 
 /// <summary>
 /// One arm (a group at a depth: scheme and every other setting) and its tuned values, in grid order,
 /// with the value chosen by mean validation loss. <see cref="Edges"/> names each tuned key whose chosen
 /// value is the lowest or the highest tried: the optimum may lie outside the grid.
 /// </summary>
-public sealed record ArmTuning(string Group, int Depth, IReadOnlyList<TunedValue> Values, string? Best, IReadOnlyList<string> Edges)
+internal sealed record ArmTuning(string Group, int Depth, IReadOnlyList<TunedValue> Values, string? Best, IReadOnlyList<string> Edges)
 {
     public TunedValue? Chosen => Values.FirstOrDefault(v => v.Value == Best);
 }
@@ -23,7 +23,7 @@ public sealed record ArmTuning(string Group, int Depth, IReadOnlyList<TunedValue
 /// did); the arms are then compared, on test losses, each at its own chosen value. Selection reads
 /// validation losses only.
 /// </summary>
-public static class Tuning
+internal static class Tuning
 {
     public static IReadOnlyList<ArmTuning> Select(StudyData data)
     {

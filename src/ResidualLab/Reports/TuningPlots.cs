@@ -4,7 +4,7 @@ using ScottPlot;
 namespace ResidualLab.Reports;
 
 /// <summary>Final validation loss against the tuned value, per scheme and depth, with the spread over seeds.</summary>
-public static class TuningPlots
+internal static class TuningPlots
 {
     public static IReadOnlyList<Figure> All(IReadOnlyList<ArmTuning> arms)
     {

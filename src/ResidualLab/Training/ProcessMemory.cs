@@ -1,7 +1,7 @@
 namespace ResidualLab.Training;
 
 /// <summary>The process's resident memory, from /proc (Linux).</summary>
-public static class ProcessMemory
+internal static class ProcessMemory
 {
     /// <summary>Peak resident set size (VmHWM) in bytes; 0 where /proc is absent.</summary>
     public static long PeakRssBytes() => ReadStatus("VmHWM:");

@@ -6,7 +6,7 @@ namespace ResidualLab.Training;
 
 /// <summary>Where and how often a run writes its resumable checkpoint.</summary>
 /// <param name="Interval">Steps between checkpoints; 0 writes none during training.</param>
-public sealed record CheckpointPolicy(string Path, int Interval, bool Resume);
+internal sealed record CheckpointPolicy(string Path, int Interval, bool Resume);
 
 /// <summary>
 /// Everything a run needs to continue bit for bit after a kill: the step, the batch sampler's position,
@@ -15,7 +15,7 @@ public sealed record CheckpointPolicy(string Path, int Interval, bool Resume);
 /// state (a classifier's curve). Written atomically: a temporary file, flushed to disk, then renamed
 /// over the previous checkpoint.
 /// </summary>
-public static class TrainingCheckpoint
+internal static class TrainingCheckpoint
 {
     const string Magic = "RESLAB-CHECKPOINT";
     const int Version = 4;

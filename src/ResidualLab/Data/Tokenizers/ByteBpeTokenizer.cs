@@ -9,7 +9,7 @@ namespace ResidualLab.Data.Tokenizers;
 /// first split with GPT-2's pattern, then each piece's bytes are merged lowest rank first, every
 /// occurrence of a pair left to right, as in training. Any string round-trips.
 /// </summary>
-public sealed partial class ByteBpeTokenizer : Tokenizer
+internal sealed partial class ByteBpeTokenizer : Tokenizer
 {
     /// <summary>GPT-2's pre-tokenisation pattern (openai/gpt-2 encoder.py).</summary>
     public const string Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";

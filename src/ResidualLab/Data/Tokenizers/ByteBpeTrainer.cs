@@ -7,7 +7,7 @@ namespace ResidualLab.Data.Tokenizers;
 /// repeatedly merge the most frequent adjacent pair. Ties go to the smallest (left, right), so the result
 /// depends on the text only: the same text gives the same merges on any machine, in any order of documents.
 /// </summary>
-public static class ByteBpeTrainer
+internal static class ByteBpeTrainer
 {
     public static ByteBpeTokenizer Learn(IEnumerable<string> documents, int vocabSize)
     {

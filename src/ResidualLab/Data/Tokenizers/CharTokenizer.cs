@@ -4,7 +4,7 @@ namespace ResidualLab.Data.Tokenizers;
 /// One token per UTF-16 code unit; the vocabulary is the sorted set of the text's code units
 /// (nanoGPT's shakespeare_char).
 /// </summary>
-public sealed class CharTokenizer : Tokenizer
+internal sealed class CharTokenizer : Tokenizer
 {
     readonly Dictionary<char, int> _index;
 

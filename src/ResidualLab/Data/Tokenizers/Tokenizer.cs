@@ -7,7 +7,7 @@ namespace ResidualLab.Data.Tokenizers;
 /// Text to token ids and back. Every tokenizer has a JSON description (<see cref="TokenizerJson"/>) that
 /// rebuilds it exactly; its <see cref="Id"/> (a hash of that JSON) names the token caches it wrote.
 /// </summary>
-public abstract class Tokenizer
+internal abstract class Tokenizer
 {
     /// <summary>The data.tokenizer value that asks for this kind: "char", "gpt2" or "bpe:N".</summary>
     public abstract string Spec { get; }
@@ -26,7 +26,7 @@ public abstract class Tokenizer
 
 /// <summary>A parsed data.tokenizer value.</summary>
 /// <param name="BpeVocabSize">For "bpe:N", N (256 byte tokens plus N - 256 learned merges); 0 otherwise.</param>
-public sealed record TokenizerSpec(string Kind, int BpeVocabSize)
+internal sealed record TokenizerSpec(string Kind, int BpeVocabSize)
 {
     public const string Char = "char";
     public const string Gpt2 = "gpt2";

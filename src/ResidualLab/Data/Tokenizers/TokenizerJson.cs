@@ -9,7 +9,7 @@ namespace ResidualLab.Data.Tokenizers;
 /// the format runs have always written (<see cref="VocabularyJson"/>: an array of code units); the others
 /// are objects: <c>{"kind":"gpt2"}</c>, or <c>{"kind":"bpe","vocab_size":N,"pattern":...,"merges":[[l,r],...]}</c>.
 /// </summary>
-public static class TokenizerJson
+internal static class TokenizerJson
 {
     /// <summary>The file in a run folder: vocabulary.json for characters, tokenizer.json otherwise.</summary>
     public static string RunFileName(Tokenizer tokenizer) => tokenizer is CharTokenizer ? VocabularyJson.RunFileName : TokenizerRunFile;

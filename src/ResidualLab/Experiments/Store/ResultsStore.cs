@@ -10,7 +10,7 @@ namespace ResidualLab.Experiments.Store;
 /// each run. WAL journal and a busy timeout, so several runs (threads or processes) can write at once;
 /// every write is one transaction. Thread-safe: calls are serialised on one connection.
 /// </summary>
-public sealed class ResultsStore : IDisposable
+internal sealed class ResultsStore : IDisposable
 {
     public const string FileName = "results.db";
     const int SchemaVersion = 2;

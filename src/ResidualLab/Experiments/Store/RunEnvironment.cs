@@ -7,7 +7,7 @@ namespace ResidualLab.Experiments.Store;
 /// What a run ran on: the ResidualLab version and commit that produced it, the runtime and library
 /// versions, device, threads, host. Runs recorded before versions were stored read as "unknown".
 /// </summary>
-public sealed record RunEnvironment(
+internal sealed record RunEnvironment(
     string Version, string GitCommit, string DotNet, string TorchSharp, string LibTorch, string Device, int Threads, string Host, string Os)
 {
     public const string Unknown = "unknown";

@@ -8,7 +8,7 @@ namespace ResidualLab.Experiments.Store;
 /// is the process's resident set sampled at every step of this run (it includes runs trained
 /// alongside in the same process).
 /// </summary>
-public sealed class StoreObserver(ResultsStore store, string runId) : ITrainingObserver
+internal sealed class StoreObserver(ResultsStore store, string runId) : ITrainingObserver
 {
     readonly List<StepMetrics> _steps = [];
     readonly List<EvalMetrics> _evals = [];

@@ -1,7 +1,7 @@
 namespace ResidualLab.Experiments.Store;
 
 /// <summary>Where a run stands in the store.</summary>
-public static class RunState
+internal static class RunState
 {
     public const string Running = "running";
     public const string Done = "done";
@@ -15,7 +15,7 @@ public static class RunState
 }
 
 /// <summary>One run as the store keeps it.</summary>
-public sealed record RunRecord(
+internal sealed record RunRecord(
     string RunId,
     string Label,
     string Model,
@@ -41,15 +41,15 @@ public sealed record RunRecord(
     public double? TestLoss { get; init; }
 }
 
-public sealed record StepRow(int Step, double Loss, double Lr, double GradNorm, double StepMs, double TokensPerSecond);
+internal sealed record StepRow(int Step, double Loss, double Lr, double GradNorm, double StepMs, double TokensPerSecond);
 
 /// <summary>One evaluation; TestLoss is NaN when the run has no test split.</summary>
-public sealed record EvalRow(int Step, double TrainLoss, double ValLoss, double TestLoss = double.NaN);
+internal sealed record EvalRow(int Step, double TrainLoss, double ValLoss, double TestLoss = double.NaN);
 
-public sealed record DiagnosticRow(int Step, string Name, int Index, double Value);
+internal sealed record DiagnosticRow(int Step, string Name, int Index, double Value);
 
 /// <summary>Task <see cref="Task"/> of cluster job array <see cref="JobId"/>, submitted to train one run.</summary>
-public sealed record ClusterTask(string JobId, int Task, string RunId, DateTimeOffset SubmittedAt)
+internal sealed record ClusterTask(string JobId, int Task, string RunId, DateTimeOffset SubmittedAt)
 {
     /// <summary>Slurm's name of the task: JOBID_TASK.</summary>
     public string Name => $"{JobId}_{Task}";
