@@ -17,14 +17,14 @@ namespace ResidualLab.Connections;
 /// saved with the model, so a resumed run does not profile again). Var is over every element of the batch.
 /// Chosen: the embedding's variance counts as the first term (else omega_1 = 0 would cut the first shortcut).
 /// </summary>
-public sealed record AdminSpec : ConnectionSpec
+internal sealed record AdminSpec : ConnectionSpec
 {
     public override string Name => "admin";
     public override Connection Build(ConnectionSite site) => new AdminResidual(site);
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 
-public sealed class AdminResidual : Connection
+internal sealed class AdminResidual : Connection
 {
     /// <summary>The key under which one forward pass accumulates Var[x_0] + sum Var[F_j] in <see cref="LayerContext.PassState"/>.</summary>
     const string VarianceKey = "admin.accumulated_variance";

@@ -20,14 +20,14 @@ namespace ResidualLab.Connections;
 /// v_{l+1}, so the model's <see cref="LayerContext.History"/> is exactly the list of values; the last depth step
 /// returns the model's output aggregate instead.
 /// </summary>
-public sealed record AttentionResidualsSpec(int Blocks = 0) : ConnectionSpec
+internal sealed record AttentionResidualsSpec(int Blocks = 0) : ConnectionSpec
 {
     public override string Name => "attn-res";
     public override Connection Build(ConnectionSite site) => new AttentionResiduals(site, Blocks);
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object> { ["blocks"] = (long)Blocks };
 }
 
-public sealed class AttentionResiduals : Connection
+internal sealed class AttentionResiduals : Connection
 {
     readonly nn.Module<Tensor, Tensor> norm;       // the sublayer's pre-norm
     readonly RMSNorm key_norm;

@@ -17,7 +17,7 @@ namespace ResidualLab.Connections;
 /// maps copies to themselves, would get no gradient); b_res from the subclass, the identity's logit
 /// res_gap above the others; alpha = 0.01 and phi ~ N(0, 1/(n d)) as this library's mHC.
 /// </summary>
-public abstract class ConvexStreamMixing : Connection, IStreamMixing
+internal abstract class ConvexStreamMixing : Connection, IStreamMixing
 {
     const double AlphaInit = 0.01;
 

@@ -16,7 +16,7 @@ namespace ResidualLab.Connections;
 /// reference code yifanzhang-pro/deep-delta-learning (DDL-vdim1), whose defaults are taken: eps = 1e-5,
 /// value scale 4, beta_init = 1 (c_b = logit(beta_init / 2)), w ~ N(0, 0.02^2), c_v = 0.
 /// </summary>
-public sealed record DeepDeltaSpec(double BetaInit = 1) : ConnectionSpec
+internal sealed record DeepDeltaSpec(double BetaInit = 1) : ConnectionSpec
 {
     public const double Eps = 1e-5;
     public const double ValueScale = 4;
@@ -27,9 +27,9 @@ public sealed record DeepDeltaSpec(double BetaInit = 1) : ConnectionSpec
 }
 
 /// <summary>The delta operator of one forward pass: A = I - Beta K K^T, per token (K [..., d], Beta [..., 1]).</summary>
-public sealed record DeltaShortcut(Tensor K, Tensor Beta);
+internal sealed record DeltaShortcut(Tensor K, Tensor Beta);
 
-public sealed class DeepDeltaResidual : Connection
+internal sealed class DeepDeltaResidual : Connection
 {
     readonly nn.Module<Tensor, Tensor> norm;
     readonly Parameter gate_weight;   // w_b [d]

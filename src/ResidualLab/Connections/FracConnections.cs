@@ -17,7 +17,7 @@ namespace ResidualLab.Connections;
 /// pre-norm model exactly (the reference code's init for a single stream feeds fraction 0 to every input
 /// fraction instead). m = 1 is pre-norm with a learned scalar read, residual and write.
 /// </summary>
-public sealed record FracConnectionsSpec(int Fracs = FracConnectionsSpec.DefaultFracs, bool Dynamic = true) : ConnectionSpec
+internal sealed record FracConnectionsSpec(int Fracs = FracConnectionsSpec.DefaultFracs, bool Dynamic = true) : ConnectionSpec
 {
     public const int DefaultFracs = 4;
 
@@ -27,7 +27,7 @@ public sealed record FracConnectionsSpec(int Fracs = FracConnectionsSpec.Default
         new Dictionary<string, object> { ["fracs"] = (long)Fracs, ["dynamic"] = Dynamic };
 }
 
-public sealed class FracConnections : Connection
+internal sealed class FracConnections : Connection
 {
     const double DynamicScaleInit = 0.01;
 

@@ -13,7 +13,7 @@ namespace ResidualLab.Connections;
 /// of two, the case built here). Each identity logit starts res_gap above the swap's (reference: 0 and -8).
 /// H_pre, H_post and their init as in <see cref="ConvexStreamMixing"/>.
 /// </summary>
-public sealed record KromHcSpec(int N = KromHcSpec.DefaultN, double ResGap = MhcLiteSpec.DefaultResGap) : ConnectionSpec
+internal sealed record KromHcSpec(int N = KromHcSpec.DefaultN, double ResGap = MhcLiteSpec.DefaultResGap) : ConnectionSpec
 {
     public const int DefaultN = 4;
 
@@ -30,7 +30,7 @@ public sealed record KromHcSpec(int N = KromHcSpec.DefaultN, double ResGap = Mhc
             : throw new ConfigException($"connection.n must be a power of two for kromhc, got {n}");
 }
 
-public sealed class KromHc : ConvexStreamMixing
+internal sealed class KromHc : ConvexStreamMixing
 {
     readonly int factors;
 

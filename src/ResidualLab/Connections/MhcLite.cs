@@ -11,7 +11,7 @@ namespace ResidualLab.Connections;
 /// starts res_gap above the other n! - 1 (reference: 0 against -8, H_res = 0.992 I + ... at n = 4).
 /// H_pre, H_post and their init as in <see cref="ConvexStreamMixing"/>. n is at most 6 (720 permutations).
 /// </summary>
-public sealed record MhcLiteSpec(int N = MhcLiteSpec.DefaultN, double ResGap = MhcLiteSpec.DefaultResGap) : ConnectionSpec
+internal sealed record MhcLiteSpec(int N = MhcLiteSpec.DefaultN, double ResGap = MhcLiteSpec.DefaultResGap) : ConnectionSpec
 {
     public const int DefaultN = 4;
     public const int MaxN = 6;
@@ -25,7 +25,7 @@ public sealed record MhcLiteSpec(int N = MhcLiteSpec.DefaultN, double ResGap = M
         new Dictionary<string, object> { ["n"] = (long)N, ["res_gap"] = ResGap };
 }
 
-public sealed class MhcLite : ConvexStreamMixing
+internal sealed class MhcLite : ConvexStreamMixing
 {
     readonly Tensor permutations; // [n!, n n], the identity first
 

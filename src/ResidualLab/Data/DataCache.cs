@@ -3,7 +3,7 @@ using ResidualLab.Experiments;
 namespace ResidualLab.Data;
 
 /// <summary>The corpora and image sets runs in one process train on, each loaded once.</summary>
-public sealed class DataCache
+internal sealed class DataCache
 {
     readonly Dictionary<(DataSettings, int), TokenCorpus> _corpora = [];
     readonly Dictionary<string, ImageSet> _images = [];

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace ResidualLab.Data;
 
 /// <summary>One training batch in managed arrays: an input and a target, made into tensors on the training thread.</summary>
-public interface IBatch
+internal interface IBatch
 {
     (Tensor Input, Tensor Target) ToTensors(Device device);
 }
@@ -13,7 +13,7 @@ public interface IBatch
 /// can draw ahead on a background thread (<see cref="BatchPrefetcher{T}"/>) while the original only
 /// follows the batches used (<see cref="MoveAfter"/>): its position is what a checkpoint records.
 /// </summary>
-public interface IBatchSampler
+internal interface IBatchSampler
 {
     IBatch NextBatch();
 

@@ -13,7 +13,7 @@ namespace ResidualLab.Data;
 /// 256 byte values, which gives libtorch's normalised values bit for bit.
 /// Its position is the epoch, the offset in the epoch's order and the number of crop offsets drawn.
 /// </summary>
-public sealed class ImageBatcher : IBatchSampler
+internal sealed class ImageBatcher : IBatchSampler
 {
     readonly ImageSet _set;
     readonly ImageSplit _split;
@@ -155,11 +155,11 @@ public sealed class ImageBatcher : IBatchSampler
 }
 
 /// <summary>Where an <see cref="ImageBatcher"/> stands: the epoch, the offset in its order, the crop offsets drawn.</summary>
-public readonly record struct ImageSamplerPosition(int Epoch, int Offset, long CropDraws);
+internal readonly record struct ImageSamplerPosition(int Epoch, int Offset, long CropDraws);
 
 /// <summary>One batch of images [b, c, h, w] (normalised float32) and labels [b], the epoch it belongs to,
 /// and the sampler's position after it.</summary>
-public sealed record ImageBatch(float[] Images, long[] Labels, long[] Shape, int Epoch, ImageSamplerPosition After) : IBatch
+internal sealed record ImageBatch(float[] Images, long[] Labels, long[] Shape, int Epoch, ImageSamplerPosition After) : IBatch
 {
     /// <summary>Images (float32) and labels (int64) as tensors on <paramref name="device"/>.</summary>
     public (Tensor Input, Tensor Target) ToTensors(Device device) =>

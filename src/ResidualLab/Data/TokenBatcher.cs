@@ -7,7 +7,7 @@ namespace ResidualLab.Data;
 /// y = data[i+1 : i+T+1]. The offsets come from a seeded <see cref="SplitMix64"/>, so a batch stream is
 /// reproducible and its position can be saved and restored.
 /// </summary>
-public sealed class TokenBatcher(TokenSequence tokens, int batchSize, int blockSize, ulong seed) : IBatchSampler
+internal sealed class TokenBatcher(TokenSequence tokens, int batchSize, int blockSize, ulong seed) : IBatchSampler
 {
     SplitMix64 _rng = new(seed);
 
@@ -49,7 +49,7 @@ public sealed class TokenBatcher(TokenSequence tokens, int batchSize, int blockS
 
 /// <summary>One batch of windows, inputs and targets [batch, block] row by row, and the sampler's state after it.</summary>
 /// <param name="StateAfter">Where the batch after this one starts: the position a checkpoint records.</param>
-public sealed record TokenBatch(long[] Inputs, long[] Targets, int BatchSize, int BlockSize, ulong StateAfter) : IBatch
+internal sealed record TokenBatch(long[] Inputs, long[] Targets, int BatchSize, int BlockSize, ulong StateAfter) : IBatch
 {
     /// <summary>Inputs and targets as int64 tensors [batch, block] on <paramref name="device"/>.</summary>
     public (Tensor Input, Tensor Target) ToTensors(Device device) =>
@@ -57,7 +57,7 @@ public sealed record TokenBatch(long[] Inputs, long[] Targets, int BatchSize, in
 }
 
 /// <summary>SplitMix64 (Steele et al. 2014): a tiny, fast generator whose whole state is one ulong.</summary>
-public struct SplitMix64(ulong seed)
+internal struct SplitMix64(ulong seed)
 {
     public ulong State = seed;
 

@@ -9,7 +9,7 @@ namespace ResidualLab.Diagnostics;
 /// of each layer's parameters (a transformer block: attention, MLP and both connections). The training
 /// loop reads it at step 0 (the gradient at initialisation) and every train.probe_interval steps.
 /// </summary>
-public sealed class GradientNormProbe(IReadOnlyList<nn.Module> layers)
+internal sealed class GradientNormProbe(IReadOnlyList<nn.Module> layers)
 {
     public const string Name = "grad_norm";
 

@@ -26,7 +26,7 @@ namespace ResidualLab.Diagnostics;
 /// </list>
 /// Nothing here changes the forward or backward values, so training with probes on is bit-identical to off.
 /// </summary>
-public sealed class StreamProbe(Gpt model)
+internal sealed class StreamProbe(Gpt model)
 {
     readonly List<(string Name, int Index, Tensor Value)> _forward = [];
     ActivationCache? _cache;

@@ -9,7 +9,7 @@ using TorchSharp;
 namespace ResidualLab.Experiments;
 
 /// <summary>Runs one config end to end, for every model family: data, device, task, training, files, store.</summary>
-public static class RunExecutor
+internal static class RunExecutor
 {
     public const string CheckpointFile = "checkpoint.bin";
 
@@ -63,7 +63,7 @@ public static class RunExecutor
 }
 
 /// <summary>Forwards events to several observers in order.</summary>
-public sealed class CompositeObserver(params ITrainingObserver?[] observers) : ITrainingObserver
+internal sealed class CompositeObserver(params ITrainingObserver?[] observers) : ITrainingObserver
 {
     readonly ITrainingObserver[] _all = observers.OfType<ITrainingObserver>().ToArray();
     public void OnStart(int maxIters) { foreach (var o in _all) o.OnStart(maxIters); }

@@ -17,7 +17,7 @@ namespace ResidualLab.Training;
 /// Every Scalar passed to libtorch is created and disposed here: implicit double-to-Scalar conversions
 /// are freed only by finalizers and make native memory grow each step.
 /// </summary>
-public sealed class AdamW : IOptimizer
+internal sealed class AdamW : IOptimizer
 {
     /// <summary>
     /// One flat group of parameters of one dtype. Master, Grad and both moments are fp32; the model's

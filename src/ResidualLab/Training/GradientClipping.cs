@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace ResidualLab.Training;
 
 /// <summary>The global gradient norm and clipping to it, for every optimiser (as torch.nn.utils.clip_grad_norm_).</summary>
-public static class GradientClipping
+internal static class GradientClipping
 {
     /// <summary>The L2 norm of all <paramref name="gradients"/> together, in fp32.</summary>
     public static double Norm(IReadOnlyList<Tensor> gradients)

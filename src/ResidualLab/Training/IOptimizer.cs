@@ -11,7 +11,7 @@ namespace ResidualLab.Training;
 /// gradients, hand over the gradients it updates from (for the norm and clipping, <see cref="GradientClipping"/>),
 /// update at a learning rate, and save or restore its state for a checkpoint.
 /// </summary>
-public interface IOptimizer : IDisposable
+internal interface IOptimizer : IDisposable
 {
     IEnumerable<Parameter> Parameters { get; }
 
@@ -32,7 +32,7 @@ public interface IOptimizer : IDisposable
     void Load(BinaryReader reader);
 }
 
-public static class ParameterGroups
+internal static class ParameterGroups
 {
     /// <summary>
     /// Every parameter of <paramref name="model"/> with whether weight decay applies (train.decay). For

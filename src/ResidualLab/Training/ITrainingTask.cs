@@ -10,7 +10,7 @@ namespace ResidualLab.Training;
 /// every family (steps, clipping, divergence, evaluation cadence, checkpoints, prefetch). A new family
 /// is a model and a task (<see cref="Tasks.LanguageModelTask"/>, <see cref="Tasks.ImageClassificationTask"/>).
 /// </summary>
-public interface ITrainingTask : IDisposable
+internal interface ITrainingTask : IDisposable
 {
     nn.Module Model { get; }
     IOptimizer Optimizer { get; }

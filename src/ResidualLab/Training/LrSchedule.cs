@@ -1,7 +1,7 @@
 namespace ResidualLab.Training;
 
 /// <summary>Linear warmup to <c>Lr</c>, then cosine decay to <c>MinLr</c> at <c>DecayIters</c> (nanoGPT).</summary>
-public sealed record LrSchedule(double Lr, double MinLr, int WarmupIters, int DecayIters) : ILrSchedule
+internal sealed record LrSchedule(double Lr, double MinLr, int WarmupIters, int DecayIters) : ILrSchedule
 {
     public double At(int step)
     {
@@ -14,7 +14,7 @@ public sealed record LrSchedule(double Lr, double MinLr, int WarmupIters, int De
 }
 
 /// <summary>The learning rate at each step (<see cref="LrSchedule"/> for the GPT, <see cref="StepSchedule"/> for the classifiers).</summary>
-public interface ILrSchedule
+internal interface ILrSchedule
 {
     double At(int step);
 }

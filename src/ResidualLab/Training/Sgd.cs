@@ -9,7 +9,7 @@ namespace ResidualLab.Training;
 /// buf = momentum * buf + (g + wd * p), p = p - lr * buf, with weight decay only on the parameters
 /// marked for it. Every Scalar passed to libtorch is created and disposed here (see README, memory).
 /// </summary>
-public sealed class Sgd : IOptimizer
+internal sealed class Sgd : IOptimizer
 {
     readonly (Parameter Param, bool Decay)[] _params;
     readonly Tensor?[] _momentum;

@@ -5,7 +5,7 @@ namespace ResidualLab.Training;
 /// of 64k iterations, i.e. at 50% and 75% of training; here at those fractions of <c>MaxIters</c>,
 /// after an optional linear warmup.
 /// </summary>
-public sealed record StepSchedule(double Lr, int WarmupIters, int MaxIters) : ILrSchedule
+internal sealed record StepSchedule(double Lr, int WarmupIters, int MaxIters) : ILrSchedule
 {
     public IReadOnlyList<int> Milestones => [MaxIters / 2, MaxIters * 3 / 4];
 

@@ -13,7 +13,7 @@ namespace ResidualLab.Training;
 /// checkpoint_interval steps. On CPU the same config gives the same loss sequence bit for bit, with or
 /// without a kill and resume in between.
 /// </summary>
-public sealed class Trainer(ITrainingTask task, RunConfig config)
+internal sealed class Trainer(ITrainingTask task, RunConfig config)
 {
     /// <summary>
     /// One optimiser step on the next training batch, drawn here (no prefetch). The update is skipped

@@ -2,17 +2,17 @@ namespace ResidualLab.Training;
 
 /// <summary>One training step: its loss, learning rate, gradient norm (before clipping), time, and
 /// throughput in the task's unit (<paramref name="Unit"/>: "tokens" for a language model, "images" for a classifier).</summary>
-public sealed record StepMetrics(int Step, double Loss, double Lr, double GradNorm, double StepMs, double ItemsPerSecond, string Unit = "tokens");
+internal sealed record StepMetrics(int Step, double Loss, double Lr, double GradNorm, double StepMs, double ItemsPerSecond, string Unit = "tokens");
 
 /// <summary>
 /// Mean losses over the fixed evaluation batches of each split. Validation is for selection (learning
 /// rate, step); test is what reports show. NaN test loss: the run has no test split.
 /// </summary>
-public sealed record EvalMetrics(int Step, double TrainLoss, double ValLoss, double TestLoss = double.NaN);
+internal sealed record EvalMetrics(int Step, double TrainLoss, double ValLoss, double TestLoss = double.NaN);
 
-public enum RunStatus { Done, Diverged, Cancelled }
+internal enum RunStatus { Done, Diverged, Cancelled }
 
-public sealed record TrainResult(
+internal sealed record TrainResult(
     RunStatus Status,
     int Steps,
     EvalMetrics? FinalEval,
@@ -23,10 +23,10 @@ public sealed record TrainResult(
     string? Note = null);
 
 /// <summary>One probe reading: a named quantity at a step, for one layer or index (e.g. grad_norm of block 3).</summary>
-public sealed record Diagnostic(int Step, string Name, int Index, double Value);
+internal sealed record Diagnostic(int Step, string Name, int Index, double Value);
 
 /// <summary>Receives a run's events as they happen (progress display, result files, store).</summary>
-public interface ITrainingObserver
+internal interface ITrainingObserver
 {
     void OnStart(int maxIters) { }
     void OnStep(StepMetrics step) { }

@@ -10,7 +10,7 @@ namespace ResidualLab.Training.Tasks;
 
 /// <summary>One evaluation of a classifier: losses and error rates (fractions) on the splits, and the
 /// mini-batch loss, error and first-to-last gradient-norm ratio averaged over the steps since the last one.</summary>
-public sealed record ClassifierEval(
+internal sealed record ClassifierEval(
     int Step, int Epoch, double TrainLoss, double TrainError, double TestLoss, double TestError,
     double BatchLoss, double BatchError, double GradRatio)
 {
@@ -20,7 +20,7 @@ public sealed record ClassifierEval(
 
 /// <summary>A classifier run: the shared result, the curve of evaluations, and the gradient norms per
 /// layer at initialisation and averaged over all training steps.</summary>
-public sealed record ClassifierResult(
+internal sealed record ClassifierResult(
     TrainResult Run, IReadOnlyList<ClassifierEval> Curve, GradientNorms AtInit, GradientNorms DuringTraining)
 {
     public ClassifierEval? Final => Curve.Count > 0 ? Curve[^1] : null;
@@ -36,7 +36,7 @@ public sealed record ClassifierResult(
 /// initialisation (one fixed batch, before any update) and at every training step; on probe steps it
 /// is reported as grad_norm per weight layer.
 /// </summary>
-public sealed class ImageClassificationTask : ITrainingTask
+internal sealed class ImageClassificationTask : ITrainingTask
 {
     readonly RunConfig _config;
     readonly VisionSettings _vision;

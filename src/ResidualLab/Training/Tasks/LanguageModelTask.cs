@@ -15,7 +15,7 @@ namespace ResidualLab.Training.Tasks;
 /// both splits. With train.dtype = bfloat16 the model's matrix multiplies run on bf16 weights and AdamW
 /// keeps fp32 masters. Probes: per-block gradient norms and the residual stream (<see cref="StreamProbe"/>).
 /// </summary>
-public sealed class LanguageModelTask : ITrainingTask
+internal sealed class LanguageModelTask : ITrainingTask
 {
     /// <summary>Seed of the fixed evaluation batches: the same for every run, so runs compare on the same text.</summary>
     public const ulong EvalSeed = 0x5EED_E7A1;
