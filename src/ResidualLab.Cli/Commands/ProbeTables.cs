@@ -12,10 +12,6 @@ namespace ResidualLab.Cli.Commands;
 /// <summary>The tables `reslab probe` prints for its analyses, and the readings it records for them.</summary>
 static class ProbeTables
 {
-    public const string LogitAttribution = "dla";
-    public const string PatchRestored = "patch_restored";
-    public const string AttributionPatchRestored = "attribution_patch_restored";
-
     static string F4(double v) => v.ToString("0.0000", CultureInfo.InvariantCulture);
 
     /// <summary>Readings "dla", index 0 the embedding, then 1 + sublayer.</summary>
@@ -25,7 +21,7 @@ static class ProbeTables
         var table = new Table().AddColumn("component").AddColumn(new TableColumn("logit attribution").RightAligned());
         for (int i = 0; i < dla.Values.Count; i++) table.AddRow(dla.Components[i], F4(dla.Values[i]));
         AnsiConsole.Write(table);
-        return dla.Values.Select((v, i) => new Diagnostic(step, LogitAttribution, i, v));
+        return dla.Values.Select((v, i) => new Diagnostic(step, DirectLogitAttribution.RecordName, i, v));
     }
 
     /// <summary>Readings per hook point, index 3 block + 0 resid_pre / 1 resid_mid / 2 resid_post.</summary>
@@ -36,8 +32,8 @@ static class ProbeTables
             .AddColumn(new TableColumn("restored (attribution)").RightAligned());
         for (int i = 0; i < r.Hooks.Count; i++) table.AddRow(r.Hooks[i], F4(r.Restored[i]), F4(r.AttributionRestored[i]));
         AnsiConsole.Write(table);
-        return r.Restored.Select((v, i) => new Diagnostic(step, PatchRestored, i, v))
-            .Concat(r.AttributionRestored.Select((v, i) => new Diagnostic(step, AttributionPatchRestored, i, v)));
+        return r.Restored.Select((v, i) => new Diagnostic(step, ActivationPatching.Restored, i, v))
+            .Concat(r.AttributionRestored.Select((v, i) => new Diagnostic(step, ActivationPatching.AttributionRestored, i, v)));
     }
 
     /// <summary>Stream health on the first val batch (printed) and the logit lens per stream (returned to record).</summary>

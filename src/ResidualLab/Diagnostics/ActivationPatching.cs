@@ -21,6 +21,9 @@ namespace ResidualLab.Diagnostics;
 /// </summary>
 public static class ActivationPatching
 {
+    /// <summary>Readings' names in the store, index 3 block + 0 resid_pre / 1 resid_mid / 2 resid_post.</summary>
+    public const string Restored = "patch_restored", AttributionRestored = "attribution_patch_restored";
+
     public sealed record Result(int Position, double CleanLoss, double CorruptLoss, IReadOnlyList<string> Hooks,
         IReadOnlyList<double> Restored, IReadOnlyList<double> AttributionRestored)
     {

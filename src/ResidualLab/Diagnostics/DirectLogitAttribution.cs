@@ -23,6 +23,9 @@ namespace ResidualLab.Diagnostics;
 /// </summary>
 public static class DirectLogitAttribution
 {
+    /// <summary>The reading's name in the store (index 0 the embedding, then 1 + sublayer).</summary>
+    public const string RecordName = "dla";
+
     /// <summary>Components: "embed", then "{block}.attn" and "{block}.mlp"; the mean over the batch's tokens.</summary>
     public sealed record Attribution(IReadOnlyList<string> Components, IReadOnlyList<double> Values, double Logit, double BiasTerm)
     {

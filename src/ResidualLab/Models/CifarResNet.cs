@@ -1,4 +1,5 @@
 using ResidualLab.Connections;
+using ResidualLab.Hooks;
 using ResidualLab.Layers;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -53,9 +54,9 @@ internal sealed class CifarResNet : ImageClassifier
         conv1 = Conv3x3(config.InChannels, w, stride: 1);
         bn1 = nn.BatchNorm2d(w);
         stages = new ModuleList<Stage>(
-            new Stage(w, w, N, connection, shortcuts),
-            new Stage(w, 2 * w, N, connection, shortcuts),
-            new Stage(2 * w, 4 * w, N, connection, shortcuts));
+            new Stage(w, w, N, connection, shortcuts, () => Hooks, "stages.0."),
+            new Stage(w, 2 * w, N, connection, shortcuts, () => Hooks, "stages.1."),
+            new Stage(2 * w, 4 * w, N, connection, shortcuts, () => Hooks, "stages.2."));
         fc = nn.Linear(4 * w, config.Classes);
         RegisterComponents();
 
@@ -88,10 +89,17 @@ internal sealed class CifarResNet : ImageClassifier
         readonly DownsamplingBlock? down;
         readonly ModuleList<ResidualBlock> blocks;
         readonly ConnectionSpec _connection;
+        readonly Func<HookSet?> _hooks;
+        readonly string _hookPrefix;
 
-        public Stage(int inChannels, int channels, int n, ConnectionSpec connection, bool shortcuts) : base(nameof(Stage))
+        /// <param name="hooks">The model's hooks at the time of the call.</param>
+        /// <param name="hookPrefix">Prefix of the stage's hook point names (stages.{s}.).</param>
+        public Stage(int inChannels, int channels, int n, ConnectionSpec connection, bool shortcuts, Func<HookSet?> hooks, string hookPrefix)
+            : base(nameof(Stage))
         {
             _connection = connection;
+            _hooks = hooks;
+            _hookPrefix = hookPrefix;
             down = inChannels == channels ? null : new DownsamplingBlock(inChannels, channels, shortcuts);
             int identityBlocks = down is null ? n : n - 1;
             blocks = new ModuleList<ResidualBlock>(Enumerable.Range(0, identityBlocks)
@@ -107,7 +115,7 @@ internal sealed class CifarResNet : ImageClassifier
         public override Tensor forward(Tensor h)
         {
             if (down is not null) h = down.call(h);
-            return StreamStack.Run(_connection, blocks, blocks.Count, h, meanOfStreams: true);
+            return StreamStack.Run(_connection, blocks, blocks.Count, h, meanOfStreams: true, hooks: _hooks(), prefix: _hookPrefix);
         }
     }
 

@@ -50,7 +50,7 @@ internal sealed class DeepMlp : ImageClassifier
     public override Tensor forward(Tensor images)
     {
         var h = F.relu(bn.call(input.call(images.flatten(1))));   // [b, d]
-        return fc.call(StreamStack.Run(Connection, blocks, blocks.Count, h, meanOfStreams: true));
+        return fc.call(StreamStack.Run(Connection, blocks, blocks.Count, h, meanOfStreams: true, hooks: Hooks));
     }
 
     internal static Linear HeLinear(long inFeatures, long outFeatures)

@@ -1,4 +1,5 @@
 using ResidualLab.Connections;
+using ResidualLab.Hooks;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -18,6 +19,9 @@ internal abstract class ImageClassifier(string name) : nn.Module<Tensor, Tensor>
     public abstract IReadOnlyList<WeightLayer> WeightLayers { get; }
 
     public abstract ConnectionSpec Connection { get; }
+
+    /// <summary>Hooks at the residual stacks' hook points (<see cref="StreamStack"/>), applied by every forward; null: none.</summary>
+    public HookSet? Hooks { get; set; }
 
     public Tensor Loss(Tensor images, Tensor labels) => F.cross_entropy(call(images), labels);
 

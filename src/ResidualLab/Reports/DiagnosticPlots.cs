@@ -7,7 +7,8 @@ namespace ResidualLab.Reports;
 /// Figures of the stream probes, one line per scheme on shared axes so the schemes read side by side:
 /// the stream's RMS along depth (resid_pre of block 0, then resid_mid and resid_post of every block), the
 /// gradient norm at resid_pre by block, the Amax gain of the H_res product of multi-stream schemes, the
-/// lesion and swap curves and the logit-lens curve, and a layer x step heatmap of the stream RMS per scheme.
+/// lesion and swap curves, the logit-lens and tuned-lens curves, direct logit attribution, the streams'
+/// similarity by depth, H_res's entropy and the gradient reaching it over training, and a layer x step heatmap of the stream RMS per scheme.
 /// Each curve is the mean over seeds of the run's last reading of that probe. Only probes that were recorded appear.
 /// </summary>
 internal static class DiagnosticPlots
@@ -38,6 +39,21 @@ internal static class DiagnosticPlots
                 Curves(data, depth, $"Logit lens, {layers}", "block whose resid_post is decoded", "val loss",
                     r => Last(r, LayerProbes.LogitLens), log: false,
                     "Val loss decoding each block's resid_post through the final norm and head ('reslab probe --logit-lens'); the last block is the model's own val loss."),
+                Curves(data, depth, $"Tuned lens, {layers}", "block whose resid_post is decoded", "val loss",
+                    r => Last(r, TunedLens.Name), log: false,
+                    "Val loss of each block's tuned lens (an affine translator trained toward the final output, 'reslab probe --tuned-lens'), on the logit lens's axes above: the gap is what a linear change of basis recovers."),
+                Curves(data, depth, $"Direct logit attribution, {layers}", "component (0 embedding, 2i+1 attention, 2i+2 MLP of block i)", "logit of the correct next token",
+                    r => Last(r, DirectLogitAttribution.RecordName), log: false,
+                    "Each component's direct contribution to the correct next token's logit through the frozen final norm, mean over the first val batch ('reslab probe --dla')."),
+                Curves(data, depth, $"Stream similarity by depth, {layers}", "block (at resid_post)", "mean pairwise cosine of the streams",
+                    r => Last(r, "stream_cosine"), log: false,
+                    "Multi-stream schemes at the last probe step: 1 = the streams are copies of one another (the scheme computes one stream n times)."),
+                Curves(data, depth, $"H_res entropy over training, {layers}", "step", "mean row entropy of H_res (nats)",
+                    r => BySteps(r, "h_res_entropy"), log: false,
+                    "Mean over sublayers, rows and tokens at each probe step; ln n for the uniform mixing J/n, 0 for a permutation."),
+                Curves(data, depth, $"Gradient reaching H_res over training, {layers}", "step", "log10 ||grad of H_res's parameters|| / ||grad||",
+                    r => BySteps(r, "h_res_grad_ratio"), log: true,
+                    "Mean over sublayers at each probe step of the gradient norm of the parameters that set H_res, over the whole model's gradient norm (before clipping)."),
             };
             figures.AddRange(f.OfType<Figure>());
             foreach (var group in data.Groups)
@@ -54,6 +70,11 @@ internal static class DiagnosticPlots
         int step = readings.Max(d => d.Step);
         return readings.Where(d => d.Step == step).OrderBy(d => d.Index).Select(d => (d.Index, d.Value)).ToList();
     }
+
+    /// <summary>The run's readings of <paramref name="name"/> averaged over their indices, by step.</summary>
+    static IReadOnlyList<(int Index, double Value)> BySteps(RunData run, string name) =>
+        run.Diagnostics.Where(d => d.Name == name).GroupBy(d => d.Step).OrderBy(g => g.Key)
+            .Select(g => (g.Key, g.Average(d => d.Value))).ToList();
 
     static IReadOnlyList<(int Index, double Value)> StreamRms(RunData run)
     {

@@ -97,3 +97,30 @@ public class HookPointTests
         Assert.Equal(0, StreamHealth.DistanceFromUniform(products[^1]).item<double>(), 12); // once averaged, always averaged
     }
 }
+
+/// <summary>The vision models' residual stacks pass the same kind of hook points.</summary>
+public class VisionHookPointTests
+{
+    [Fact]
+    public void A_resnet_names_its_stages_blocks_and_self_patching_changes_nothing()
+    {
+        manual_seed(2);
+        using var model = new CifarResNet(new VisionConfig("resnet", 14, 4, 3, 8, 10), ConnectionCatalog.Create("residual"), shortcuts: true);
+        model.eval();
+        using var _ = no_grad();
+        var images = randn(2, 3, 8, 8);
+        var clean = model.call(images);
+        var cache = new ActivationCache();
+        model.Hooks = new HookSet().Cache(cache);
+        var cached = model.call(images);
+        // 2 blocks per stage: the first stage has both on the stream, the others one after down-sampling.
+        Assert.Equal(["stages.0.blocks.0.hook_resid_pre", "stages.0.blocks.0.hook_resid_post", "stages.0.blocks.1.hook_resid_pre",
+            "stages.0.blocks.1.hook_resid_post", "stages.1.blocks.0.hook_resid_pre", "stages.1.blocks.0.hook_resid_post",
+            "stages.2.blocks.0.hook_resid_pre", "stages.2.blocks.0.hook_resid_post"], cache.Names);
+        Assert.Equal(0, (cached - clean).abs().max().item<float>());
+        model.Hooks = new HookSet().Add(_ => true, (name, _) => cache[name].clone());
+        Assert.Equal(0, (model.call(images) - clean).abs().max().item<float>());
+        model.Hooks = new HookSet().Add("stages.2.blocks.0.hook_resid_post", (_, x) => zeros_like(x));
+        Assert.True((model.call(images) - clean).abs().max().item<float>() > 1e-6);
+    }
+}
