@@ -28,8 +28,9 @@ public class BadInputTests
             { "bf16 vision model", ["train", "--set", "model.name=resnet", "--set", "train.dtype=bfloat16"], "train.dtype = bfloat16 is for the GPT only" },
             { "bad depths", ["demo", "--depths", "1,x"], "'x' is not a positive integer" },
             { "unknown subcommand", ["trian"], "trian" },
-            { "probe without a probe", ["probe", "/no/such/run"], "choose a probe: --lesion, --logit-lens or both" },
+            { "probe without a probe", ["probe", "/no/such/run"], "choose a probe: --lesion, --logit-lens, --tuned-lens, --dla, --patching, --streams or --export-activations FILE" },
             { "probe of a missing run", ["probe", "/no/such/run", "--lesion"], "run '/no/such/run' not found" },
+            { "hooks without an export", ["probe", "/no/such/run", "--dla", "--hooks", "blocks.0.hook_resid_pre"], "--hooks selects what --export-activations writes" },
         };
         data.Add("empty corpus", ["train", "--data", File_("empty.txt", []), .. Tiny], "is empty");
         data.Add("corpus shorter than the context", ["train", "--data", File_("short.txt", "just a few words here"u8.ToArray()), .. Tiny], "too short for block_size 16");
