@@ -27,6 +27,11 @@ static class ProbeTables
     /// <summary>Readings per hook point, index 3 block + 0 resid_pre / 1 resid_mid / 2 resid_post.</summary>
     public static IEnumerable<Diagnostic> Patching(ActivationPatching.Result r, int step)
     {
+        if (r.CorruptLoss == r.CleanLoss)
+        {
+            AnsiConsole.MarkupLineInterpolated($"patching at position {r.Position}: the corruption leaves the loss at {F4(r.CleanLoss)}; there is nothing to restore");
+            return [];
+        }
         AnsiConsole.MarkupLineInterpolated($"patching at position {r.Position}: clean loss {F4(r.CleanLoss)}, corrupted {F4(r.CorruptLoss)}; attribution vs activation patching: correlation {r.Correlation:0.000}, largest difference {r.MaxDifference:0.000}");
         var table = new Table().AddColumn("hook point").AddColumn(new TableColumn("restored (patching)").RightAligned())
             .AddColumn(new TableColumn("restored (attribution)").RightAligned());

@@ -17,7 +17,8 @@ namespace ResidualLab.Diagnostics;
 /// value: restored(h) = (m_corrupt - m_patched) / (m_corrupt - m_clean), 1 when the patch carries all that
 /// the corruption took away, 0 when nothing. Attribution patching estimates m_patched from one backward pass
 /// of the corrupted run: m_patched ~ m_corrupt + grad_h m . (a_clean - a_corrupt) at p. Reported side by side,
-/// with their Pearson correlation and largest difference over the hook points.
+/// with their Pearson correlation and largest difference over the hook points. When the corruption does not
+/// change the metric (a model that ignores the position), the fractions are undefined (NaN).
 /// </summary>
 public static class ActivationPatching
 {

@@ -64,7 +64,7 @@ public sealed class TunedLens : IDisposable
             }
             optimizer.zero_grad();
             var loss = Enumerable.Range(0, _weights.Count)
-                .Select(i => F.kl_div(F.log_softmax(Logits(i, Reduced(cache, i)), -1), target, reduction: nn.Reduction.Mean, log_target: true))
+                .Select(i => (target.exp() * (target - F.log_softmax(Logits(i, Reduced(cache, i)), -1))).sum(-1).mean()) // KL(final || lens) per token
                 .Aggregate((a, b) => a + b);
             loss.backward();
             optimizer.step();
