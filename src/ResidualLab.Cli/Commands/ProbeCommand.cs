@@ -7,6 +7,7 @@ using ResidualLab.Experiments;
 using ResidualLab.Experiments.Store;
 using ResidualLab.Native;
 using ResidualLab.Training;
+using ResidualLab.Training.Tasks;
 using Spectre.Console;
 using static TorchSharp.torch;
 
@@ -57,7 +58,7 @@ internal static class ProbeCommand
             var t = config.Train;
             var corpus = CorpusLoader.Load(config.Data, config.Model.BlockSize, checkpoint.Tokenizer);
             var probes = new LayerProbes(model, corpus.Val, t.BatchSize, t.EvalBatches, CPU);
-            var (x, y) = new TokenBatcher(corpus.Val, t.BatchSize, config.Model.BlockSize, Trainer.EvalSeed).Next(CPU);
+            var (x, y) = new TokenBatcher(corpus.Val, t.BatchSize, config.Model.BlockSize, LanguageModelTask.EvalSeed).Next(CPU);
 
             double intact = probes.Intact();
             var curves = new List<LayerLosses>();

@@ -75,7 +75,7 @@ public sealed class TunedLens : IDisposable
     public LayerLosses Evaluate(TokenSequence tokens, int batchSize, int batches, Device device)
     {
         _model.eval();
-        var batcher = new TokenBatcher(tokens, batchSize, _model.Config.BlockSize, Trainer.EvalSeed);
+        var batcher = new TokenBatcher(tokens, batchSize, _model.Config.BlockSize, Training.Tasks.LanguageModelTask.EvalSeed);
         var sums = new double[_weights.Count];
         for (int b = 0; b < batches; b++)
         {

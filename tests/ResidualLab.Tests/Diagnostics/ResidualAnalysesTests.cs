@@ -72,12 +72,12 @@ public class ResidualAnalysesTests
     {
         var config = TestSupport.TinyConfig($"connection.name={scheme}", "model.n_layer=2", "train.max_iters=10");
         var corpus = TestSupport.TinyCorpus(config.Model.BlockSize);
-        var trainer = new Trainer(config, corpus, CPU);
+        var (task, trainer) = TestSupport.GptTrainer(config, corpus);
         trainer.Run();
         var t = config.Train;
-        var probes = new LayerProbes(trainer.Model, corpus.Val, t.BatchSize, t.EvalBatches, CPU);
+        var probes = new LayerProbes(task.Model, corpus.Val, t.BatchSize, t.EvalBatches, CPU);
         var logitLens = probes.LogitLenses().Losses;
-        using var lens = new TunedLens(trainer.Model);
+        using var lens = new TunedLens(task.Model);
         Assert.Equal(logitLens, lens.Evaluate(corpus.Val, t.BatchSize, t.EvalBatches, CPU).Losses);
         lens.Train(corpus.Train, t.BatchSize, 30, 1, CPU);
         var tuned = lens.Evaluate(corpus.Val, t.BatchSize, t.EvalBatches, CPU).Losses;
