@@ -11,7 +11,7 @@ namespace ResidualLab.Diagnostics;
 /// them (safetensors.torch.load_file). Residual hooks of multi-stream schemes keep their stream axis
 /// [b, t, s, d]; the metadata records the run, the scheme and the hook points.
 /// </summary>
-public static class ActivationExport
+internal static class ActivationExport
 {
     public const string InputIds = "input_ids";
 

@@ -20,7 +20,7 @@ namespace ResidualLab.Diagnostics;
 /// with their Pearson correlation and largest difference over the hook points. When the corruption does not
 /// change the metric (a model that ignores the position), the fractions are undefined (NaN).
 /// </summary>
-public static class ActivationPatching
+internal static class ActivationPatching
 {
     /// <summary>Readings' names in the store, index 3 block + 0 resid_pre / 1 resid_mid / 2 resid_post.</summary>
     public const string Restored = "patch_restored", AttributionRestored = "attribution_patch_restored";

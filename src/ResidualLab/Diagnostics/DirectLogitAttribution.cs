@@ -21,7 +21,7 @@ namespace ResidualLab.Diagnostics;
 /// bias term W_U[y] . b sum to the logit; <see cref="Attribution.Closure"/> reports what is left (large for
 /// post-norm-like schemes, whose depth step normalises, and for DenseFormer, whose depth step reads history).
 /// </summary>
-public static class DirectLogitAttribution
+internal static class DirectLogitAttribution
 {
     /// <summary>The reading's name in the store (index 0 the embedding, then 1 + sublayer).</summary>
     public const string RecordName = "dla";

@@ -18,7 +18,7 @@ namespace ResidualLab.Diagnostics;
 /// KL(final model distribution || lens distribution) on training batches, then scored by val cross-entropy
 /// on training's fixed val batches, like the logit lens (<see cref="LayerProbes.LogitLenses"/>).
 /// </summary>
-public sealed class TunedLens : IDisposable
+internal sealed class TunedLens : IDisposable
 {
     public const string Name = "tuned_lens_val_loss";
     public const int DefaultSteps = 250;
