@@ -28,6 +28,7 @@ internal static class ReportCommand
             foreach (var r in output.Scorecard) AnsiConsole.MarkupLineInterpolated($"[bold]{r.Group}[/]: {r.Verdict}");
             foreach (var r in output.Diverged) AnsiConsole.MarkupLineInterpolated($"[yellow]diverged[/]: {r.Label} (run {r.RunId}): {r.Error}");
             foreach (var line in output.Stability) AnsiConsole.MarkupLineInterpolated($"stability: {line}");
+            foreach (var line in output.Widths) AnsiConsole.MarkupLineInterpolated($"equal size: {line}");
             foreach (var arm in output.Tuning.Where(a => a.Chosen is not null))
                 AnsiConsole.MarkupLineInterpolated(
                     $"tuned {arm.Group} L{arm.Depth}: {arm.Best} by validation ({F(arm.Chosen!.Val.Mean, "0.000")} ± {F(arm.Chosen.Val.Std, "0.000")}; test {F(arm.Chosen.Test.Mean, "0.000")}){(arm.Edges.Count > 0 ? $"; {string.Join(", ", arm.Edges)}: the optimum may lie outside the grid" : "")}");

@@ -28,6 +28,7 @@ internal static class ConfigSchema
         new("model.depth", ConfigType.Int, 20L, "vision models: layers with weights (resnet/plain 6n+2, mlp 2k+2)"),
         new("model.width", ConfigType.Int, 16L, "vision models: channels of the first stage (16 in He et al.); the mlp's hidden width"),
         new("model.value_residual", ConfigType.Bool, false, "value residual (ResFormer): V_l = lambda V_l + (1 - lambda) V_1, learnable lambda"),
+        new("model.match_params", ConfigType.String, "", "equal size: a scheme whose parameter count (same depth, configured width) this run matches within 2% by choosing d_model (head size kept as close as possible); empty: off", InRunIdAtDefault: false),
         new("model.init", ConfigType.String, "gpt2", "GPT initialisation: gpt2 (N(0, 0.02), projections / sqrt(2L)), pytorch (each module's default), ds-init (depth-scaled, arXiv 1908.11365)", InRunIdAtDefault: false),
         new("connection.name", ConfigType.String, "pre-norm", "connection scheme ('reslab list connections')"),
         new("data.corpus", ConfigType.String, "moby-dick", "registry corpus, fetched and cached on first use: moby-dick, or gutenberg (18 books, split by book)"),

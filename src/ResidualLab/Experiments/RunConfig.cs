@@ -51,6 +51,9 @@ internal sealed record RunConfig(
 {
     public string RunId { get; } = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Canonical)))[..12];
 
+    /// <summary>model.match_params: the scheme whose parameter count the GPT's width is chosen to match; null: the configured width.</summary>
+    public ConnectionSpec? MatchParams { get; init; }
+
     /// <summary>Set for the vision models (resnet, plain, mlp); null for the GPT.</summary>
     public VisionSettings? Vision { get; init; }
 
@@ -160,7 +163,17 @@ internal sealed record RunConfig(
         }
 
         return new RunConfig(modelName, model, connection, data, train, device, Int("train.threads", 0, 4096),
-            Int("train.checkpoint_interval", 0), v.Canonical(), v.Full()) { Vision = vision, OneDnn = OneDnnOf(v, modelName) };
+            Int("train.checkpoint_interval", 0), v.Canonical(), v.Full()) { Vision = vision, OneDnn = OneDnnOf(v, modelName), MatchParams = MatchParamsOf(v, modelName) };
+    }
+
+    static ConnectionSpec? MatchParamsOf(ConfigValues v, string modelName)
+    {
+        string name = v.String("model.match_params");
+        if (name.Length == 0) return null;
+        if (modelName != "gpt")
+            throw new ConfigException($"{v.OriginOf("model.match_params")}: model.match_params is for the GPT; '{modelName}' sets its width with model.width");
+        try { return ConnectionCatalog.Create(name); }
+        catch (ConfigException ex) { throw new ConfigException($"{v.OriginOf("model.match_params")}: {ex.Message}"); }
     }
 
     /// <summary>

@@ -12,6 +12,9 @@ internal sealed record ReportOutput(string HtmlPath, IReadOnlyList<string> CsvPa
 
     /// <summary>One line per scheme whose verdict was judged at several budgets or initialisations.</summary>
     public IReadOnlyList<string> Stability { get; init; } = [];
+
+    /// <summary>The widths runs with model.match_params were built with, one line per group and depth.</summary>
+    public IReadOnlyList<string> Widths { get; init; } = [];
 }
 
 /// <summary>Reads a results folder's store and writes report.html, the CSV tables and, on request, TensorBoard event files into the folder.</summary>
@@ -50,6 +53,17 @@ internal static class ReportWriter
         if (tuning.Count > 0) Csv("tuning.csv", ReportTables.TuningCsv(tuning));
         var events = tensorBoard ? TensorBoardExport.Write(data, resultsDir) : [];
         return new ReportOutput(html, csv, scorecard, figures.Count, events, all.Runs.Where(r => r.Diverged).Select(r => r.Run).ToList())
-            { Tuning = tuning, Stability = stability };
+            { Tuning = tuning, Stability = stability, Widths = Widths(data) };
     }
+
+    /// <summary>"none L4: d_model 140, n_head 4 (head size 35), 1,234 parameters" for each group and depth whose runs matched another scheme's size.</summary>
+    static IReadOnlyList<string> Widths(StudyData data) =>
+        data.Runs.Where(r => r.Diagnostics.Any(d => d.Name == Models.ParameterMatch.WidthDiagnostic))
+            .GroupBy(r => (r.Group, r.Depth)).Select(g =>
+            {
+                var run = g.First();
+                double d = run.Diagnostics.First(x => x.Name == Models.ParameterMatch.WidthDiagnostic).Value;
+                double h = run.Diagnostics.First(x => x.Name == Models.ParameterMatch.HeadsDiagnostic).Value;
+                return FormattableString.Invariant($"{g.Key.Group} L{g.Key.Depth}: d_model {d}, n_head {h} (head size {d / h:0.#}), {run.Run.Parameters:N0} parameters, to match {run.Config.GetValueOrDefault("model.match_params", "").Trim('"')}");
+            }).ToList();
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
+using ResidualLab.Models;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Training;
@@ -66,6 +67,11 @@ internal sealed class Trainer(ITrainingTask task, RunConfig config)
         // the task's sampler follows the batches used, so a checkpoint records where the next one starts.
         using var upcoming = new BatchPrefetcher<IBatch>(task.Batches.Copy().NextBatch);
         observer?.OnStart(t.MaxIters);
+        if (config.MatchParams is not null && task.Model is Gpt gpt) // the width chosen for equal size, for reports
+        {
+            observer?.OnDiagnostic(new Diagnostic(start, ParameterMatch.WidthDiagnostic, 0, gpt.Config.DModel));
+            observer?.OnDiagnostic(new Diagnostic(start, ParameterMatch.HeadsDiagnostic, 0, gpt.Config.NHead));
+        }
         task.Model.train();
 
         TrainResult Finish(RunStatus status, int steps, string? note = null)

@@ -39,8 +39,10 @@ internal sealed class LanguageModelTask : ITrainingTask
         if (corpus.Train.Length <= config.Model.BlockSize + 1 || corpus.Val.Length <= config.Model.BlockSize + 1)
             throw new ConfigException($"corpus '{corpus.Source}' is too short for block_size {config.Model.BlockSize}");
 
+        var shape = config.Model with { VocabSize = corpus.VocabSize };
+        if (config.MatchParams is { } target) shape = ParameterMatch.Width(shape, config.Connection, target);
         manual_seed(config.Train.Seed);
-        Model = new Gpt(config.Model with { VocabSize = corpus.VocabSize }, config.Connection);
+        Model = new Gpt(shape, config.Connection);
         Model.to(device);
         if (config.Train.Dtype == TrainDtype.BFloat16) Model.CastMatmulWeights(ScalarType.BFloat16);
 
