@@ -10,7 +10,7 @@ namespace ResidualLab.Models;
 /// three small builds give it exactly and a fourth checks it. Among the widths within the tolerance the
 /// one whose head size (d_model / n_head) is closest to the configured one wins, then the closest count.
 /// </summary>
-public static class ParameterMatch
+internal static class ParameterMatch
 {
     public const double Tolerance = 0.02;
 
