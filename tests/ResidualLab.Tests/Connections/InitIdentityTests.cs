@@ -4,6 +4,7 @@ using ResidualLab.Layers;
 using ResidualLab.Models;
 using TorchSharp;
 using static TorchSharp.torch;
+using static ResidualLab.Tests.Connections.Float64Gpt;
 
 namespace ResidualLab.Tests.Connections;
 
@@ -13,29 +14,12 @@ public class InitIdentityTests
 {
     static readonly GptConfig Tiny = new(VocabSize: 13, NLayer: 3, DModel: 16, NHead: 2, BlockSize: 8);
 
-    static Gpt Model(ConnectionSpec spec, GptConfig? config = null)
-    {
-        manual_seed(11);
-        var model = new Gpt(config ?? Tiny, spec);
-        model.to(ScalarType.Float64);
-        model.eval();
-        return model;
-    }
+    static Gpt Model(ConnectionSpec spec, GptConfig? config = null) => Float64Gpt.Model(spec, config ?? Tiny);
 
     /// <summary>Copies every parameter <paramref name="target"/> shares by name with <paramref name="source"/>.</summary>
     static void CopyShared(Gpt source, Gpt target)
-    {
-        var from = source.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        using var _ = no_grad();
-        int copied = 0;
-        foreach (var (name, p) in target.named_parameters())
-            if (from.TryGetValue(name, out var src)) { p.copy_(src); copied++; }
-        Assert.Equal(from.Count, copied); // the target has every weight of the source, under the same name
-    }
-
-    static Tensor Tokens() => tensor(new long[] { 1, 5, 2, 7, 3, 3, 9, 12, 0, 4, 8, 6, 11, 2, 5, 1 }, [2, 8]);
-
-    static double MaxDiff(Tensor a, Tensor b) => (a - b).abs().max().item<double>();
+        // the target has every weight of the source, under the same name
+        => Assert.Equal(source.named_parameters().Count(), Float64Gpt.CopyShared(source, target));
 
     static (Tensor Hidden, List<Tensor> Blocks) Run(Gpt model)
     {

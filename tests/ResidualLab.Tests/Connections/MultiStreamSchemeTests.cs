@@ -2,6 +2,7 @@ using ResidualLab.Connections;
 using ResidualLab.Models;
 using TorchSharp;
 using static TorchSharp.torch;
+using static ResidualLab.Tests.Connections.Float64Gpt;
 
 namespace ResidualLab.Tests.Connections;
 
@@ -11,32 +12,7 @@ public class MultiStreamSchemeTests
 {
     static readonly GptConfig Tiny = new(VocabSize: 13, NLayer: 4, DModel: 16, NHead: 2, BlockSize: 8);
 
-    static Gpt Model(ConnectionSpec spec)
-    {
-        manual_seed(11);
-        var model = new Gpt(Tiny, spec);
-        model.to(ScalarType.Float64);
-        model.eval();
-        return model;
-    }
-
-    static void CopyShared(Gpt source, Gpt target)
-    {
-        var from = source.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        using var _ = no_grad();
-        foreach (var (name, p) in target.named_parameters())
-            if (from.TryGetValue(name, out var src)) p.copy_(src);
-    }
-
-    static Tensor Tokens() => tensor(new long[] { 1, 5, 2, 7, 3, 3, 9, 12, 0, 4, 8, 6, 11, 2, 5, 1 }, [2, 8]);
-
-    static Tensor Hidden(Gpt model)
-    {
-        using var _ = no_grad();
-        return model.Forward(Tokens());
-    }
-
-    static double MaxDiff(Tensor a, Tensor b) => (a - b).abs().max().item<double>();
+    static Gpt Model(ConnectionSpec spec) => Float64Gpt.Model(spec, Tiny);
 
     static IEnumerable<Connection> Connections(Gpt model) =>
         model.Blocks.SelectMany(b => new[] { b.AttentionConnection, b.MlpConnection });
