@@ -73,7 +73,7 @@ internal sealed class StreamProbe(Gpt model)
             _forward.Add(("resid_mid_rms", b, Rms(mid)));
             _forward.Add(("resid_post_rms", b, Rms(post)));
             if (pre.grad is { } g) _forward.Add(("resid_pre_grad_norm", b, g.norm()));
-            if (post.dim() > 3) _forward.Add(("stream_cosine", b, StreamHealth.StreamCosine(post)));
+            if (post.dim() > 3 && post.shape[^2] > 1) _forward.Add(("stream_cosine", b, StreamHealth.StreamCosine(post))); // one stream has no pair
             history.Add(mid);
             history.Add(post);
         }

@@ -40,6 +40,18 @@ public class StreamProbeTests
         Assert.All(on.Diagnostics.Where(d => d.Name == "resid_pre_grad_norm"), d => Assert.True(d.Value > 0));
     }
 
+    [Theory]
+    [InlineData("hyper-connections")]
+    [InlineData("mhc")]
+    public void A_single_stream_is_probed_without_a_stream_cosine(string scheme)
+    {
+        var on = Train(scheme, 1, 3, "connection.n=1");
+        Assert.Equal(3, on.Steps.Count);
+        Assert.Contains(on.Diagnostics, d => d.Name == "resid_post_rms");
+        Assert.DoesNotContain(on.Diagnostics, d => d.Name == "stream_cosine");
+        Assert.All(on.Diagnostics, d => Assert.True(double.IsFinite(d.Value), $"{d.Name}[{d.Index}] = {d.Value}"));
+    }
+
     [Fact]
     public void Hyper_connections_at_init_have_an_identity_h_res_product_of_gain_1()
     {
