@@ -48,7 +48,7 @@ internal static class Cli
             string hint = command == root ? "reslab --help" : $"reslab {command.Name} --help";
             string message = parsed.UnmatchedTokens.Count > 0
                 ? $"unknown command or option '{parsed.UnmatchedTokens[0]}'{Suggest.DidYouMean(parsed.UnmatchedTokens[0], Names(command))}"
-                : parsed.Errors[0].Message.ReplaceLineEndings(" ");
+                : ValueError(parsed.Errors[0].Message.ReplaceLineEndings(" "));
             Console.Error.WriteLine($"reslab: error: {message} (see '{hint}')");
             return UsageError;
         }
@@ -66,6 +66,18 @@ internal static class Cli
             Console.Error.WriteLine(ex.ToString());
             return Report(ex);
         }
+    }
+
+    // System.CommandLine names the .NET type it could not parse ("System.Nullable`1[System.Int32]"); say what to give instead.
+    static string ValueError(string message)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(message, @"^Cannot parse argument '(.*)' for option '(.*)' as expected type '(.*)'");
+        if (!m.Success) return message;
+        string type = m.Groups[3].Value;
+        string expected = type.Contains("Int32", StringComparison.Ordinal) || type.Contains("Int64", StringComparison.Ordinal) ? "a whole number"
+            : type.Contains("Double", StringComparison.Ordinal) || type.Contains("Single", StringComparison.Ordinal) ? "a number"
+            : type.Contains("Boolean", StringComparison.Ordinal) ? "true or false" : "another value";
+        return $"{m.Groups[2].Value} '{m.Groups[1].Value}' is not valid: give {expected}";
     }
 
     static IEnumerable<string> Names(Command command) =>

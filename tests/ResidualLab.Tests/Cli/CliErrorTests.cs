@@ -10,6 +10,26 @@ public class CliErrorTests
     }
 
     [Fact]
+    public void A_value_of_the_wrong_type_is_one_line_error_saying_what_to_give()
+    {
+        var line = CliProcess.AssertOneLineError(CliProcess.Run(["train", "--threads", "abc"]));
+        Assert.Contains("--threads 'abc' is not valid: give a whole number", line);
+        Assert.DoesNotContain("System.", line);
+    }
+
+    [Fact]
+    public void A_corrupt_results_store_is_one_line_error_naming_it()
+    {
+        string dir = TestSupport.TempDir();
+        string db = Path.Combine(dir, "results.db");
+        File.WriteAllText(db, "this is not an SQLite database, but long enough to have a header of one......\n");
+        var line = CliProcess.AssertOneLineError(CliProcess.Run(["report", dir]));
+        Assert.Contains($"{db} is not a readable results store", line);
+        Assert.Contains("move it aside", line);
+        Assert.DoesNotContain("SqliteException", line);
+    }
+
+    [Fact]
     public void Missing_data_file_is_one_line_error()
     {
         var line = CliProcess.AssertOneLineError(CliProcess.Run(["train", "--data", "/no/such/corpus.txt"]));

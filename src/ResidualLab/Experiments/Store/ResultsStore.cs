@@ -30,10 +30,20 @@ internal sealed class ResultsStore : IDisposable
             Pooling = false,
             DefaultTimeout = 60,
         }.ToString());
-        _db.Open();
-        Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=60000;");
-        CreateSchema();
+        try
+        {
+            _db.Open();
+            Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=60000;");
+            CreateSchema();
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is NotADatabase or Corrupt)
+        {
+            _db.Dispose();
+            throw new ConfigException($"{path} is not a readable results store ({e.Message}); move it aside and run again, or give another results folder");
+        }
     }
+
+    const int Corrupt = 11, NotADatabase = 26; // SQLite's result codes SQLITE_CORRUPT and SQLITE_NOTADB
 
     /// <summary>Opens (creating if needed) the store of a results folder.</summary>
     public static ResultsStore Open(string folder)
