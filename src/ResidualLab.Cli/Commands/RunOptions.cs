@@ -16,6 +16,15 @@ internal sealed class RunOptions
     public Option<int?> Threads { get; } = new("--threads") { Description = "intra-op CPU threads (default: libtorch's choice)" };
     public Option<string> Out { get; } = new("--out") { Description = "results folder", DefaultValueFactory = _ => "results" };
 
+    public RunOptions()
+    {
+        Out.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<string>() is { } path && File.Exists(path))
+                result.AddError($"--out '{path}' is a file; give a folder for the results (it is created if missing)");
+        });
+    }
+
     public void AddTo(Command command)
     {
         command.Options.Add(Set);

@@ -30,6 +30,15 @@ public class CliErrorTests
     }
 
     [Fact]
+    public void An_output_folder_that_is_a_file_is_one_line_error()
+    {
+        string file = Path.Combine(TestSupport.TempDir(), "results");
+        File.WriteAllText(file, "");
+        var line = CliProcess.AssertOneLineError(CliProcess.Run(["train", "--out", file]));
+        Assert.Contains($"--out '{file}' is a file; give a folder", line);
+    }
+
+    [Fact]
     public void Missing_data_file_is_one_line_error()
     {
         var line = CliProcess.AssertOneLineError(CliProcess.Run(["train", "--data", "/no/such/corpus.txt"]));
