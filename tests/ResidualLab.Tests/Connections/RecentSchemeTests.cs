@@ -171,19 +171,15 @@ public class RecentSchemeTests
         Assert.True(MaxDiff(spec.Reduce(stream), expected) < 1e-12);
     }
 
+    /// <summary>The schemes of 2023-2026, each checked in the vision models and by the training probes.</summary>
+    public static TheoryData<string> RecentSchemes => new()
+    {
+        "layernorm-scaling", "mix-ln", "orthogonal", "completep", "laurel", "resi-dual",
+        "mhc-lite", "kromhc", "frac-connections", "deep-delta", "attn-res", "admin",
+    };
+
     [Theory]
-    [InlineData("layernorm-scaling")]
-    [InlineData("mix-ln")]
-    [InlineData("orthogonal")]
-    [InlineData("completep")]
-    [InlineData("laurel")]
-    [InlineData("resi-dual")]
-    [InlineData("mhc-lite")]
-    [InlineData("kromhc")]
-    [InlineData("frac-connections")]
-    [InlineData("deep-delta")]
-    [InlineData("attn-res")]
-    [InlineData("admin")]
+    [MemberData(nameof(RecentSchemes))]
     public void The_vision_models_take_the_scheme(string scheme)
     {
         foreach (var family in new[] { "resnet", "mlp" })
@@ -205,18 +201,7 @@ public class RecentSchemeTests
     }
 
     [Theory]
-    [InlineData("layernorm-scaling")]
-    [InlineData("mix-ln")]
-    [InlineData("orthogonal")]
-    [InlineData("completep")]
-    [InlineData("laurel")]
-    [InlineData("resi-dual")]
-    [InlineData("mhc-lite")]
-    [InlineData("kromhc")]
-    [InlineData("frac-connections")]
-    [InlineData("deep-delta")]
-    [InlineData("attn-res")]
-    [InlineData("admin")]
+    [MemberData(nameof(RecentSchemes))]
     public void The_training_probes_read_the_scheme(string scheme)
     {
         var config = TestSupport.TinyConfig($"connection.name={scheme}", "model.n_layer=2", "train.max_iters=3", "train.probe_interval=1");
