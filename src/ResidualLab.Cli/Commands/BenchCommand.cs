@@ -44,10 +44,16 @@ internal static class BenchCommand
             DefaultValueFactory = _ => "float32",
         };
         dtype.AcceptOnlyFromAmong("float32", "bfloat16");
+        var onednn = new Option<string>("--onednn")
+        {
+            Description = "resnet20: libtorch's oneDNN CPU kernels on, off, or auto (train.onednn's default)",
+            DefaultValueFactory = _ => "auto",
+        };
+        onednn.AcceptOnlyFromAmong("on", "off", "auto");
         var command = new Command("bench", "Benchmark fixed workloads (ms/step, tokens or images/s, model FLOP utilisation, memory); 'bench connections' compares the schemes.");
         command.Arguments.Add(workload);
         command.Subcommands.Add(Connections());
-        foreach (var o in new Option[] { steps, warmup, rounds, threads, device, compare, dtype }) command.Options.Add(o);
+        foreach (var o in new Option[] { steps, warmup, rounds, threads, device, compare, dtype, onednn }) command.Options.Add(o);
         command.SetAction(parsed =>
         {
             int n = parsed.GetValue(steps), w = parsed.GetValue(warmup), r = parsed.GetValue(rounds);
@@ -63,6 +69,12 @@ internal static class BenchCommand
                 if (load is not GptWorkload gpt) throw new ConfigException($"--dtype {precision} is for the GPT workloads; {load.Name} trains in float32");
                 if (withPeer) throw new ConfigException($"--compare-pytorch compares float32 training on the CPU; drop --dtype {precision}");
                 load = gpt with { DType = precision };
+            }
+            string kernels = parsed.GetValue(onednn)!;
+            if (kernels != "auto")
+            {
+                if (load is not ResNetWorkload resnet) throw new ConfigException($"--onednn is for the resnet20 workload; {load.Name} keeps libtorch's default");
+                load = resnet with { OneDnn = kernels };
             }
             if (withPeer) PyTorchPeer.EnsureInstalled();
             RunRounds(load, n, w, r, t, dev, withPeer);

@@ -13,7 +13,7 @@ namespace ResidualLab.Bench;
 /// convolution and linear weights, lr 0.1) as config overrides.
 /// </summary>
 internal sealed record ResNetWorkload(
-    string Name, int Depth, int Width, int ImageSize, int Channels, int Classes, int BatchSize, string Connection = "residual")
+    string Name, int Depth, int Width, int ImageSize, int Channels, int Classes, int BatchSize, string Connection = "residual", string OneDnn = "auto")
     : IBenchWorkload
 {
     /// <summary>ResNet-20 (channels 16/32/64, x + F(x), option-A shortcuts) on 28x28 single-channel images
@@ -53,7 +53,7 @@ internal sealed record ResNetWorkload(
                      "model.name=resnet", $"model.depth={Depth}", $"model.width={Width}", $"connection.name={Connection}",
                      "data.augment=false", "data.val_images=0", $"train.batch_size={BatchSize}", $"train.lr={LearningRate}", "train.warmup_iters=0",
                      $"train.momentum={Momentum}", $"train.weight_decay={WeightDecay}", "train.grad_clip=0",
-                     $"train.device={device}", $"train.threads={threads}",
+                     $"train.device={device}", $"train.threads={threads}", $"train.onednn={OneDnn}",
                  })
             v.Override(o);
         return RunConfig.From(v);

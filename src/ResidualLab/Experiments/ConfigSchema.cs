@@ -57,7 +57,7 @@ internal static class ConfigSchema
         new("train.device", ConfigType.String, "cpu", "cpu or cuda"),
         new("train.dtype", ConfigType.String, "float32", "float32, or bfloat16 (GPT only): bf16 matmul weights, fp32 master weights, norms and loss", InRunIdAtDefault: false),
         new("train.threads", ConfigType.Int, 0L, "intra-op threads (0: libtorch's default)", InRunId: false),
-        new("train.onednn", ConfigType.String, "auto", "libtorch's oneDNN CPU kernels: on, off, or auto (off for the vision models, on for the GPT)", InRunId: false),
+        new("train.onednn", ConfigType.String, "auto", "libtorch's oneDNN CPU kernels: on, off, or auto (on, except for the vision models on AMD family 26+)", InRunId: false),
         new("train.checkpoint_interval", ConfigType.Int, 0L, "steps between resumable checkpoints (0: none)", InRunId: false),
         new("train.probe_interval", ConfigType.Int, 0L, "steps between per-layer gradient-norm probes, also at init (0: off)", InRunId: false),
     ];

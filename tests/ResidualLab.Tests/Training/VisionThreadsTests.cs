@@ -88,16 +88,31 @@ public class VisionThreadsTests
     }
 
     [Theory]
-    [InlineData("resnet", false)]
-    [InlineData("gpt", true)]
-    public void OneDnn_auto_is_off_for_vision_and_on_for_the_gpt(string model, bool expected)
+    [InlineData("resnet")]
+    [InlineData("gpt")]
+    public void OneDnn_auto_follows_the_cpu_and_on_and_off_override_it(string model)
     {
         var v = new ConfigValues();
         v.Override($"model.name={model}");
+        bool expected = model == "gpt" || !RunConfig.OneDnnSuspect(CpuIdentity.Host);
         Assert.Equal(expected, RunConfig.From(v).OneDnn);
         v.Override("train.onednn=on");
         Assert.True(RunConfig.From(v).OneDnn);
+        v.Override("train.onednn=off");
+        Assert.False(RunConfig.From(v).OneDnn);
         v.Override("train.onednn=maybe");
         Assert.Contains("must be on, off or auto", Assert.Throws<ConfigException>(() => RunConfig.From(v)).Message);
+    }
+
+    [Theory]
+    [InlineData("AuthenticAMD", 26, true)]
+    [InlineData("AuthenticAMD", 25, false)]
+    [InlineData("GenuineIntel", 6, false)]
+    public void OneDnn_is_suspect_only_on_the_cpu_where_it_failed(string vendor, int family, bool suspect)
+    {
+        var cpu = CpuIdentity.Parse([$"vendor_id\t: {vendor}", $"cpu family\t: {family}", "model name\t: Test CPU", "flags\t\t: fpu avx2 avx512f", ""]);
+        Assert.Equal(family, cpu.Family);
+        Assert.True(cpu.Avx512);
+        Assert.Equal(suspect, RunConfig.OneDnnSuspect(cpu));
     }
 }
