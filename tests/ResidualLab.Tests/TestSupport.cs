@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
+using ResidualLab.Config;
 using ResidualLab.Data;
-using ResidualLab.Experiments;
 using ResidualLab.Native;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;

@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using ResidualLab.Bench;
+using ResidualLab.Config;
 using ResidualLab.Data;
-using ResidualLab.Experiments;
 using ResidualLab.Native;
 using Spectre.Console;
 

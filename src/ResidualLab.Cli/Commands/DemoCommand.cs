@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
-using ResidualLab.Experiments.Store;
+using ResidualLab.Results.Store;
 using ResidualLab.Training;
 using Spectre.Console;
 

@@ -1,6 +1,6 @@
-using ResidualLab.Experiments;
 using System.CommandLine;
 using ResidualLab.Checkpoints;
+using ResidualLab.Results;
 
 namespace ResidualLab.Cli.Commands;
 

@@ -1,11 +1,12 @@
 using System.CommandLine;
 using System.Globalization;
 using ResidualLab.Checkpoints;
+using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Diagnostics;
-using ResidualLab.Experiments;
-using ResidualLab.Experiments.Store;
 using ResidualLab.Native;
+using ResidualLab.Results;
+using ResidualLab.Results.Store;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
 using Spectre.Console;

@@ -1,6 +1,8 @@
 using System.CommandLine;
+using ResidualLab.Config;
 using ResidualLab.Experiments;
-using ResidualLab.Experiments.Store;
+using ResidualLab.Results;
+using ResidualLab.Results.Store;
 using ResidualLab.Training;
 
 namespace ResidualLab.Cli.Commands;

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using ResidualLab.Experiments;
-using ResidualLab.Experiments.Store;
+using ResidualLab.Results.Store;
 using ResidualLab.Training;
 
 namespace ResidualLab.Cli.Commands;

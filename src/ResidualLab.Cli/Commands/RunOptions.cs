@@ -1,5 +1,5 @@
 using System.CommandLine;
-using ResidualLab.Experiments;
+using ResidualLab.Config;
 
 namespace ResidualLab.Cli.Commands;
 

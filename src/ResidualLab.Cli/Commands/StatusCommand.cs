@@ -1,7 +1,6 @@
 using System.CommandLine;
 using ResidualLab.Cluster;
-using ResidualLab.Experiments;
-using ResidualLab.Experiments.Store;
+using ResidualLab.Results.Store;
 using Spectre.Console;
 
 namespace ResidualLab.Cli.Commands;

@@ -1,9 +1,10 @@
 using System.CommandLine;
 using System.Diagnostics;
+using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
-using ResidualLab.Experiments.Store;
 using ResidualLab.Reports;
+using ResidualLab.Results.Store;
 using Spectre.Console;
 
 namespace ResidualLab.Cli.Commands;

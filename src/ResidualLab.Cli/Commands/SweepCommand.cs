@@ -1,8 +1,9 @@
 using System.CommandLine;
 using System.Diagnostics;
 using ResidualLab.Cluster;
+using ResidualLab.Config;
 using ResidualLab.Experiments;
-using ResidualLab.Experiments.Store;
+using ResidualLab.Results.Store;
 using Spectre.Console;
 
 namespace ResidualLab.Cli.Commands;

@@ -1,6 +1,7 @@
 using System.CommandLine;
+using ResidualLab.Config;
 using ResidualLab.Experiments;
-using ResidualLab.Experiments.Store;
+using ResidualLab.Results.Store;
 using ResidualLab.Training;
 using Spectre.Console;
 

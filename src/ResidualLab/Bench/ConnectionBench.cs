@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using ResidualLab.Config;
 using ResidualLab.Connections;
 using ResidualLab.Data;
-using ResidualLab.Experiments;
 using ResidualLab.Training;
 using static TorchSharp.torch;
 using ResidualLab.Training.Tasks;

@@ -1,5 +1,5 @@
+using ResidualLab.Config;
 using ResidualLab.Data;
-using ResidualLab.Experiments;
 using ResidualLab.Native;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;

@@ -1,7 +1,7 @@
 using System.Text.Json;
+using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Data.Tokenizers;
-using ResidualLab.Experiments;
 using ResidualLab.Models;
 using ResidualLab.Training;
 using static TorchSharp.torch;

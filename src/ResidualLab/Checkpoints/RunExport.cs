@@ -1,4 +1,4 @@
-using ResidualLab.Experiments;
+using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Data.Tokenizers;
 using ResidualLab.Models;

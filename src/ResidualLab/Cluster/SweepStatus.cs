@@ -1,5 +1,6 @@
+using ResidualLab.Config;
 using ResidualLab.Experiments;
-using ResidualLab.Experiments.Store;
+using ResidualLab.Results.Store;
 
 namespace ResidualLab.Cluster;
 

@@ -1,5 +1,5 @@
+using ResidualLab.Config;
 using ResidualLab.Data.Tokenizers;
-using ResidualLab.Experiments;
 
 namespace ResidualLab.Data;
 

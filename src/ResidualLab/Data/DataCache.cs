@@ -1,4 +1,4 @@
-using ResidualLab.Experiments;
+using ResidualLab.Config;
 
 namespace ResidualLab.Data;
 

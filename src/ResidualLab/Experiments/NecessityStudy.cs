@@ -1,4 +1,5 @@
 using System.Globalization;
+using ResidualLab.Config;
 using ResidualLab.Data;
 
 namespace ResidualLab.Experiments;

@@ -1,7 +1,9 @@
+using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Data.Tokenizers;
-using ResidualLab.Experiments.Store;
 using ResidualLab.Native;
+using ResidualLab.Results;
+using ResidualLab.Results.Store;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
 using TorchSharp;

@@ -1,3 +1,5 @@
+using ResidualLab.Config;
+
 namespace ResidualLab.Experiments;
 
 /// <summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
+using ResidualLab.Config;
 using ResidualLab.Data;
-using ResidualLab.Experiments.Store;
+using ResidualLab.Results.Store;
 using ResidualLab.Training;
 
 namespace ResidualLab.Experiments;

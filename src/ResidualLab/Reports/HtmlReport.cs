@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text;
-using ResidualLab.Experiments.Store;
+using ResidualLab.Results.Store;
 
 namespace ResidualLab.Reports;
 

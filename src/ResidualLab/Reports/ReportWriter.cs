@@ -1,5 +1,5 @@
 using ResidualLab.Experiments;
-using ResidualLab.Experiments.Store;
+using ResidualLab.Results.Store;
 
 namespace ResidualLab.Reports;
 

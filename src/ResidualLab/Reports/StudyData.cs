@@ -1,5 +1,6 @@
 using System.Globalization;
-using ResidualLab.Experiments.Store;
+using ResidualLab.Config;
+using ResidualLab.Results.Store;
 
 namespace ResidualLab.Reports;
 
@@ -73,7 +74,7 @@ internal sealed record StudyData(IReadOnlyList<RunData> Runs, IReadOnlyList<stri
 
     /// <summary>"short_key=value"; a key left out of the canonical text at its default (model.init) shows the default.</summary>
     static string Show(string key, IReadOnlyDictionary<string, string> config) =>
-        $"{key[(key.IndexOf('.') + 1)..]}={(config.GetValueOrDefault(key) ?? Convert.ToString(Experiments.ConfigSchema.Find(key)?.Default, CultureInfo.InvariantCulture) ?? "default").Trim('"')}";
+        $"{key[(key.IndexOf('.') + 1)..]}={(config.GetValueOrDefault(key) ?? Convert.ToString(ConfigSchema.Find(key)?.Default, CultureInfo.InvariantCulture) ?? "default").Trim('"')}";
 
     /// <summary>The canonical config text ("key=value" lines) as a dictionary.</summary>
     public static IReadOnlyDictionary<string, string> ParseCanonical(string canonical) =>

@@ -1,5 +1,5 @@
+using ResidualLab.Config;
 using ResidualLab.Connections;
-using ResidualLab.Experiments;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

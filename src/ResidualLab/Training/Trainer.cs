@@ -1,6 +1,6 @@
 using System.Diagnostics;
+using ResidualLab.Config;
 using ResidualLab.Data;
-using ResidualLab.Experiments;
 using ResidualLab.Models;
 using static TorchSharp.torch;
 

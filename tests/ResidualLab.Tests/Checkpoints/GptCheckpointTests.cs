@@ -1,7 +1,7 @@
-using ResidualLab.Experiments;
 using ResidualLab.Checkpoints;
 using ResidualLab.Data.Tokenizers;
 using ResidualLab.Models;
+using ResidualLab.Results;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
 using static TorchSharp.torch;

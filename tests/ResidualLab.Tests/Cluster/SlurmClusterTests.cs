@@ -1,6 +1,6 @@
 using System.Diagnostics;
-using ResidualLab.Experiments.Store;
 using ResidualLab.Native;
+using ResidualLab.Results.Store;
 using ResidualLab.Tests.Cli;
 using ResidualLab.Tests.Experiments;
 

@@ -1,6 +1,6 @@
 using ResidualLab.Cluster;
 using ResidualLab.Experiments;
-using ResidualLab.Experiments.Store;
+using ResidualLab.Results.Store;
 using ResidualLab.Tests.Experiments;
 using ResidualLab.Training;
 

@@ -1,6 +1,6 @@
 using System.Text;
+using ResidualLab.Config;
 using ResidualLab.Data;
-using ResidualLab.Experiments;
 
 namespace ResidualLab.Tests.Data;
 

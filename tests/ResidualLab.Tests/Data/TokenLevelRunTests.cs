@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ResidualLab.Checkpoints;
+using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Data.Tokenizers;
 using ResidualLab.Experiments;

@@ -1,3 +1,4 @@
+using ResidualLab.Config;
 using ResidualLab.Experiments;
 
 namespace ResidualLab.Tests.Experiments;

@@ -1,6 +1,6 @@
+using ResidualLab.Config;
 using ResidualLab.Connections;
 using ResidualLab.Data;
-using ResidualLab.Experiments;
 using ResidualLab.Tests.Data;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;

@@ -1,7 +1,7 @@
 using Microsoft.Data.Sqlite;
+using ResidualLab.Config;
 using ResidualLab.Diagnostics;
-using ResidualLab.Experiments;
-using ResidualLab.Experiments.Store;
+using ResidualLab.Results.Store;
 
 namespace ResidualLab.Tests.Experiments;
 

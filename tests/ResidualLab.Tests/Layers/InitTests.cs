@@ -1,5 +1,5 @@
+using ResidualLab.Config;
 using ResidualLab.Connections;
-using ResidualLab.Experiments;
 using ResidualLab.Layers;
 using ResidualLab.Models;
 using ResidualLab.Training.Tasks;

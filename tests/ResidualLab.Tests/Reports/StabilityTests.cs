@@ -1,5 +1,5 @@
-using ResidualLab.Experiments.Store;
 using ResidualLab.Reports;
+using ResidualLab.Results.Store;
 
 namespace ResidualLab.Tests.Reports;
 

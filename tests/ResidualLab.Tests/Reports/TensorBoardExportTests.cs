@@ -15,7 +15,7 @@ public class TensorBoardExportTests
     public void Event_files_are_valid_records_with_every_scalar()
     {
         StudyData data;
-        using (var store = ResidualLab.Experiments.Store.ResultsStore.Open(TinySweep.SharedStudy)) data = StudyData.Load(store);
+        using (var store = ResidualLab.Results.Store.ResultsStore.Open(TinySweep.SharedStudy)) data = StudyData.Load(store);
         string dir = TestSupport.TempDir();
         var files = TensorBoardExport.Write(data, dir);
         Assert.Equal(data.Runs.Count, files.Count);

@@ -1,6 +1,7 @@
+using ResidualLab.Config;
 using ResidualLab.Experiments;
-using ResidualLab.Experiments.Store;
 using ResidualLab.Reports;
+using ResidualLab.Results.Store;
 using ResidualLab.Training;
 
 namespace ResidualLab.Tests.Reports;

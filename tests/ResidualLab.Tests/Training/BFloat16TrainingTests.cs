@@ -1,5 +1,6 @@
 using ResidualLab.Bench;
 using ResidualLab.Checkpoints;
+using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
 using ResidualLab.Training;

@@ -1,7 +1,8 @@
+using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Diagnostics;
-using ResidualLab.Experiments;
 using ResidualLab.Models;
+using ResidualLab.Results;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;

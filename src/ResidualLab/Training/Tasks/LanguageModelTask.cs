@@ -1,8 +1,8 @@
 using ResidualLab.Checkpoints;
+using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Data.Tokenizers;
 using ResidualLab.Diagnostics;
-using ResidualLab.Experiments;
 using ResidualLab.Models;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -1,4 +1,4 @@
-namespace ResidualLab.Experiments.Store;
+namespace ResidualLab.Results.Store;
 
 /// <summary>Where a run stands in the store.</summary>
 internal static class RunState

@@ -1,8 +1,9 @@
 using System.Text.Json;
+using ResidualLab.Config;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
 
-namespace ResidualLab.Experiments;
+namespace ResidualLab.Results;
 
 /// <summary>Writes a classifier run's classifier.json: final errors, the evaluation curve, and the gradient
 /// norm of every weight layer at initialisation and averaged over training.</summary>

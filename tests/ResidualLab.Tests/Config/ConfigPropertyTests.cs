@@ -1,8 +1,8 @@
 using CsCheck;
+using ResidualLab.Config;
 using ResidualLab.Data;
-using ResidualLab.Experiments;
 
-namespace ResidualLab.Tests.Experiments;
+namespace ResidualLab.Tests.Config;
 
 /// <summary>Random and mutated inputs: the parsers either accept or say why, and never throw anything else.</summary>
 public class ConfigPropertyTests

@@ -1,8 +1,9 @@
 using System.Globalization;
 using Microsoft.Data.Sqlite;
+using ResidualLab.Config;
 using ResidualLab.Training;
 
-namespace ResidualLab.Experiments.Store;
+namespace ResidualLab.Results.Store;
 
 /// <summary>
 /// The results of one folder in one SQLite file (results.db): runs with their canonical config and

@@ -1,13 +1,15 @@
 using System.Text.Json;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
-using ResidualLab.Experiments.Store;
 using ResidualLab.Reports;
 using ResidualLab.Cli.Commands;
+using ResidualLab.Config;
+using ResidualLab.Results;
+using ResidualLab.Results.Store;
 using ResidualLab.Tests.Data;
 using ResidualLab.Training;
 
-namespace ResidualLab.Tests.Experiments;
+namespace ResidualLab.Tests.Results;
 
 /// <summary>A diverged run's NaN and infinities reach every writer: each records them, none throws.</summary>
 public class NonFiniteResultsTests

@@ -1,6 +1,6 @@
 using ResidualLab.Training;
 
-namespace ResidualLab.Experiments.Store;
+namespace ResidualLab.Results.Store;
 
 /// <summary>
 /// Writes a run's events into the store: steps, evaluations and diagnostics are buffered and written

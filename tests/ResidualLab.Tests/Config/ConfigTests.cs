@@ -1,6 +1,6 @@
-using ResidualLab.Experiments;
+using ResidualLab.Config;
 
-namespace ResidualLab.Tests.Experiments;
+namespace ResidualLab.Tests.Config;
 
 public class ConfigTests
 {

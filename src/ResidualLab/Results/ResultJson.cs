@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace ResidualLab.Experiments;
+namespace ResidualLab.Results;
 
 /// <summary>
 /// The serializer settings of every result file (metrics.jsonl, result.json, classifier.json). JSON has

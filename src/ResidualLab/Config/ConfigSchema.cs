@@ -1,4 +1,4 @@
-namespace ResidualLab.Experiments;
+namespace ResidualLab.Config;
 
 internal enum ConfigType { Int, Float, Bool, String }
 

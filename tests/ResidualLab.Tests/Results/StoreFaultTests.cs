@@ -1,8 +1,8 @@
 using System.Diagnostics;
+using ResidualLab.Results.Store;
 using Microsoft.Data.Sqlite;
-using ResidualLab.Experiments.Store;
 
-namespace ResidualLab.Tests.Experiments;
+namespace ResidualLab.Tests.Results;
 
 /// <summary>The store under real faults: a SIGKILL mid-write, and two processes writing at once.</summary>
 public class StoreFaultTests

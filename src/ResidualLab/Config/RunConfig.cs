@@ -7,7 +7,7 @@ using ResidualLab.Layers;
 using ResidualLab.Models;
 using ResidualLab.Native;
 
-namespace ResidualLab.Experiments;
+namespace ResidualLab.Config;
 
 /// <summary>A vision run's model, image set and optimiser settings beyond the shared keys.</summary>
 /// <param name="ValImages">The last images of the published training split, held out for validation.</param>

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace ResidualLab.Experiments;
+namespace ResidualLab.Config;
 
 /// <summary>One axis of a sweep: a config key and the values it takes, in file order.</summary>
 internal sealed record SweepAxis(string Key, IReadOnlyList<object> Values, string Origin);

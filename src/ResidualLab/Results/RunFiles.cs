@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Text.Json;
+using ResidualLab.Config;
 using ResidualLab.Training;
 
-namespace ResidualLab.Experiments;
+namespace ResidualLab.Results;
 
 /// <summary>
 /// Writes one run's files under its folder: config.txt (canonical config), metrics.jsonl (one JSON

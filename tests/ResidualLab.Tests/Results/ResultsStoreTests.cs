@@ -1,8 +1,8 @@
 using Microsoft.Data.Sqlite;
-using ResidualLab.Experiments.Store;
+using ResidualLab.Results.Store;
 using ResidualLab.Training;
 
-namespace ResidualLab.Tests.Experiments;
+namespace ResidualLab.Tests.Results;
 
 public class ResultsStoreTests
 {

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using TorchSharp;
 
-namespace ResidualLab.Experiments.Store;
+namespace ResidualLab.Results.Store;
 
 /// <summary>
 /// What a run ran on: the ResidualLab version and commit that produced it, the runtime and library

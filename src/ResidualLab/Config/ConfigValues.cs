@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using Tomlyn.Syntax;
 
-namespace ResidualLab.Experiments;
+namespace ResidualLab.Config;
 
 /// <summary>A value and where it came from ("file.toml:3:5", "--set", "default").</summary>
 internal sealed record ConfigValue(object Value, string Origin);
