@@ -27,6 +27,8 @@ internal static class ReportCommand
             AnsiConsole.Write(ScorecardTable(output.Scorecard));
             foreach (var r in output.Scorecard) AnsiConsole.MarkupLineInterpolated($"[bold]{r.Group}[/]: {r.Verdict}");
             foreach (var r in output.Diverged) AnsiConsole.MarkupLineInterpolated($"[yellow]diverged[/]: {r.Label} (run {r.RunId}): {r.Error}");
+            if (output.Scorecard.Any(r => r.EqualFlops is not null || r.EqualTime is not null))
+                AnsiConsole.MarkupLineInterpolated($"equal compute: validation loss at the largest training FLOPs and wall-clock every compared run reached (the test split is read at the end only; the verdict's headline stays on test loss). {output.WallClockNote}");
             foreach (var line in output.Stability) AnsiConsole.MarkupLineInterpolated($"stability: {line}");
             foreach (var line in output.Widths) AnsiConsole.MarkupLineInterpolated($"equal size: {line}");
             foreach (var arm in output.Tuning.Where(a => a.Chosen is not null))
@@ -43,7 +45,8 @@ internal static class ReportCommand
     static Table ScorecardTable(IReadOnlyList<ScorecardRow> rows)
     {
         var table = new Table { Title = new TableTitle("Necessity scorecard (difference = scheme - baseline, final test loss, nats)") };
-        table.AddColumns("scheme", "L", "test loss", "diff [[95% CI]]", "p", "diverged", "grad spike", "slope/ln L", "tput", "mem", "params");
+        table.AddColumns("scheme", "L", "test loss", "diff [[95% CI]]", "p", "diverged", "grad spike", "slope/ln L", "tput", "mem", "params",
+            "FLOPs/step", "val diff eq. FLOPs", "val diff eq. time");
         foreach (var r in rows)
         {
             var d = r.Difference;
@@ -51,10 +54,14 @@ internal static class ReportCommand
                 d is null ? "-" : $"{F(d.Difference, "+0.000;-0.000")} [{F(d.Low, "+0.00;-0.00")}, {F(d.High, "+0.00;-0.00")}]",
                 d is null ? "-" : d.P < 0.001 ? "<0.001" : F(d.P, "0.000"),
                 $"{r.Diverged}/{r.Finished}", $"{F(r.WorstGradSpike, "0.0")}x", F(r.DepthSlope, "+0.000;-0.000"),
-                $"{F(r.ThroughputRatio, "0.00")}x", $"{F(r.MemoryRatio, "0.00")}x", r.Parameters.ToString("N0", CultureInfo.InvariantCulture) }.Select(Markup.Escape).ToArray());
+                $"{F(r.ThroughputRatio, "0.00")}x", $"{F(r.MemoryRatio, "0.00")}x", r.Parameters.ToString("N0", CultureInfo.InvariantCulture),
+                $"{F(r.FlopsRatio, "0.00")}x", Equal(r.EqualFlops), Equal(r.EqualTime) }.Select(Markup.Escape).ToArray());
         }
         return table;
     }
+
+    static string Equal(EqualBudget? e) => e?.Difference is { } d ? $"{F(d.Difference, "+0.000;-0.000")} [{F(d.Low, "+0.00;-0.00")}, {F(d.High, "+0.00;-0.00")}]"
+        : e is null ? "-" : $"{F(e.Loss.Mean - e.BaselineLoss.Mean, "+0.000;-0.000")}";
 
     static string F(double x, string format) => double.IsFinite(x) ? x.ToString(format, CultureInfo.InvariantCulture) : "-";
 }

@@ -24,6 +24,26 @@ internal sealed record AttentionResidualsSpec(int Blocks = 0) : ConnectionSpec
 {
     public override string Name => "attn-res";
     public override Connection Build(ConnectionSite site) => new AttentionResiduals(site, Blocks);
+    /// <summary>
+    /// Sublayer l attends over k sources: RMSNorm of each (4 k d), their dot products with the query (2 k d),
+    /// the softmax (3 k) and the weighted sum (2 k d); then LN (7 d). Full: k = l + 1 values. Blocks: k = 1 + the
+    /// blocks begun, and the block sums are formed anew (one add of d per value past each block's first).
+    /// The last sublayer attends once more, over all S + 1 values, for the model's output.
+    /// </summary>
+    public override double ForwardFlops(ConnectionSite site)
+    {
+        int d = site.Width;
+        int blockSize = Blocks <= 0 ? 1 : (site.SublayerCount + Blocks - 1) / Blocks;
+        double Attend(int values)
+        {
+            int blocksBegun = (values - 1 + blockSize - 1) / blockSize;
+            int sources = blockSize == 1 ? values : 1 + blocksBegun;
+            double sums = blockSize == 1 ? 0 : (double)(values - 1 - blocksBegun) * d;
+            return sums + 8.0 * sources * d + 3.0 * sources;
+        }
+        return Attend(site.SublayerIndex + 1) + ConnectionFlops.LayerNorm(d)
+            + (site.SublayerIndex == site.SublayerCount - 1 ? Attend(site.SublayerCount + 1) : 0);
+    }
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object> { ["blocks"] = (long)Blocks };
 }
 

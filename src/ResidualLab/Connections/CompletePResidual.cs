@@ -19,6 +19,8 @@ internal sealed record CompletePSpec(double Alpha = 1, int BaseDepth = 1) : Conn
 {
     public override string Name => "completep";
     public override Connection Build(ConnectionSite site) => new CompletePResidual(site, Multiplier(site.LayerCount));
+    /// <summary>LN(x), then x + m y: 7 d + 2 d.</summary>
+    public override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + 2.0 * site.Width;
     public override IReadOnlyDictionary<string, object> Options =>
         new Dictionary<string, object> { ["alpha"] = Alpha, ["base_depth"] = (long)BaseDepth };
 

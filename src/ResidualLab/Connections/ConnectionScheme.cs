@@ -21,6 +21,15 @@ public abstract record ConnectionSpec
     /// <summary>Residual stream to the final hidden state [b, t, d].</summary>
     public virtual Tensor Reduce(Tensor stream) => stream;
 
+    /// <summary>
+    /// Forward FLOPs per token of the connection around the sublayer at <paramref name="site"/>: its norms,
+    /// gates, mixing maps and additions, not the sublayer's own work (counted as <see cref="ConnectionFlops"/> says).
+    /// </summary>
+    public abstract double ForwardFlops(ConnectionSite site);
+
+    /// <summary>Forward FLOPs per token of <see cref="Expand"/> and <see cref="Reduce"/> at width <paramref name="width"/>, once per model.</summary>
+    public virtual double StreamFlops(int width) => 0;
+
     /// <summary>The options as config key/value pairs (for the canonical config and reports).</summary>
     public abstract IReadOnlyDictionary<string, object> Options { get; }
 }

@@ -41,6 +41,20 @@ internal abstract class ConvexStreamMixing : Connection, IStreamMixing
         b_res = nn.Parameter(resBias);
     }
 
+    /// <summary>
+    /// Forward FLOPs per token of the update with <paramref name="logits"/> = r residual logits, as
+    /// <see cref="ConnectionFlops"/> counts: x phi, phi [n d, 2n + r] (2 n d (2n + r)), 1 / rms(x) (2 n d) and its
+    /// product with the coefficients (2n + r); alpha H~ + b and sigmoid for H_pre (3 n), the same and x 2 for
+    /// H_post (4 n), alpha H~ + b for H_res (2 r), then <paramref name="residualMapFlops"/> for H_res from its
+    /// logits; the read H_pre x (2 n d), LN (7 d) and the write [H_res | H_post] [x; y] (2 n (n + 1) d).
+    /// </summary>
+    public static double ForwardFlops(int n, int d, int logits, double residualMapFlops)
+    {
+        int coefficients = 2 * n + logits;
+        double maps = ConnectionFlops.MatVec((long)n * d, coefficients) + 2.0 * n * d + coefficients + 7.0 * n + 2.0 * logits + residualMapFlops;
+        return maps + ConnectionFlops.WeightedSum(n, d) + ConnectionFlops.LayerNorm(d) + ConnectionFlops.StreamWrite(n, d);
+    }
+
     /// <summary>Logits [n]: +1 at <paramref name="stream"/>, -1 elsewhere.</summary>
     static Tensor Favouring(int n, int stream)
     {

@@ -23,6 +23,11 @@ internal sealed record DeepDeltaSpec(double BetaInit = 1) : ConnectionSpec
 
     public override string Name => "deep-delta";
     public override Connection Build(ConnectionSite site) => new DeepDeltaResidual(site, BetaInit);
+    /// <summary>
+    /// LN(x) 7 d; beta = 2 sigmoid(w_b . LN(x) + c_b) 2 d; k = y / |y| 3 d; v = 4 sigmoid(w_v . x + c_v) 2 d;
+    /// k^T x 2 d; x + beta (v - k^T x) k 2 d (the scalars' few FLOPs left out).
+    /// </summary>
+    public override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + 11.0 * site.Width;
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object> { ["beta_init"] = BetaInit };
 }
 

@@ -17,6 +17,8 @@ internal sealed record DeepNormSpec : ConnectionSpec
 {
     public override string Name => "deepnorm";
     public override Connection Build(ConnectionSite site) => new DeepNormResidual(site);
+    /// <summary>alpha x + y, then LN: 2 d + 7 d.</summary>
+    public override double ForwardFlops(ConnectionSite site) => 2.0 * site.Width + ConnectionFlops.LayerNorm(site.Width);
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 
     /// <summary>alpha for a model with <paramref name="sublayers"/> residual sublayers.</summary>

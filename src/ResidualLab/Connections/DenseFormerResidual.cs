@@ -19,6 +19,14 @@ internal sealed record DenseFormerSpec : ConnectionSpec
 {
     public override string Name => "denseformer";
     public override Connection Build(ConnectionSite site) => new DenseFormerResidual(site);
+    /// <summary>
+    /// Sublayer k &gt; 0 first averages the k + 1 streams before it (2 (k + 1) d); LN(y) and y + F: 7 d + d; the last
+    /// sublayer also averages all S + 1 streams for the output (2 (S + 1) d).
+    /// </summary>
+    public override double ForwardFlops(ConnectionSite site) =>
+        (site.SublayerIndex > 0 ? ConnectionFlops.WeightedSum(site.SublayerIndex + 1, site.Width) : 0)
+        + ConnectionFlops.LayerNorm(site.Width) + site.Width
+        + (site.SublayerIndex == site.SublayerCount - 1 ? ConnectionFlops.WeightedSum(site.SublayerCount + 1, site.Width) : 0);
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

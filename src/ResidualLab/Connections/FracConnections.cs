@@ -23,6 +23,17 @@ internal sealed record FracConnectionsSpec(int Fracs = FracConnectionsSpec.Defau
 
     public override string Name => "frac-connections";
     public override Connection Build(ConnectionSite site) => new FracConnections(site, Fracs, Dynamic);
+    /// <summary>
+    /// With c = d / m: the read A_m^T [m, c] (2 m d), LN of it (7 d), the residual A_r^T [m, c] (2 m d) and
+    /// x + diag(B) y (2 d). Dynamic adds N(h) (7 d), its fractions times [W_m | W_r | W_b] [c, 2m + 1]
+    /// (2 d (2m + 1)), tanh (m (2m + 1)) and the scaled sums with the static weights (2 m (2m + 1)).
+    /// </summary>
+    public override double ForwardFlops(ConnectionSite site)
+    {
+        int d = site.Width, m = Fracs;
+        double dynamic = Dynamic ? ConnectionFlops.LayerNorm(d) + m * ConnectionFlops.MatVec(d / m, 2 * m + 1) + 3.0 * m * (2 * m + 1) : 0;
+        return dynamic + 2.0 * m * d + ConnectionFlops.LayerNorm(d) + 2.0 * m * d + 2.0 * d;
+    }
     public override IReadOnlyDictionary<string, object> Options =>
         new Dictionary<string, object> { ["fracs"] = (long)Fracs, ["dynamic"] = Dynamic };
 }

@@ -17,6 +17,9 @@ internal sealed record HighwaySpec(double GateBias = HighwaySpec.DefaultGateBias
 
     public override string Name => "highway";
     public override Connection Build(ConnectionSite site) => new HighwayResidual(site, GateBias);
+    /// <summary>LN(x) 7 d; the gate W LN(x) + b, sigmoid: 2 d^2 + 2 d; x + T (y - x): 3 d.</summary>
+    public override double ForwardFlops(ConnectionSite site) =>
+        ConnectionFlops.LayerNorm(site.Width) + ConnectionFlops.MatVec(site.Width, site.Width) + 5.0 * site.Width;
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object> { ["gate_bias"] = GateBias };
 }
 

@@ -22,6 +22,20 @@ internal sealed record HyperConnectionsSpec(int N = HyperConnectionsSpec.Default
 
     public override string Name => "hyper-connections";
     public override Connection Build(ConnectionSite site) => new HyperConnections(site, N, Dynamic);
+    /// <summary>
+    /// The read A_m^T H (2 n d), LN of it (7 d) and the write D [H; y] (2 n (n + 1) d). Dynamic adds N(H)
+    /// on each stream (7 n d), N(H) [W_m | W_r | W_b] (2 n d (n + 2)), tanh (n (n + 2)) and the scaled sums
+    /// with the static weights (2 n (n + 2)).
+    /// </summary>
+    public override double ForwardFlops(ConnectionSite site)
+    {
+        int d = site.Width;
+        double dynamic = Dynamic ? N * ConnectionFlops.LayerNorm(d) + N * ConnectionFlops.MatVec(d, N + 2) + 3.0 * N * (N + 2) : 0;
+        return dynamic + ConnectionFlops.WeightedSum(N, d) + ConnectionFlops.LayerNorm(d) + ConnectionFlops.StreamWrite(N, d);
+    }
+
+    /// <summary>The sum of the n streams at the output.</summary>
+    public override double StreamFlops(int width) => ConnectionFlops.StreamSum(N, width);
     public override Tensor Expand(Tensor x0) => Streams.Expand(x0, N);
     public override Tensor Reduce(Tensor stream) => Streams.Reduce(stream);
     public override IReadOnlyDictionary<string, object> Options =>

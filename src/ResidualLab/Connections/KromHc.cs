@@ -19,6 +19,19 @@ internal sealed record KromHcSpec(int N = KromHcSpec.DefaultN, double ResGap = M
 
     public override string Name => "kromhc";
     public override Connection Build(ConnectionSite site) => new KromHc(site, N, ResGap);
+    /// <summary>
+    /// <see cref="ConvexStreamMixing.ForwardFlops"/> with r = 2K logits (K = log2 n): K two-way softmaxes (6 K),
+    /// 1 - p_k (K), and the Kronecker products, each a product per entry of the growing matrix: 4^2 + ... + 4^K.
+    /// </summary>
+    public override double ForwardFlops(ConnectionSite site)
+    {
+        int factors = Factors(N);
+        double kronecker = Enumerable.Range(2, Math.Max(0, factors - 1)).Sum(k => Math.Pow(4, k));
+        return ConvexStreamMixing.ForwardFlops(N, site.Width, 2 * factors, 7.0 * factors + kronecker);
+    }
+
+    /// <summary>The sum of the n streams at the output.</summary>
+    public override double StreamFlops(int width) => ConnectionFlops.StreamSum(N, width);
     public override Tensor Expand(Tensor x0) => Streams.Expand(x0, N);
     public override Tensor Reduce(Tensor stream) => Streams.Reduce(stream);
     public override IReadOnlyDictionary<string, object> Options =>

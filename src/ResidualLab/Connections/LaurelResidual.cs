@@ -28,6 +28,21 @@ internal sealed record LaurelSpec(string Variant = "rw", int Rank = LaurelSpec.D
 
     public override string Name => "laurel";
     public override Connection Build(ConnectionSite site) => new LaurelResidual(site, this);
+    /// <summary>
+    /// LN(x) (7 d) and alpha y + g (2 d), with g: rw beta x (d); lr x + B A x (4 r d + d); pa x + sum_j gamma_j x_(i-j)
+    /// over the p = min(previous, i) earlier streams (2 p d + d).
+    /// </summary>
+    public override double ForwardFlops(ConnectionSite site)
+    {
+        int d = site.Width;
+        double g = Variant switch
+        {
+            "lr" => 2 * ConnectionFlops.MatVec(d, Math.Min(Rank, d)) + d,
+            "pa" => ConnectionFlops.WeightedSum(Math.Min(Previous, site.SublayerIndex), d) + d,
+            _ => d,
+        };
+        return ConnectionFlops.LayerNorm(d) + 2.0 * d + g;
+    }
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>
     {
         ["variant"] = Variant, ["rank"] = (long)Rank, ["previous"] = (long)Previous,

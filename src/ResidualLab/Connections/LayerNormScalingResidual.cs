@@ -15,6 +15,8 @@ internal sealed record LayerNormScalingSpec : ConnectionSpec
 {
     public override string Name => "layernorm-scaling";
     public override Connection Build(ConnectionSite site) => new LayerNormScalingResidual(site);
+    /// <summary>LN(x) / sqrt(l), then x + y: 7 d + d + d.</summary>
+    public override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + 2.0 * site.Width;
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

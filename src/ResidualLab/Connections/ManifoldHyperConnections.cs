@@ -49,6 +49,24 @@ internal sealed record ManifoldHyperConnectionsSpec(
 
     public override string Name => "mhc";
     public override Connection Build(ConnectionSite site) => new ManifoldHyperConnections(site, this);
+    /// <summary>
+    /// mHC's maps, H_pre, H_post and H_res, from the n d-wide flattened streams: x phi, phi [n d, 2n + n^2]
+    /// (2 n d (2n + n^2)), 1 / rms(x) (2 n d) and its product with the coefficients (2n + n^2); alpha H~ + b and
+    /// sigmoid for H_pre (3 n), the same and x 2 for H_post (4 n), alpha H~ + b for H_res (2 n^2); Sinkhorn:
+    /// max subtraction and exp (2 n^2), then per round the row and column sums and divisions (4 n^2).
+    /// Then the read H_pre x (2 n d), LN (7 d) and the write [H_res | H_post] [x; y] (2 n (n + 1) d).
+    /// </summary>
+    public override double ForwardFlops(ConnectionSite site)
+    {
+        int d = site.Width;
+        int coefficients = 2 * N + N * N;
+        double maps = ConnectionFlops.MatVec((long)N * d, coefficients) + 2.0 * N * d + coefficients
+            + 7.0 * N + 2.0 * N * N + 2.0 * N * N + 4.0 * N * N * SinkhornIterations;
+        return maps + ConnectionFlops.WeightedSum(N, d) + ConnectionFlops.LayerNorm(d) + ConnectionFlops.StreamWrite(N, d);
+    }
+
+    /// <summary>The sum of the n streams at the output.</summary>
+    public override double StreamFlops(int width) => ConnectionFlops.StreamSum(N, width);
     public override Tensor Expand(Tensor x0) => Streams.Expand(x0, N);
     public override Tensor Reduce(Tensor stream) => Streams.Reduce(stream);
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>

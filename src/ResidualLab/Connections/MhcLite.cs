@@ -19,6 +19,18 @@ internal sealed record MhcLiteSpec(int N = MhcLiteSpec.DefaultN, double ResGap =
 
     public override string Name => "mhc-lite";
     public override Connection Build(ConnectionSite site) => new MhcLite(site, N, ResGap);
+    /// <summary>
+    /// <see cref="ConvexStreamMixing.ForwardFlops"/> with r = n! logits and H_res = softmax(logits) [n!] times
+    /// the permutations [n!, n^2]: 3 n! for the softmax (exp, sum, divide) and 2 n! n^2 for the product.
+    /// </summary>
+    public override double ForwardFlops(ConnectionSite site)
+    {
+        int permutations = Enumerable.Range(1, N).Aggregate(1, (f, k) => f * k);
+        return ConvexStreamMixing.ForwardFlops(N, site.Width, permutations, 3.0 * permutations + 2.0 * permutations * N * N);
+    }
+
+    /// <summary>The sum of the n streams at the output.</summary>
+    public override double StreamFlops(int width) => ConnectionFlops.StreamSum(N, width);
     public override Tensor Expand(Tensor x0) => Streams.Expand(x0, N);
     public override Tensor Reduce(Tensor stream) => Streams.Reduce(stream);
     public override IReadOnlyDictionary<string, object> Options =>

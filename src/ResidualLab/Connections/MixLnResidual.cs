@@ -16,6 +16,8 @@ internal sealed record MixLnSpec(double PostFraction = MixLnSpec.DefaultPostFrac
 
     public override string Name => "mix-ln";
     public override Connection Build(ConnectionSite site) => new MixLnResidual(site, PostLayers(site.LayerCount) > site.Layer);
+    /// <summary>One LN and one addition, before the sublayer (pre-norm) or after it (post-norm): 7 d + d.</summary>
+    public override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + site.Width;
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object> { ["post_fraction"] = PostFraction };
 
     /// <summary>How many of <paramref name="layers"/> layers are post-norm: floor(alpha L).</summary>

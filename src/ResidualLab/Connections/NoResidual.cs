@@ -10,6 +10,8 @@ internal sealed record NoResidualSpec(bool Norm = true) : ConnectionSpec
 {
     public override string Name => "none";
     public override Connection Build(ConnectionSite site) => new NoResidual(site, Norm);
+    /// <summary>LN(x) when normed; the stream is replaced, nothing is added.</summary>
+    public override double ForwardFlops(ConnectionSite site) => Norm ? ConnectionFlops.LayerNorm(site.Width) : 0;
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object> { ["norm"] = Norm };
 }
 

@@ -18,6 +18,8 @@ internal sealed record OrthogonalSpec(double Eps = OrthogonalSpec.DefaultEps) : 
 
     public override string Name => "orthogonal";
     public override Connection Build(ConnectionSite site) => new OrthogonalResidual(site, Eps);
+    /// <summary>LN(x) 7 d; &lt;x, y&gt; and &lt;x, x&gt; 2 d each; y - c x 2 d; x + that d.</summary>
+    public override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + 7.0 * site.Width;
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object> { ["eps"] = Eps };
 }
 

@@ -10,6 +10,8 @@ internal sealed record PostNormSpec : ConnectionSpec
 {
     public override string Name => "post-norm";
     public override Connection Build(ConnectionSite site) => new PostNormResidual(site);
+    /// <summary>x + y, then LN: d + 7 d.</summary>
+    public override double ForwardFlops(ConnectionSite site) => site.Width + ConnectionFlops.LayerNorm(site.Width);
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

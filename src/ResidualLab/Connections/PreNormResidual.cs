@@ -10,6 +10,8 @@ internal sealed record PreNormSpec : ConnectionSpec
 {
     public override string Name => "pre-norm";
     public override Connection Build(ConnectionSite site) => new PreNormResidual(site);
+    /// <summary>LN(x), then x + y: 7 d + d.</summary>
+    public override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + site.Width;
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

@@ -14,6 +14,8 @@ internal sealed record ReZeroSpec : ConnectionSpec
 {
     public override string Name => "rezero";
     public override Connection Build(ConnectionSite site) => new ReZeroResidual();
+    /// <summary>x + a y: 2 d.</summary>
+    public override double ForwardFlops(ConnectionSite site) => 2.0 * site.Width;
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

@@ -18,6 +18,13 @@ internal sealed record ResiDualSpec : ConnectionSpec
 {
     public override string Name => "resi-dual";
     public override Connection Build(ConnectionSite site) => new ResiDualResidual(site);
+    /// <summary>x_a + y and its LN (7 d + d), x_d + y (d); the last sublayer adds LN(x_d) (7 d).</summary>
+    public override double ForwardFlops(ConnectionSite site) =>
+        ConnectionFlops.LayerNorm(site.Width) + 2.0 * site.Width
+        + (site.SublayerIndex == site.SublayerCount - 1 ? ConnectionFlops.LayerNorm(site.Width) : 0);
+
+    /// <summary>The sum of the two streams at the output: d.</summary>
+    public override double StreamFlops(int width) => ConnectionFlops.StreamSum(2, width);
     public override Tensor Expand(Tensor x0) => Streams.Expand(x0, 2);
     public override Tensor Reduce(Tensor stream) => Streams.Reduce(stream);
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();

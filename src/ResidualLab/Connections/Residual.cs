@@ -11,6 +11,8 @@ internal sealed record ResidualSpec : ConnectionSpec
 {
     public override string Name => "residual";
     public override Connection Build(ConnectionSite site) => new Residual();
+    /// <summary>x + y: d.</summary>
+    public override double ForwardFlops(ConnectionSite site) => site.Width;
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

@@ -12,6 +12,8 @@ internal sealed record SandwichSpec : ConnectionSpec
 {
     public override string Name => "sandwich";
     public override Connection Build(ConnectionSite site) => new SandwichNormResidual(site);
+    /// <summary>LN1(x), LN2(y), x + LN2(y): 2 x 7 d + d.</summary>
+    public override double ForwardFlops(ConnectionSite site) => 2 * ConnectionFlops.LayerNorm(site.Width) + site.Width;
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

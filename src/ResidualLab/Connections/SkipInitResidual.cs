@@ -15,6 +15,8 @@ internal sealed record SkipInitSpec : ConnectionSpec
 {
     public override string Name => "skipinit";
     public override Connection Build(ConnectionSite site) => new SkipInitResidual(site);
+    /// <summary>LN(x), then x + a y: 7 d + 2 d.</summary>
+    public override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + 2.0 * site.Width;
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

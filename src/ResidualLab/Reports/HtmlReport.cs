@@ -30,11 +30,12 @@ internal static class HtmlReport
         h.Append($"<h1>ResidualLab report</h1><p>{E(source)}: {data.Runs.Count} finished runs ({data.Runs.Count(r => r.Diverged)} diverged), {data.Unfinished} not finished; {data.Groups.Count} schemes, depths {E(string.Join(", ", data.Depths))}; baseline <b>{E(baseline)}</b>. Generated {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.</p>");
 
         h.Append("<h2>Necessity scorecard</h2><p>Each scheme against the baseline: difference of final test loss (scheme &minus; baseline, nats) at the deepest depth both have, with its 95% confidence interval and Welch's t-test over seeds; divergence rate; worst gradient-norm spike (largest ratio of a step's global gradient norm to the median of the 20 steps before it); slope of final loss against ln(depth); throughput and memory as ratios to the baseline.</p>");
-        h.Append("<table><tr><th class=text>scheme</th><th>depth</th><th>test loss</th><th>&Delta; vs baseline [95% CI]</th><th>p (Welch)</th><th>diverged</th><th>worst grad spike</th><th>slope vs ln(depth)</th><th>throughput</th><th>memory</th><th>parameters</th><th class=text>verdict</th></tr>");
+        h.Append($"<p>Equal compute: the same depth compared at the largest training budget every compared run reached, in training FLOPs (the model's matrix products plus each scheme's own work, e.g. n-stream mixing; FLOPs/step is the ratio to the baseline's) and in seconds of training steps (wall-clock). These read each run's <b>validation</b> loss, interpolated linearly between evaluations: mid-training, only the validation split may be read; the test split is read at the end of training only, and the main verdict stays on test loss. {E(EqualCompute.WallClockNote(data))}</p>");
+        h.Append("<table><tr><th class=text>scheme</th><th>depth</th><th>test loss</th><th>&Delta; vs baseline [95% CI]</th><th>p (Welch)</th><th>diverged</th><th>worst grad spike</th><th>slope vs ln(depth)</th><th>throughput</th><th>memory</th><th>parameters</th><th>FLOPs/step</th><th>val &Delta; at equal FLOPs [95% CI]</th><th>val &Delta; at equal wall-clock [95% CI]</th><th class=text>verdict</th></tr>");
         foreach (var r in scorecard)
         {
             string cls = r.Verdict.StartsWith("worse", StringComparison.Ordinal) ? "worse" : r.Verdict.StartsWith("better", StringComparison.Ordinal) ? "better" : "";
-            h.Append($"<tr><td class=text>{E(r.Group)}</td><td>{r.ComparedDepth}</td><td>{F(r.Loss.Mean)}</td><td>{Diff(r.Difference)}</td><td>{P(r.Difference)}</td><td>{r.Diverged}/{r.Finished}</td><td>{F(r.WorstGradSpike, "0.0")}x</td><td>{F(r.DepthSlope, "+0.000;-0.000")}</td><td>{F(r.ThroughputRatio, "0.00")}x</td><td>{F(r.MemoryRatio, "0.00")}x</td><td>{r.Parameters:N0}</td><td class=\"text {cls}\">{E(r.Verdict)}</td></tr>");
+            h.Append($"<tr><td class=text>{E(r.Group)}</td><td>{r.ComparedDepth}</td><td>{F(r.Loss.Mean)}</td><td>{Diff(r.Difference)}</td><td>{P(r.Difference)}</td><td>{r.Diverged}/{r.Finished}</td><td>{F(r.WorstGradSpike, "0.0")}x</td><td>{F(r.DepthSlope, "+0.000;-0.000")}</td><td>{F(r.ThroughputRatio, "0.00")}x</td><td>{F(r.MemoryRatio, "0.00")}x</td><td>{r.Parameters:N0}</td><td>{F(r.FlopsRatio, "0.00")}x</td><td>{Equal(r.EqualFlops)}</td><td>{Equal(r.EqualTime)}</td><td class=\"text {cls}\">{E(r.Verdict)}</td></tr>");
         }
         h.Append("</table>");
 
@@ -77,6 +78,10 @@ internal static class HtmlReport
     }
 
     static string Diff(WelchTest? w) => w is null ? "-" : $"{F(w.Difference, "+0.0000;-0.0000")} [{F(w.Low, "+0.000;-0.000")}, {F(w.High, "+0.000;-0.000")}]";
+
+    /// <summary>The difference with its CI, or the two means when a side has one seed, and the budget.</summary>
+    static string Equal(EqualBudget? e) => e is null ? "-"
+        : (e.Difference is null ? $"{F(e.Loss.Mean, "0.000")} vs {F(e.BaselineLoss.Mean, "0.000")}" : Diff(e.Difference)) + $" at {F(e.Budget, "0.00e+0")}";
 
     static string P(WelchTest? w) => w is null ? "-" : w.P < 0.001 ? "&lt;0.001" : F(w.P, "0.000") + (w.Significant() ? " *" : "");
 

@@ -32,11 +32,15 @@ internal static class ReportTables
 
     public static string ScorecardCsv(IEnumerable<ScorecardRow> rows)
     {
-        var sb = new StringBuilder("group,baseline,compared_depth,test_loss_mean,diff_vs_baseline,diff_ci95_low,diff_ci95_high,p,significant,diverged,runs,divergence_rate,worst_grad_spike,slope_loss_vs_ln_depth,baseline_slope,throughput_ratio,throughput_p,memory_ratio,parameters,parameter_ratio,verdict\n");
+        var sb = new StringBuilder("group,baseline,compared_depth,test_loss_mean,diff_vs_baseline,diff_ci95_low,diff_ci95_high,p,significant,diverged,runs,divergence_rate,worst_grad_spike,slope_loss_vs_ln_depth,baseline_slope,throughput_ratio,throughput_p,memory_ratio,parameters,parameter_ratio,flops_per_step_ratio,equal_flops_budget,equal_flops_val_loss,equal_flops_baseline_val_loss,equal_flops_diff,equal_flops_ci95_low,equal_flops_ci95_high,equal_flops_p,equal_time_budget_s,equal_time_val_loss,equal_time_baseline_val_loss,equal_time_diff,equal_time_ci95_low,equal_time_ci95_high,equal_time_p,verdict\n");
         foreach (var r in rows)
             sb.AppendLine(Csv(r.Group, r.Baseline, r.ComparedDepth, r.Loss.Mean, r.Difference?.Difference, r.Difference?.Low,
                 r.Difference?.High, r.Difference?.P, r.Difference?.Significant(), r.Diverged, r.Finished, r.DivergenceRate,
-                r.WorstGradSpike, r.DepthSlope, r.BaselineDepthSlope, r.ThroughputRatio, r.ThroughputTest?.P, r.MemoryRatio, r.Parameters, r.ParameterRatio, r.Verdict));
+                r.WorstGradSpike, r.DepthSlope, r.BaselineDepthSlope, r.ThroughputRatio, r.ThroughputTest?.P, r.MemoryRatio, r.Parameters, r.ParameterRatio,
+                r.FlopsRatio, r.EqualFlops?.Budget, r.EqualFlops?.Loss.Mean, r.EqualFlops?.BaselineLoss.Mean, r.EqualFlops?.Difference?.Difference,
+                r.EqualFlops?.Difference?.Low, r.EqualFlops?.Difference?.High, r.EqualFlops?.Difference?.P,
+                r.EqualTime?.Budget, r.EqualTime?.Loss.Mean, r.EqualTime?.BaselineLoss.Mean, r.EqualTime?.Difference?.Difference,
+                r.EqualTime?.Difference?.Low, r.EqualTime?.Difference?.High, r.EqualTime?.Difference?.P, r.Verdict));
         return sb.ToString();
     }
 

@@ -13,6 +13,9 @@ internal sealed record ReportOutput(string HtmlPath, IReadOnlyList<string> CsvPa
     /// <summary>One line per scheme whose verdict was judged at several budgets or initialisations.</summary>
     public IReadOnlyList<string> Stability { get; init; } = [];
 
+    /// <summary>Where the wall-clock comparisons were measured (machine, thread counts), for the summary.</summary>
+    public string WallClockNote { get; init; } = "";
+
     /// <summary>The widths runs with model.match_params were built with, one line per group and depth.</summary>
     public IReadOnlyList<string> Widths { get; init; } = [];
 }
@@ -53,7 +56,7 @@ internal static class ReportWriter
         if (tuning.Count > 0) Csv("tuning.csv", ReportTables.TuningCsv(tuning));
         var events = tensorBoard ? TensorBoardExport.Write(data, resultsDir) : [];
         return new ReportOutput(html, csv, scorecard, figures.Count, events, all.Runs.Where(r => r.Diverged).Select(r => r.Run).ToList())
-            { Tuning = tuning, Stability = stability, Widths = Widths(data) };
+            { Tuning = tuning, Stability = stability, Widths = Widths(data), WallClockNote = EqualCompute.WallClockNote(data) };
     }
 
     /// <summary>"none L4: d_model 140, n_head 4 (head size 35), 1,234 parameters" for each group and depth whose runs matched another scheme's size.</summary>

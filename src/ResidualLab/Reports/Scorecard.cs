@@ -5,6 +5,9 @@ namespace ResidualLab.Reports;
 /// <summary>
 /// One scheme judged against the baseline. Loss difference = scheme - baseline (positive: worse), at
 /// the deepest depth both have; ratios are scheme / baseline averaged over the depths both have.
+/// <see cref="EqualFlops"/> and <see cref="EqualTime"/> compare validation losses at the compared depth at the
+/// largest training FLOPs and the most seconds of training every compared run reached; <see cref="FlopsRatio"/>
+/// is the scheme's training FLOPs per step over the baseline's there (NaN: not recorded).
 /// </summary>
 internal sealed record ScorecardRow(
     string Group,
@@ -25,6 +28,10 @@ internal sealed record ScorecardRow(
     double ParameterRatio,
     string Verdict)
 {
+    public double FlopsRatio { get; init; } = double.NaN;
+    public EqualBudget? EqualFlops { get; init; }
+    public EqualBudget? EqualTime { get; init; }
+
     public double DivergenceRate => Finished == 0 ? double.NaN : (double)Diverged / Finished;
 }
 
@@ -81,6 +88,18 @@ internal static class Scorecard
             Parameters: parameters,
             ParameterRatio: baseParameters > 0 ? (double)parameters / baseParameters : double.NaN,
             Verdict: "");
+        if (depth is { } at && baseline is not null && baseline != group)
+        {
+            var armRuns = runs.Where(r => r.Done && r.Depth == at).ToList();
+            var baseAt = baseRuns.Where(r => r.Done && r.Depth == at).ToList();
+            row = row with
+            {
+                FlopsRatio = armRuns.Select(EqualCompute.FlopsPerStep).DefaultIfEmpty(double.NaN).Average()
+                             / baseAt.Select(EqualCompute.FlopsPerStep).DefaultIfEmpty(double.NaN).Average(),
+                EqualFlops = EqualCompute.Compare(armRuns, baseAt, EqualCompute.FlopsCurve),
+                EqualTime = EqualCompute.Compare(armRuns, baseAt, EqualCompute.TimeCurve),
+            };
+        }
         return row with { Verdict = Verdict(row, baseRuns.Count(r => r.Diverged), baseRuns.Count) };
     }
 
@@ -167,7 +186,21 @@ internal static class Scorecard
             reasons.Add($"{F(r.ThroughputRatio, "0.00")}x the throughput ({P(r.ThroughputTest.P)})");
         if (!r.IsBaseline && double.IsFinite(r.ParameterRatio) && Math.Abs(r.ParameterRatio - 1) >= 0.01)
             reasons.Add($"{F(r.ParameterRatio, "0.00")}x the parameters");
+        if (!r.IsBaseline && r.EqualFlops is { } flops)
+            reasons.Add($"at equal training FLOPs ({F(r.FlopsRatio, "0.00")}x per step; {EqualBudgetText(flops, $"{F(flops.Budget, "0.00e+0")} FLOPs")})");
+        if (!r.IsBaseline && r.EqualTime is { } time)
+            reasons.Add($"at equal wall-clock ({EqualBudgetText(time, $"{F(time.Budget, "0.#")} s of training")})");
         return $"{headline}: {string.Join("; ", reasons)}";
+    }
+
+    /// <summary>"validation loss at 1.2 TFLOP: +0.031 (95% CI ...), no detectable difference"; without a test, the two means.</summary>
+    static string EqualBudgetText(EqualBudget e, string budget)
+    {
+        string head = $"validation loss at {budget}";
+        if (e.Difference is not { } d)
+            return $"{head}: {F(e.Loss.Mean, "0.000")} vs {F(e.BaselineLoss.Mean, "0.000")}, {e.Loss.Count} and {e.BaselineLoss.Count} seeds, too few for a test";
+        string call = !d.Significant() ? "no detectable difference" : d.Difference > 0 ? "worse" : "better";
+        return $"{head}: {F(d.Difference, "+0.000;-0.000")} (95% CI {F(d.Low, "+0.000;-0.000")} to {F(d.High, "+0.000;-0.000")}, {P(d.P)}), {call}";
     }
 
     static string Depth(ScorecardRow r) => $"{r.ComparedDepth} layers";

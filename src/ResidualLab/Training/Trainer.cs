@@ -67,10 +67,15 @@ internal sealed class Trainer(ITrainingTask task, RunConfig config)
         // the task's sampler follows the batches used, so a checkpoint records where the next one starts.
         using var upcoming = new BatchPrefetcher<IBatch>(task.Batches.Copy().NextBatch);
         observer?.OnStart(t.MaxIters);
-        if (config.MatchParams is not null && task.Model is Gpt gpt) // the width chosen for equal size, for reports
+        if (task.Model is Gpt gpt)
         {
-            observer?.OnDiagnostic(new Diagnostic(start, ParameterMatch.WidthDiagnostic, 0, gpt.Config.DModel));
-            observer?.OnDiagnostic(new Diagnostic(start, ParameterMatch.HeadsDiagnostic, 0, gpt.Config.NHead));
+            // Training FLOPs per step of the model as built (its corpus's vocabulary, a matched width), for equal-compute comparisons.
+            observer?.OnDiagnostic(new Diagnostic(start, GptFlops.PerStepDiagnostic, 0, GptFlops.TrainingPerStep(gpt.Config, gpt.Connection, t.BatchSize)));
+            if (config.MatchParams is not null) // the width chosen for equal size, for reports
+            {
+                observer?.OnDiagnostic(new Diagnostic(start, ParameterMatch.WidthDiagnostic, 0, gpt.Config.DModel));
+                observer?.OnDiagnostic(new Diagnostic(start, ParameterMatch.HeadsDiagnostic, 0, gpt.Config.NHead));
+            }
         }
         task.Model.train();
 
