@@ -17,16 +17,31 @@ namespace ResidualLab.Connections;
 /// [..., n d] input: RMSNorm(x) phi = (x phi) / rms(x). Separate alphas for pre, post and res start at
 /// alpha_init; phi ~ N(0, 1/(n d)); b_post = 0 (H_post = 1); b_res = res_diag on the diagonal, 0 off it.
 /// <para>
-/// The streams start as copies of the embedding and, with H_post = 1, every stream receives the same
-/// write, so only the read can tell them apart. Init <see cref="MhcInit.Stream"/> (default) reads as
-/// Hyper-Connections do at init (arXiv 2409.19606, sec. 2.3): sublayer k reads stream k mod n,
-/// b_pre = +4 there and -4 elsewhere (H_pre = 0.98 / 0.018), and H_res leans to the identity
-/// (res_diag = 2: diagonal 0.71 at n = 4), as the public mHC implementations do (lucidrains/hyper-connections:
-/// one-hot pre logits, identity res logits). The mHC paper gives alpha_init = 0.01 and t_max = 20 but no
-/// bias values. Init <see cref="MhcInit.Uniform"/>: b_pre = -ln(max(n - 1, 1)) (H_pre = 1/n, the mean of
-/// the streams): every stream is read and written alike, nothing but phi's small per-token term breaks the
-/// symmetry, and the streams stay copies (pre-norm computed n times; with copies, H_res x = x for any
-/// doubly stochastic H_res, so H_res gets no gradient).
+/// The streams start as copies of the embedding. A copy satisfies H_res x = x for every doubly stochastic
+/// H_res: the loss sees only H_res's row sums, which Sinkhorn holds at 1, so no gradient reaches its logits
+/// and H_res learns only as fast as the streams come apart. With every stream written
+/// alike (H_post = 1), they come apart only through phi's small per-token term and through b_post, whose
+/// per-stream gradients differ (later sublayers read different streams) but share their sign, so Adam moves
+/// them alike. The options, each from a source:
+/// <list type="bullet">
+/// <item><c>init</c>, the read: <see cref="MhcInit.Stream"/> (default) reads as Hyper-Connections do at init
+/// (arXiv 2409.19606, sec. 2.3) and as the public mHC implementations do (lucidrains/hyper-connections: one-hot
+/// read logits; tokenbender/mHC: one-hot softmax read): sublayer k reads stream k mod n, b_pre = +4 there and -4
+/// elsewhere (H_pre = 0.98 / 0.018). <see cref="MhcInit.Uniform"/>: b_pre = -ln(max(n - 1, 1)) (H_pre = 1/n, the
+/// mean of the streams).</item>
+/// <item><c>write</c>, the write: <see cref="MhcWrite.Uniform"/> (default) b_post = 0, H_post = 1 on every stream,
+/// as every public implementation starts (lucidrains: static beta 1 under 2 sigmoid; tokenbender: softmax of zeros;
+/// HC: B = 1). <see cref="MhcWrite.Stream"/>: sublayer k writes mostly to the stream it reads, b_post = +4 there
+/// and -4 elsewhere (H_post = 1.96 / 0.036): the streams differ after the first sublayer at init. No paper
+/// prescribes it; it is the write counterpart of HC's read.</item>
+/// <item><c>stream_embed</c>: a learned [n, d] embedding per stream, zero at init, added to the expanded stream
+/// (lucidrains/hyper-connections' <c>add_stream_embed</c>, off by default there too). The first sublayer's
+/// connection owns it and adds it before its width step, so <c>blocks.0.hook_resid_pre</c> shows the copies.
+/// At zero the model is unchanged; its gradient is each stream's own gradient at expansion, which differs
+/// between streams as soon as the reads do.</item>
+/// </list>
+/// The mHC paper gives alpha_init = 0.01 and t_max = 20 but no bias values; H_res leans to the identity
+/// (res_diag = 2: diagonal 0.71 at n = 4) as in the public implementations (identity H_res logits).
 /// </para>
 /// Sinkhorn's remaining row error at init shrinks per round by about lambda^2, lambda = (e^r - 1) / (e^r + n - 1)
 /// for res_diag r: at r = 2, n = 4 and 20 rounds it is below 1e-6; r = 4 leaves ~1e-4 (tested).
@@ -39,12 +54,15 @@ internal sealed record ManifoldHyperConnectionsSpec(
     int SinkhornIterations = Sinkhorn.DefaultIterations,
     double AlphaInit = ManifoldHyperConnectionsSpec.DefaultAlphaInit,
     double ResDiag = ManifoldHyperConnectionsSpec.DefaultResDiag,
-    MhcInit Init = MhcInit.Stream) : ConnectionSpec
+    MhcInit Init = MhcInit.Stream,
+    MhcWrite Write = MhcWrite.Uniform,
+    bool StreamEmbed = false) : ConnectionSpec
 {
     public const int DefaultN = 4;
     public const double DefaultAlphaInit = 0.01;
     public const double DefaultResDiag = 2;
-    /// <summary>|b_pre| of <see cref="MhcInit.Stream"/>: sigmoid(4) = 0.982 on the stream read, 0.018 elsewhere.</summary>
+    /// <summary>|b_pre| of <see cref="MhcInit.Stream"/> and |b_post| of <see cref="MhcWrite.Stream"/>: sigmoid(4) = 0.982
+    /// on the stream read (2 sigmoid(4) = 1.96 on the stream written), sigmoid(-4) = 0.018 elsewhere.</summary>
     public const double StreamReadLogit = 4;
 
     public override string Name => "mhc";
@@ -73,6 +91,8 @@ internal sealed record ManifoldHyperConnectionsSpec(
     {
         ["n"] = (long)N, ["sinkhorn_iters"] = (long)SinkhornIterations, ["alpha_init"] = AlphaInit, ["res_diag"] = ResDiag,
         ["init"] = Init == MhcInit.Stream ? "stream" : "uniform",
+        ["write"] = Write == MhcWrite.Stream ? "stream" : "uniform",
+        ["stream_embed"] = StreamEmbed,
     };
 }
 
@@ -85,12 +105,22 @@ internal enum MhcInit
     Uniform,
 }
 
+/// <summary>How mHC's write bias b_post starts (see <see cref="ManifoldHyperConnectionsSpec"/>).</summary>
+internal enum MhcWrite
+{
+    /// <summary>Every stream receives the sublayer's output (H_post = 1), as the public implementations start.</summary>
+    Uniform,
+    /// <summary>Sublayer k writes mostly to stream k mod n (H_post = 1.96 there, 0.036 elsewhere).</summary>
+    Stream,
+}
+
 internal sealed class ManifoldHyperConnections : Connection, IStreamMixing
 {
     readonly nn.Module<Tensor, Tensor> norm;  // the sublayer's pre-norm
     readonly Parameter phi;                   // [n d, n + n + n^2]: pre | post | res
     readonly Parameter alpha_pre, alpha_post, alpha_res;
     readonly Parameter b_pre, b_post, b_res;
+    readonly Parameter? stream_embed;         // [n, d], only in the first sublayer's connection
     readonly int n;
     readonly int iterations;
 
@@ -104,15 +134,16 @@ internal sealed class ManifoldHyperConnections : Connection, IStreamMixing
         alpha_pre = nn.Parameter(full(1, spec.AlphaInit));
         alpha_post = nn.Parameter(full(1, spec.AlphaInit));
         alpha_res = nn.Parameter(full(1, spec.AlphaInit));
-        b_pre = nn.Parameter(ReadBias(spec.Init, n, site.SublayerIndex));
-        b_post = nn.Parameter(zeros(n));
+        b_pre = nn.Parameter(spec.Init == MhcInit.Uniform ? full(n, -Math.Log(Math.Max(n - 1, 1))) : LeanToStream(n, site.SublayerIndex));
+        b_post = nn.Parameter(spec.Write == MhcWrite.Uniform ? zeros(n) : LeanToStream(n, site.SublayerIndex));
         b_res = nn.Parameter(eye(n) * spec.ResDiag);
+        if (spec.StreamEmbed && site.SublayerIndex == 0) stream_embed = nn.Parameter(zeros(n, site.Width));
         RegisterComponents();
     }
 
-    static Tensor ReadBias(MhcInit init, int n, int sublayer)
+    /// <summary>+4 on stream k mod n, -4 on the others.</summary>
+    static Tensor LeanToStream(int n, int sublayer)
     {
-        if (init == MhcInit.Uniform) return full(n, -Math.Log(Math.Max(n - 1, 1)));
         var bias = full(n, -ManifoldHyperConnectionsSpec.StreamReadLogit);
         bias[sublayer % n] = ManifoldHyperConnectionsSpec.StreamReadLogit;
         return bias;
@@ -135,6 +166,7 @@ internal sealed class ManifoldHyperConnections : Connection, IStreamMixing
 
     public override Branch Prepare(Tensor stream, LayerContext ctx)
     {
+        if (stream_embed is not null) stream = stream + stream_embed; // [..., s, d] + [s, d]
         var (read, maps) = WidthStep(stream);
         LastMaps = maps;
         var depth = cat([maps.Res, maps.Post.unsqueeze(-1)], -1); // [..., s, s + 1]

@@ -1,4 +1,5 @@
 using ResidualLab.Connections;
+using ResidualLab.Hooks;
 using ResidualLab.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -170,5 +171,78 @@ public class MultiStreamSchemeTests
             Assert.True((w.sum(-1) - 1).abs().max().item<double>() < 1e-12);
             Assert.True(w.min().item<double>() >= 0);
         }
+    }
+
+    /// <summary>mHC without its per-token term (alpha = 0), so that only the biases' init decides what is read and written.</summary>
+    static ConnectionSpec StaticMhc(string init, string write, bool streamEmbed = false) =>
+        ConnectionCatalog.Create("mhc", new Dictionary<string, object>
+        {
+            ["init"] = init, ["write"] = write, ["stream_embed"] = streamEmbed, ["alpha_init"] = 0.0,
+        });
+
+    static double ResBiasGradOverPostBiasGrad(Gpt model)
+    {
+        model.zero_grad();
+        model.Forward(Tokens()).square().sum().backward();
+        var grads = model.named_parameters().ToList();
+        double Norm(string suffix) => Math.Sqrt(grads.Where(p => p.name.EndsWith(suffix)).Sum(p => p.parameter.grad!.square().sum().item<double>()));
+        return Norm("b_res") / Norm("b_post");
+    }
+
+    [Theory]
+    [InlineData("uniform")]
+    [InlineData("stream")]
+    public void Mhc_streams_written_alike_stay_exact_copies_whatever_they_read(string init)
+    {
+        // H_post = 1 writes the same to every stream, and a copy satisfies H_res x = x: the streams of every
+        // block are copies, the loss sees only H_res's row sums, which Sinkhorn holds at 1, and b_res gets
+        // no gradient beyond Sinkhorn's remaining row error.
+        using var model = Model(StaticMhc(init, "uniform"));
+        using (no_grad())
+        {
+            var (_, cache) = model.RunWithCache(Tokens());
+            for (int b = 0; b < Tiny.NLayer; b++)
+                Assert.Equal(1.0, StreamSimilarity.Mean(cache[HookNames.ResidPost(b)]), 12);
+        }
+        double ratio = ResBiasGradOverPostBiasGrad(model);
+        Assert.True(ratio < 1e-5, $"|grad b_res| / |grad b_post| = {ratio}");
+    }
+
+    [Fact]
+    public void Mhc_stream_write_sends_sublayer_k_to_stream_k_mod_n_and_the_streams_differ_after_one_block()
+    {
+        using var model = Model(StaticMhc("stream", "stream"));
+        double ratio;
+        using (no_grad())
+        {
+            var (_, cache) = model.RunWithCache(Tokens());
+            double on = 2 / (1 + Math.Exp(-4)), off = 2 / (1 + Math.Exp(4)); // 2 sigmoid(+-4) = 1.96, 0.036
+            var conns = Connections(model).Cast<IStreamMixing>().ToList();
+            for (int k = 0; k < conns.Count; k++)
+            {
+                var expected = full(4, off, dtype: ScalarType.Float64);
+                expected[k % 4] = on;
+                Assert.True(MaxDiff(conns[k].LastMaps!.Post, expected) < 1e-12, $"H_post of sublayer {k}");
+            }
+            double cosine = StreamSimilarity.Mean(cache[HookNames.ResidPost(0)]);
+            Assert.True(cosine < 0.999, $"stream cosine after block 0: {cosine}");
+        }
+        ratio = ResBiasGradOverPostBiasGrad(model);
+        Assert.True(ratio > 1e-3, $"|grad b_res| / |grad b_post| = {ratio}"); // streams that differ teach H_res
+    }
+
+    [Fact]
+    public void Mhc_stream_embedding_starts_at_zero_and_its_rows_get_different_gradients()
+    {
+        using var plain = Model(StaticMhc("stream", "uniform"));
+        using var embedded = Model(StaticMhc("stream", "uniform", streamEmbed: true));
+        Assert.Equal(plain.parameters().Count(), CopyShared(plain, embedded));
+        var embed = embedded.named_parameters().Single(p => p.name.EndsWith("stream_embed")).parameter; // only sublayer 0 owns one
+        Assert.Equal(new long[] { 4, Tiny.DModel }, embed.shape);
+        Assert.True(MaxDiff(Hidden(embedded), Hidden(plain)) < 1e-12);
+        embedded.Forward(Tokens()).square().sum().backward();
+        var g = embed.grad!; // [s, d]: row k is stream k's gradient at expansion, summed over tokens
+        double rowSpread = (g - g.mean([0], keepdim: true)).abs().max().item<double>();
+        Assert.True(rowSpread > 1e-2 * g.abs().max().item<double>(), $"rows differ by {rowSpread}");
     }
 }

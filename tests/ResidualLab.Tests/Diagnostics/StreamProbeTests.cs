@@ -89,4 +89,16 @@ public class StreamProbeTests
         Assert.True(MeanRatio(stream) > 10 * MeanRatio(uniform), $"H_res gradient ratio: stream {MeanRatio(stream)}, uniform {MeanRatio(uniform)}");
         Assert.Equal(4, uniform.Count(x => x.Name == "h_res_entropy" && x.Step == 0));
     }
+
+    [Fact]
+    public void Mhc_stream_write_separates_the_streams_at_init_and_sends_gradient_to_h_res()
+    {
+        var alike = Train("mhc", 1, 1).Diagnostics;
+        var apart = Train("mhc", 1, 1, "connection.write=stream").Diagnostics;
+        double Cosine(List<Diagnostic> d) => d.Single(x => x.Name == "stream_cosine" && x.Index == 0).Value;
+        double MeanRatio(List<Diagnostic> d) => d.Where(x => x.Name == "h_res_grad_ratio").Average(x => x.Value);
+        Assert.True(Cosine(alike) > 0.999, $"uniform write: {Cosine(alike)}");
+        Assert.True(Cosine(apart) < Cosine(alike) - 1e-3, $"stream write: {Cosine(apart)}");
+        Assert.True(MeanRatio(apart) > 10 * MeanRatio(alike), $"H_res gradient ratio: stream write {MeanRatio(apart)}, uniform {MeanRatio(alike)}");
+    }
 }
