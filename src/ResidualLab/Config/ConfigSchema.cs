@@ -36,7 +36,7 @@ internal static class ConfigSchema
         new("data.val_fraction", ConfigType.Float, 0.1, "fraction of the text held out for validation (just before the test split)"),
         new("data.test_fraction", ConfigType.Float, 0.1, "fraction of the text (its end) held out for test: the reported numbers; selection never reads it"),
         new("data.tokenizer", ConfigType.String, "char", "char (one token per character), gpt2 (GPT-2's BPE, 50257 tokens) or bpe:N (a byte-level BPE of N tokens learned on the training split)", InRunIdAtDefault: false),
-        new("data.images", ConfigType.String, "fashion-mnist", "vision models: image set (fashion-mnist, mnist), fetched and cached on first use"),
+        new("data.images", ConfigType.String, "fashion-mnist", "vision models: image set (fashion-mnist, mnist), fetched and cached on first use, or a folder of the four MNIST-layout IDX files (a path with a '/')"),
         new("data.augment", ConfigType.Bool, false, "vision models: random crop after 4-pixel zero padding"),
         new("data.train_images", ConfigType.Int, 0L, "vision models: train on the first N training images (0: all but the validation images)"),
         new("data.val_images", ConfigType.Int, 5000L, "vision models: the last N images of the published training split, held out for validation (the published test split is the test; 0: none)"),

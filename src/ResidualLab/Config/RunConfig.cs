@@ -155,8 +155,8 @@ internal sealed record RunConfig(
             if (VisionConfig.DepthProblem(modelName, depth) is { } problem)
                 throw new ConfigException($"{v.OriginOf("model.depth")}: 'model.depth': {problem}");
             string images = v.String("data.images");
-            if (!ImageSets.Names.Contains(images))
-                throw new ConfigException($"{v.OriginOf("data.images")}: unknown image set '{images}'{Suggest.DidYouMean(images, ImageSets.Names)}; image sets: {string.Join(", ", ImageSets.Names)}");
+            if (ImageSets.Problem(images) is { } imagesProblem)
+                throw new ConfigException($"{v.OriginOf("data.images")}: {imagesProblem}");
             vision = new VisionSettings(
                 new VisionConfig(modelName, depth, Int("model.width", 1, 1 << 14), InChannels: 0, ImageSize: 0, Classes: 0),
                 images, v.Bool("data.augment"), Int("data.train_images", 0), Float("train.momentum", 0, 0.999999),

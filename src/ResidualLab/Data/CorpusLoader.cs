@@ -13,7 +13,7 @@ internal static class CorpusLoader
     {
         var splits = Splits(data);
         tokenizer ??= TokenizerFor(data.Tokenizer, splits);
-        return TokenCache.Load(splits, tokenizer).CheckFits(blockSize);
+        return (TokenCache.Load(splits, tokenizer) with { TextSha256 = splits.TextSha256 }).CheckFits(blockSize);
     }
 
     /// <summary>The text of data.path or data.corpus, split as training will see it.</summary>

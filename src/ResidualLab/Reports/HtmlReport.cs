@@ -72,7 +72,7 @@ internal static class HtmlReport
 
         h.Append("<h2>Environment</h2><table><tr><th class=text>ResidualLab</th><th class=text>git commit</th><th class=text>.NET</th><th class=text>TorchSharp</th><th class=text>libtorch</th><th class=text>device</th><th>threads</th><th class=text>host</th><th class=text>OS</th></tr>");
         foreach (RunEnvironment e in data.Environments)
-            h.Append($"<tr><td class=text>{E(e.Version)}</td><td class=text>{E(e.GitCommit)}</td><td class=text>{E(e.DotNet)}</td><td class=text>{E(e.TorchSharp)}</td><td class=text>{E(e.LibTorch)}</td><td class=text>{E(e.Device)}</td><td>{e.Threads}</td><td class=text>{E(e.Host)}</td><td class=text>{E(e.Os)}</td></tr>");
+            h.Append($"<tr><td class=text>{E(e.Version)}</td><td class=text>{E(e.CommitDescription)}</td><td class=text>{E(e.DotNet)}</td><td class=text>{E(e.TorchSharp)}</td><td class=text>{E(e.LibTorch)}</td><td class=text>{E(e.Device)}</td><td>{e.Threads}</td><td class=text>{E(e.Host)}</td><td class=text>{E(e.Os)}</td></tr>");
         h.Append("</table></body></html>\n");
         return h.ToString();
     }

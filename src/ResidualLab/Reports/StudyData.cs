@@ -32,6 +32,7 @@ internal sealed record StudyData(IReadOnlyList<RunData> Runs, IReadOnlyList<stri
     /// <param name="tuned">The [tune] keys of the folder's sweep: kept out of the groups, recorded per run.</param>
     public static StudyData Load(ResultsStore store, IReadOnlyList<string>? tuned = null)
     {
+        if (store.DataConflict() is { } conflict) throw new ConfigException(conflict);
         tuned ??= [];
         var all = store.Runs();
         var finished = all.Where(r => RunState.IsFinal(r.Status)).ToList();

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using ResidualLab.Config;
+using ResidualLab.Data;
 using ResidualLab.Training;
 
 namespace ResidualLab.Results;
@@ -14,12 +15,15 @@ internal sealed class RunFiles : ITrainingObserver, IDisposable
     readonly StreamWriter _metrics;
     readonly string _dir;
     readonly RunConfig _config;
+    readonly DataIdentity? _data;
 
     /// <param name="resumeStep">When resuming at this step, metrics recorded at or after it are dropped.</param>
-    public RunFiles(string dir, RunConfig config, int? resumeStep = null)
+    /// <param name="data">The data the run trains on, named in result.json.</param>
+    public RunFiles(string dir, RunConfig config, int? resumeStep = null, DataIdentity? data = null)
     {
         _dir = dir;
         _config = config;
+        _data = data;
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "config.txt"), config.FullText);
         string metrics = Path.Combine(dir, "metrics.jsonl");
@@ -69,6 +73,8 @@ internal sealed class RunFiles : ITrainingObserver, IDisposable
             mean_step_ms = Math.Round(r.MeanStepMs, 2),
             peak_rss_mb = Math.Round(r.PeakRssBytes / 1048576.0, 1),
             note = r.Note,
+            data = _data?.Name,
+            data_sha256 = _data?.Sha256,
         }, ResultJson.Document);
         string tmp = Path.Combine(_dir, "result.json.tmp");
         File.WriteAllText(tmp, json);

@@ -48,8 +48,8 @@ internal interface ITrainingTask : IDisposable
 
     void LoadState(BinaryReader reader);
 
-    /// <summary>Writes what the run trains on into its folder, before training.</summary>
-    void DescribeData(string runDir);
+    /// <summary>Writes what the run trains on into its folder (data.json), before training; returns the data's identity.</summary>
+    DataIdentity DescribeData(string runDir);
 
     /// <summary>Writes what a run leaves in its folder beyond the metrics (the model once done, family files).</summary>
     void WriteRunFiles(string runDir, TrainResult result);

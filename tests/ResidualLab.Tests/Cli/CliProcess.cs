@@ -25,6 +25,27 @@ static class CliProcess
         return new Outcome(p.ExitCode, stdout.Result, stderr.Result);
     }
 
+    /// <summary>
+    /// Starts reslab, waits until <paramref name="file"/> exists (a checkpoint), then SIGKILLs it a moment
+    /// later, as a crash or an out-of-memory kill would; false when it exited on its own first.
+    /// </summary>
+    public static bool KillOnceWritten(IEnumerable<string> args, string file, int timeoutSeconds = 60)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "reslab.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var child = Process.Start(psi)!;
+        _ = child.StandardOutput.ReadToEndAsync();
+        _ = child.StandardError.ReadToEndAsync();
+        var clock = Stopwatch.StartNew();
+        while (!File.Exists(file) && !child.HasExited && clock.Elapsed < TimeSpan.FromSeconds(timeoutSeconds)) Thread.Sleep(5);
+        if (child.HasExited) return false;
+        Thread.Sleep(30);
+        child.Kill(); // SIGKILL
+        child.WaitForExit();
+        return true;
+    }
+
     /// <summary>Asserts a failure with exactly one error line and no stack trace.</summary>
     public static string AssertOneLineError(Outcome o, int exitCode = 2)
     {

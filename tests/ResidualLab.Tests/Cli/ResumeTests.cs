@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using ResidualLab.Training;
 
@@ -28,18 +27,8 @@ public class ResumeTests
         // Start the same run, SIGKILL it once it has written a checkpoint, then resume it.
         string runDir = Path.Combine(killed, "runs", runId);
         string checkpoint = Path.Combine(runDir, "checkpoint.bin");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "reslab.dll"), "train", "--data", corpus, "--out", killed }.Concat(Settings))
-            psi.ArgumentList.Add(a);
-        using (var child = Process.Start(psi)!)
-        {
-            var clock = Stopwatch.StartNew();
-            while (!File.Exists(checkpoint) && !child.HasExited && clock.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(5);
-            Assert.False(child.HasExited, "the run finished before it could be killed; give it more steps");
-            Thread.Sleep(30);
-            child.Kill(); // SIGKILL
-            child.WaitForExit();
-        }
+        Assert.True(CliProcess.KillOnceWritten(["train", "--data", corpus, "--out", killed, .. Settings], checkpoint),
+            "the run finished before it could be killed; give it more steps");
         int? killedAt = TrainingCheckpoint.PeekStep(checkpoint, runId);
         Assert.NotNull(killedAt);
         Assert.InRange(killedAt!.Value, 10, 190);
@@ -61,7 +50,7 @@ public class ResumeTests
     }
 
     /// <summary>Every step's loss and every evaluation, in order, exactly as written.</summary>
-    static List<string> Losses(string runDir) =>
+    internal static List<string> Losses(string runDir) =>
         File.ReadLines(Path.Combine(runDir, "metrics.jsonl")).Select(line =>
         {
             using var doc = JsonDocument.Parse(line);

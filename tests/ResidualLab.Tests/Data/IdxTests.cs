@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using ResidualLab.Data;
+using ResidualLab.Experiments;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Data;
@@ -128,6 +129,24 @@ public class IdxTests
         Write(Path.Combine(dir, "t10k-labels-idx1-ubyte"), [9], new byte[9]);
         var ex = Assert.Throws<InvalidDataException>(() => ImageSets.FromFolder("toy", dir));
         Assert.Contains("10 images but 9 labels", ex.Message);
+    }
+
+    [Fact]
+    public void Data_images_may_name_a_folder_and_its_faults_are_one_line_config_errors()
+    {
+        string dir = WriteSet(trainCount: 10, testCount: 10, size: 6);
+        Assert.Null(ImageSets.Problem(dir));
+        Assert.Equal(10, ImageSets.Load(dir).Test.Count);
+
+        Write(Path.Combine(dir, "t10k-labels-idx1-ubyte"), [9], new byte[9]);
+        var mismatch = Assert.Throws<ConfigException>(() => ImageSets.Load(dir));
+        Assert.Contains($"image folder '{dir}'", mismatch.Message);
+        Assert.Contains("10 images but 9 labels", mismatch.Message);
+
+        File.Delete(Path.Combine(dir, "t10k-labels-idx1-ubyte"));
+        Assert.Contains("has no t10k-labels-idx1-ubyte;", ImageSets.Problem(dir));
+        Assert.Contains("a folder of IDX files given as a path with a '/'", ImageSets.Problem("my-set"));
+        Assert.DoesNotContain("\n", ImageSets.Problem(dir));
     }
 
     [Fact]

@@ -6,7 +6,7 @@ namespace ResidualLab.Tests.Results;
 
 public class ResultsStoreTests
 {
-    static readonly RunEnvironment Env = new("0.1.0", "abc123", ".NET 10", "0.107.0", "2.10.0", "cpu", 1, "host", "linux");
+    static readonly RunEnvironment Env = new("0.1.0", "abc123", ".NET 10", "0.107.0", "2.10.0", "cpu", 1, "host", "linux", GitDirty: true);
 
     [Fact]
     public void A_run_round_trips_with_its_metrics_diagnostics_and_environment()
@@ -84,6 +84,20 @@ public class ResultsStoreTests
         Assert.Matches("^[0-9a-f]{7,40}$|^unknown$", env.GitCommit);
         Assert.True(env.Threads >= 1);
     }
+
+    [Fact]
+    public void The_build_records_whether_its_tree_had_uncommitted_changes()
+    {
+        // These tests are built from the repository they sit in, so the build could ask git. Whether the
+        // answer was true or false depends on the tree at build time, which may have changed since.
+        var psi = new System.Diagnostics.ProcessStartInfo("git", ["status", "--porcelain"])
+            { WorkingDirectory = TestSupport.RepoRoot(), RedirectStandardOutput = true, RedirectStandardError = true };
+        using var git = System.Diagnostics.Process.Start(psi)!;
+        git.StandardOutput.ReadToEnd();
+        git.WaitForExit();
+        if (git.ExitCode == 0) Assert.NotNull(BuildInfo.Dirty);
+        Assert.Equal(BuildInfo.Dirty, RunEnvironment.Capture("cpu").GitDirty);
+    }
 }
 
 public class ResultsStoreVersionTests
@@ -120,6 +134,35 @@ public class ResultsStoreVersionTests
             Assert.Equal((RunEnvironment.Unknown, "cpu"), (env.Version, env.Device));
             store.BeginRun(current, RunEnvironment.Capture("cpu"));
             Assert.Equal(BuildInfo.Version, store.EnvironmentOf(current.RunId)!.Version);
+        }
+    }
+
+    [Fact]
+    public void A_store_written_before_the_dirty_flag_gains_it_on_open_and_old_runs_read_as_not_known()
+    {
+        string dir = TestSupport.TempDir();
+        var old = TestSupport.TinyConfig("train.seed=1");
+        var clean = TestSupport.TinyConfig("train.seed=2");
+        var dirty = TestSupport.TinyConfig("train.seed=3");
+        var env = new RunEnvironment("0.1.0", "abc123", ".NET 10", "0.107.0", "2.10.0", "cpu", 1, "host", "linux");
+        using (var store = ResultsStore.Open(dir))
+            store.BeginRun(old, env with { GitDirty = true });
+        using (var db = new SqliteConnection($"Data Source={Path.Combine(dir, ResultsStore.FileName)};Pooling=False"))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = "ALTER TABLE environment DROP COLUMN git_dirty";
+            cmd.ExecuteNonQuery();
+        }
+        using (var store = ResultsStore.Open(dir))
+        {
+            Assert.Null(store.EnvironmentOf(old.RunId)!.GitDirty);
+            store.BeginRun(clean, env with { GitDirty = false });
+            store.BeginRun(dirty, env with { GitDirty = true });
+            Assert.False(store.EnvironmentOf(clean.RunId)!.GitDirty);
+            Assert.True(store.EnvironmentOf(dirty.RunId)!.GitDirty);
+            Assert.Equal("abc123 (dirty)", store.EnvironmentOf(dirty.RunId)!.CommitDescription);
+            Assert.Equal("abc123", store.EnvironmentOf(clean.RunId)!.CommitDescription);
         }
     }
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Data.Sqlite;
 using ResidualLab.Config;
+using ResidualLab.Data;
 using ResidualLab.Training;
 
 namespace ResidualLab.Results.Store;
@@ -75,7 +76,8 @@ internal sealed class ResultsStore : IDisposable
               host TEXT NOT NULL, pid INTEGER NOT NULL,
               steps INTEGER NOT NULL DEFAULT 0, parameters INTEGER NOT NULL DEFAULT 0,
               mean_step_ms REAL NOT NULL DEFAULT 0, tokens_per_s REAL NOT NULL DEFAULT 0,
-              peak_rss_bytes INTEGER NOT NULL DEFAULT 0, train_loss REAL, val_loss REAL, test_loss REAL);
+              peak_rss_bytes INTEGER NOT NULL DEFAULT 0, train_loss REAL, val_loss REAL, test_loss REAL,
+              data_name TEXT, data_sha256 TEXT);
             CREATE TABLE IF NOT EXISTS steps(
               run_id TEXT NOT NULL, step INTEGER NOT NULL, loss REAL, lr REAL, grad_norm REAL,
               step_ms REAL, tokens_per_s REAL, PRIMARY KEY(run_id, step)) WITHOUT ROWID;
@@ -87,14 +89,17 @@ internal sealed class ResultsStore : IDisposable
               PRIMARY KEY(run_id, name, step, idx)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS environment(
               run_id TEXT PRIMARY KEY, reslab_version TEXT, git_commit TEXT, dotnet TEXT, torchsharp TEXT, libtorch TEXT,
-              device TEXT, threads INTEGER, host TEXT, os TEXT);
+              device TEXT, threads INTEGER, host TEXT, os TEXT, git_dirty INTEGER);
             CREATE TABLE IF NOT EXISTS cluster_tasks(
               job_id TEXT NOT NULL, task INTEGER NOT NULL, run_id TEXT NOT NULL, submitted_at TEXT NOT NULL,
               PRIMARY KEY(job_id, task)) WITHOUT ROWID;
             """);
         AddColumnIfMissing("environment", "reslab_version", "TEXT");
+        AddColumnIfMissing("environment", "git_dirty", "INTEGER"); // 1 or 0; NULL: not known
         AddColumnIfMissing("runs", "test_loss", "REAL"); // stores from before the test split
         AddColumnIfMissing("evals", "test_loss", "REAL");
+        AddColumnIfMissing("runs", "data_name", "TEXT"); // stores from before data provenance: NULL, not compared
+        AddColumnIfMissing("runs", "data_sha256", "TEXT");
         Execute($"PRAGMA user_version = {SchemaVersion};");
     }
 
@@ -118,21 +123,26 @@ internal sealed class ResultsStore : IDisposable
             foreach (var table in new[] { "steps", "evals", "diagnostics" })
                 NonQuery($"DELETE FROM {table} WHERE run_id = $id AND step >= $from", tx, ("$id", config.RunId), ("$from", fromStep));
             NonQuery("DELETE FROM environment WHERE run_id = $id", tx, ("$id", config.RunId));
+            // The data a run trained on stays recorded across reruns, so a rerun on changed data is caught too.
             NonQuery("""
-                INSERT OR REPLACE INTO runs(run_id, label, model, connection, depth, seed, config, status, started_at, host, pid)
+                INSERT INTO runs(run_id, label, model, connection, depth, seed, config, status, started_at, host, pid)
                 VALUES($id, $label, $model, $conn, $depth, $seed, $config, $status, $start, $host, $pid)
+                ON CONFLICT(run_id) DO UPDATE SET label = excluded.label, model = excluded.model, connection = excluded.connection,
+                  depth = excluded.depth, seed = excluded.seed, config = excluded.config, status = excluded.status, error = NULL,
+                  started_at = excluded.started_at, ended_at = NULL, host = excluded.host, pid = excluded.pid, steps = 0, parameters = 0,
+                  mean_step_ms = 0, tokens_per_s = 0, peak_rss_bytes = 0, train_loss = NULL, val_loss = NULL, test_loss = NULL
                 """, tx,
                 ("$id", config.RunId), ("$label", config.Label), ("$model", config.ModelName),
                 ("$conn", config.Connection.Name), ("$depth", config.Model.NLayer), ("$seed", config.Train.Seed),
                 ("$config", config.Canonical), ("$status", RunState.Running), ("$start", Now()),
                 ("$host", Environment.MachineName), ("$pid", Environment.ProcessId));
             NonQuery("""
-                INSERT INTO environment(run_id, reslab_version, git_commit, dotnet, torchsharp, libtorch, device, threads, host, os)
-                VALUES($id, $version, $git, $dotnet, $ts, $lt, $device, $threads, $host, $os)
+                INSERT INTO environment(run_id, reslab_version, git_commit, dotnet, torchsharp, libtorch, device, threads, host, os, git_dirty)
+                VALUES($id, $version, $git, $dotnet, $ts, $lt, $device, $threads, $host, $os, $dirty)
                 """, tx,
                 ("$id", config.RunId), ("$version", environment.Version), ("$git", environment.GitCommit), ("$dotnet", environment.DotNet),
                 ("$ts", environment.TorchSharp), ("$lt", environment.LibTorch), ("$device", environment.Device),
-                ("$threads", environment.Threads), ("$host", environment.Host), ("$os", environment.Os));
+                ("$threads", environment.Threads), ("$host", environment.Host), ("$os", environment.Os), ("$dirty", environment.GitDirty));
             tx.Commit();
         }
     }
@@ -158,6 +168,47 @@ internal sealed class ResultsStore : IDisposable
             tx.Commit();
         }
     }
+
+    /// <summary>
+    /// Records the data a run trains on. A run whose data has the name of data another run of this store
+    /// trained on (the same file, corpus or image folder) but other bytes is refused: their numbers would
+    /// not compare.
+    /// </summary>
+    public void RecordData(string runId, DataIdentity data)
+    {
+        lock (_gate)
+        {
+            using var tx = _db.BeginTransaction();
+            using (var other = Command("""
+                       SELECT run_id, data_sha256 FROM runs WHERE data_name = $name AND data_sha256 <> $sha ORDER BY run_id = $id DESC, run_id LIMIT 1
+                       """, tx, ("$id", runId), ("$name", data.Name), ("$sha", data.Sha256)))
+            using (var r = other.ExecuteReader())
+                if (r.Read())
+                    throw new ConfigException(DataMismatch(data.Name, r.GetString(0), r.GetString(1), runId, data.Sha256, "would train"));
+            NonQuery("UPDATE runs SET data_name = $name, data_sha256 = $sha WHERE run_id = $id", tx,
+                ("$id", runId), ("$name", data.Name), ("$sha", data.Sha256));
+            tx.Commit();
+        }
+    }
+
+    /// <summary>Why this store's runs cannot be compared, when two trained on different bytes under one data name; null when they can.</summary>
+    public string? DataConflict()
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("""
+                SELECT a.data_name, a.run_id, a.data_sha256, b.run_id, b.data_sha256 FROM runs a JOIN runs b
+                  ON a.data_name = b.data_name AND a.data_sha256 < b.data_sha256
+                ORDER BY a.data_name, a.run_id, b.run_id LIMIT 1
+                """, null);
+            using var r = cmd.ExecuteReader();
+            return r.Read() ? DataMismatch(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), "trained") : null;
+        }
+    }
+
+    string DataMismatch(string name, string firstRun, string firstSha, string secondRun, string secondSha, string verb) =>
+        $"data '{name}' changed under the same name: run {firstRun} trained on sha256 {firstSha}, run {secondRun} {verb} on sha256 {secondSha} "
+        + $"(store {FilePath}); restore the data the first run used, or train on the new data into another results folder (--out)";
 
     /// <summary>Records the outcome of a run that ended (done, diverged or interrupted on request).</summary>
     public void EndRun(string runId, TrainResult result, double tokensPerSecond, long peakRssBytes)
@@ -274,9 +325,9 @@ internal sealed class ResultsStore : IDisposable
         r => new DiagnosticRow(r.GetInt32(0), r.GetString(1), r.GetInt32(2), Real(r, 3)));
 
     public RunEnvironment? EnvironmentOf(string runId) => Read(
-        "SELECT reslab_version, git_commit, dotnet, torchsharp, libtorch, device, threads, host, os FROM environment WHERE run_id = $id", runId,
+        "SELECT reslab_version, git_commit, dotnet, torchsharp, libtorch, device, threads, host, os, git_dirty FROM environment WHERE run_id = $id", runId,
         r => new RunEnvironment(r.IsDBNull(0) ? RunEnvironment.Unknown : r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3),
-            r.GetString(4), r.GetString(5), r.GetInt32(6), r.GetString(7), r.GetString(8))).FirstOrDefault();
+            r.GetString(4), r.GetString(5), r.GetInt32(6), r.GetString(7), r.GetString(8), r.IsDBNull(9) ? null : r.GetBoolean(9))).FirstOrDefault();
 
     IReadOnlyList<T> Read<T>(string sql, string runId, Func<SqliteDataReader, T> row)
     {

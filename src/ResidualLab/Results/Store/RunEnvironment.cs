@@ -7,8 +7,11 @@ namespace ResidualLab.Results.Store;
 /// What a run ran on: the ResidualLab version and commit that produced it, the runtime and library
 /// versions, device, threads, host. Runs recorded before versions were stored read as "unknown".
 /// </summary>
+/// <param name="GitDirty">Whether the build's source tree had changes beyond <paramref name="GitCommit"/>;
+/// null when unknown (a build outside git, or a run recorded before this was stored).</param>
 internal sealed record RunEnvironment(
-    string Version, string GitCommit, string DotNet, string TorchSharp, string LibTorch, string Device, int Threads, string Host, string Os)
+    string Version, string GitCommit, string DotNet, string TorchSharp, string LibTorch, string Device, int Threads, string Host, string Os,
+    bool? GitDirty = null)
 {
     public const string Unknown = "unknown";
 
@@ -21,5 +24,9 @@ internal sealed record RunEnvironment(
         Device: device,
         Threads: torch.get_num_threads(),
         Host: Environment.MachineName,
-        Os: RuntimeInformation.OSDescription);
+        Os: RuntimeInformation.OSDescription,
+        GitDirty: BuildInfo.Dirty);
+
+    /// <summary>The commit, marked "(dirty)" when the tree had uncommitted changes.</summary>
+    public string CommitDescription => GitDirty == true ? $"{GitCommit} (dirty)" : GitCommit;
 }

@@ -231,7 +231,12 @@ internal sealed class ImageClassificationTask : ITrainingTask
                 r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble()) { ValLoss = r.ReadDouble() });
     }
 
-    public void DescribeData(string runDir) { }
+    public DataIdentity DescribeData(string runDir)
+    {
+        var identity = new DataIdentity(_vision.Images, _data.Sha256);
+        DataProvenance.Write(runDir, identity, _data);
+        return identity;
+    }
 
     /// <summary>classifier.json (curves and gradient norms) always; model.pt once done.</summary>
     public void WriteRunFiles(string runDir, TrainResult result)

@@ -112,7 +112,13 @@ internal sealed class LanguageModelTask : ITrainingTask
 
     public void LoadState(BinaryReader reader) { }
 
-    public void DescribeData(string runDir) => DataProvenance.Write(runDir, _corpus);
+    public DataIdentity DescribeData(string runDir)
+    {
+        var data = _config.Data;
+        var identity = new DataIdentity(data.Path.Length > 0 ? data.Path : data.Corpus, _corpus.TextSha256);
+        DataProvenance.Write(runDir, identity, _corpus);
+        return identity;
+    }
 
     /// <summary>Once done: model.pt (fp32 weights) and the tokenizer.</summary>
     public void WriteRunFiles(string runDir, TrainResult result)
