@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using ResidualLab.Data;
-using ResidualLab.Experiments;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Data;
