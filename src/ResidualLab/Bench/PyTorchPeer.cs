@@ -27,22 +27,30 @@ internal static class PyTorchPeer
         }
     }
 
-    /// <summary>Runs a bench twin (bench/pytorch/*_bench.py) and reads its step time and memory.</summary>
-    public static PeerBenchResult Bench(string script, IEnumerable<string> args, TimeSpan timeout)
+    /// <summary>Runs a bench twin (bench/pytorch/*_bench.py) in a thread layout and reads its step time and memory.</summary>
+    public static PeerBenchResult Bench(string script, IEnumerable<string> args, PeerLayout layout, TimeSpan timeout)
     {
-        var json = Run(script, args, timeout);
+        var json = Run(script, args, timeout, layout.Environment);
         return new PeerBenchResult(json.GetProperty("torch").GetString() ?? "?", json.GetProperty("step_ms_median").GetDouble(),
             json.GetProperty("peak_rss_bytes").GetInt64(), json.GetProperty("rss_after_warmup_bytes").GetInt64(),
             json.GetProperty("final_rss_bytes").GetInt64());
     }
 
-    public static JsonElement Run(string script, IEnumerable<string> args, TimeSpan timeout)
+    /// <summary>Runs a script of bench/pytorch and parses the last line it prints as JSON; <paramref name="environment"/>
+    /// sets (or, with null, removes) variables of the child's environment.</summary>
+    public static JsonElement Run(string script, IEnumerable<string> args, TimeSpan timeout,
+        IReadOnlyDictionary<string, string?>? environment = null)
     {
         string path = Path.Combine(ScriptFolder, script);
         if (!File.Exists(path)) throw new ConfigException($"PyTorch script '{path}' is missing; rebuild reslab");
         var psi = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(path);
         foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null) psi.Environment.Remove(name);
+            else psi.Environment[name] = value;
+        }
         using var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {Python}");
         var stderr = p.StandardError.ReadToEndAsync();
         string stdout = p.StandardOutput.ReadToEnd();

@@ -89,7 +89,7 @@ public class ResNetBenchTests
         DebianPackages.Ensure("python3-torch", "libopenblas0");
         var tiny = ResNetWorkload.ResNet20 with { Width = 2, BatchSize = 16 };
 
-        var r = PyTorchPeer.Bench(tiny.PeerScript, tiny.PeerArguments(steps: 3, warmup: 1, threads: 1), TimeSpan.FromMinutes(5));
+        var r = PyTorchPeer.Bench(tiny.PeerScript, tiny.PeerArguments(steps: 3, warmup: 1, threads: 1), new PeerLayout(1, 1), TimeSpan.FromMinutes(5));
 
         Assert.StartsWith("1.", r.TorchVersion);
         Assert.True(double.IsFinite(r.MedianStepMs) && r.MedianStepMs > 0, $"{r.MedianStepMs}");
@@ -105,6 +105,7 @@ public class ResNetBenchTests
         Assert.True(o.ExitCode == 0, o.StdErr);
         Assert.Contains("images/s", o.StdOut);
         Assert.Contains("ratio", o.StdOut);
+        Assert.Contains("PyTorch times in its fastest layout, torch 1 x OpenBLAS 1 threads", o.StdOut);
         Assert.Contains("model FLOPs per image 184.9 M", o.StdOut); // 6 x 30,821,248
         Assert.Contains("269,434 parameters", o.StdOut);
     }
@@ -117,6 +118,8 @@ public class ResNetBenchTests
     [InlineData(new[] { "bench", "resnet20", "--dtype", "bfloat16" }, "--dtype bfloat16 is for the GPT workloads")]
     [InlineData(new[] { "bench", "--compare-pytorch", "--dtype", "bfloat16" }, "drop --dtype bfloat16")]
     [InlineData(new[] { "bench", "--dtype", "float16" }, "float16")]
+    [InlineData(new[] { "bench", "--onednn", "off" }, "--onednn is for the resnet20 workload")]
+    [InlineData(new[] { "bench", "resnet20", "--onednn", "maybe" }, "maybe")]
     public void Bad_bench_arguments_are_one_line_errors(string[] args, string expected) =>
         Assert.Contains(expected, CliProcess.AssertOneLineError(CliProcess.Run(args)));
 }
