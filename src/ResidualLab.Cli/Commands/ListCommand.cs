@@ -21,15 +21,20 @@ internal static class ListCommand
                     Console.WriteLine(Path.GetFileNameWithoutExtension(file));
                 return 0;
             }
-            var table = new Table().AddColumns("name", "what it does", "options (default)");
+            var table = new Table().AddColumns("name", "what it does", "options (default)", "models");
             foreach (var e in ConnectionCatalog.All)
                 table.AddRow(Markup.Escape(e.Aliases is { Count: > 0 } aliases ? $"{e.Name}\n(alias: {string.Join(", ", aliases)})" : e.Name), Markup.Escape(e.Description),
-                    Markup.Escape(string.Join("\n", e.Options.Select(o => $"{o.Key} ({Show(o.Default)}): {o.Description}"))));
+                    Markup.Escape(string.Join("\n", e.Options.Select(o => $"{o.Key} ({Show(o.Default)}): {o.Description}"))),
+                    Markup.Escape(Models(ConnectionCatalog.Create(e.Name).Needs)));
             AnsiConsole.Write(table);
             return 0;
         });
         return command;
     }
+
+    /// <summary>Which models take a scheme: all, or the GPT alone and why.</summary>
+    static string Models(ModelNeeds needs) =>
+        needs == ModelNeeds.None ? "all" : $"gpt only (needs {ModelNeedsText.Describe(needs)})";
 
     static string Show(object v) => v switch
     {

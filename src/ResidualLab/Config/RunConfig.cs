@@ -154,6 +154,8 @@ internal sealed record RunConfig(
             int depth = Int("model.depth", 1, 10000);
             if (VisionConfig.DepthProblem(modelName, depth) is { } problem)
                 throw new ConfigException($"{v.OriginOf("model.depth")}: 'model.depth': {problem}");
+            if (VisionConfig.SchemeProblem(connection) is { } schemeProblem)
+                throw new ConfigException($"{v.OriginOf("connection.name")}: {schemeProblem}");
             string images = v.String("data.images");
             if (ImageSets.Problem(images) is { } imagesProblem)
                 throw new ConfigException($"{v.OriginOf("data.images")}: {imagesProblem}");

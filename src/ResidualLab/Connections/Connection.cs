@@ -10,7 +10,40 @@ namespace ResidualLab.Connections;
 /// <param name="Input">What the sublayer sees, [b, t, d].</param>
 /// <param name="Stream">The residual stream before the sublayer ([b, t, d], or [b, t, s, d] with streams).</param>
 /// <param name="Mix">Scheme-specific state (e.g. HC's depth weights for this input).</param>
-public readonly record struct Branch(Tensor Input, Tensor Stream, Tensor? Mix = null);
+/// <param name="Attention">Separate query, key and value inputs for an attention sublayer (MUDDFormer,
+/// DeepCrossAttention); null: the sublayer reads <paramref name="Input"/> for all three. Only a scheme whose
+/// <see cref="ConnectionSpec.Needs"/> has <see cref="ModelNeeds.AttentionInputs"/> sets it, and only at a site
+/// whose <see cref="ConnectionSite.TakesAttentionInputs"/> is true.</param>
+public readonly record struct Branch(Tensor Input, Tensor Stream, Tensor? Mix = null, AttentionInputs? Attention = null);
+
+/// <summary>What an attention sublayer reads when its query, key and value come from different mixtures of the
+/// earlier layers' outputs, each [b, t, d] and already normalised.</summary>
+public sealed record AttentionInputs(Tensor Query, Tensor Key, Tensor Value);
+
+/// <summary>
+/// What a scheme needs from the model beyond Prepare and Combine (<see cref="ConnectionSpec.Needs"/>). Models read
+/// these flags, never scheme names; a model that cannot provide one rejects the scheme with a one-line error (the
+/// vision models and <see cref="ResidualStack"/> provide none).
+/// </summary>
+[Flags]
+public enum ModelNeeds
+{
+    /// <summary>Prepare and Combine are all the scheme needs.</summary>
+    None = 0,
+
+    /// <summary>The attention sublayer takes separate query, key and value inputs (<see cref="Branch.Attention"/>);
+    /// the model marks its attention sites with <see cref="ConnectionSite.TakesAttentionInputs"/>.</summary>
+    AttentionInputs = 1,
+
+    /// <summary>
+    /// A normalised transformer (nGPT): the model keeps its embeddings and every matrix that reads from or writes
+    /// into the stream at unit norm along the model width, at init and again after every optimiser step (the
+    /// training task's post-step hook), trains them without weight decay, normalises each attention head's query
+    /// and key (with a learned scale) and scales the MLP's hidden pre-activation, and replaces its final norm by a
+    /// learned logit scale per vocabulary entry.
+    /// </summary>
+    UnitNormWeights = 2,
+}
 
 /// <summary>Where a connection sits in a model, and how that model makes its norms.</summary>
 /// <param name="Width">The sublayer's width d (channels for conv models).</param>
@@ -20,8 +53,9 @@ public readonly record struct Branch(Tensor Input, Tensor Stream, Tensor? Mix = 
 /// <param name="SublayersPerLayer">Residual sublayers per layer (block) of the model: 2 for the GPT (attention and
 /// MLP), 1 for the vision models. Schemes whose rule is written per layer (LayerNorm scaling, Mix-LN, CompleteP)
 /// read <see cref="Layer"/> and <see cref="LayerCount"/>.</param>
+/// <param name="TakesAttentionInputs">The sublayer is an attention that reads <see cref="Branch.Attention"/> when it is set.</param>
 public sealed record ConnectionSite(int Width, int SublayerIndex, int SublayerCount, Func<nn.Module<Tensor, Tensor>> MakeNorm,
-    int SublayersPerLayer = 1)
+    int SublayersPerLayer = 1, bool TakesAttentionInputs = false)
 {
     /// <summary>0-based index of the layer (block) this sublayer belongs to.</summary>
     public int Layer => SublayerIndex / SublayersPerLayer;

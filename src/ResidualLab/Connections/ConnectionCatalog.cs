@@ -120,6 +120,12 @@ public static class ConnectionCatalog
             o => new AttentionResidualsSpec((int)o.Int("blocks", 0, 4096))),
         new("admin", "x = LN(omega x + F(x)), omega profiled on the first batch to sqrt(sum of earlier branch variances) (Admin, Liu et al. 2020)", [],
             _ => new AdminSpec()),
+        new("ngpt", "h = Norm(h + alpha (Norm(F(h)) - h)) on the unit sphere, unit-norm weights, no norms (nGPT, Loshchilov et al. 2024)",
+            [
+                new("alpha_init", NGptSpec.DefaultAlphaInit, "initial eigen learning rate alpha of every dimension"),
+                new("alpha_scale", 0.0, "the scale alpha is stored at (its effective learning rate); 0: 1/sqrt(d_model)"),
+            ],
+            o => new NGptSpec(o.Double("alpha_init", 0, 1), o.Double("alpha_scale", 0, 1))),
     ];
 
     /// <summary>The names of every scheme.</summary>

@@ -30,6 +30,20 @@ public abstract record ConnectionSpec
     /// <summary>Forward FLOPs per token of <see cref="Expand"/> and <see cref="Reduce"/> at width <paramref name="width"/>, once per model.</summary>
     public virtual double StreamFlops(int width) => 0;
 
+    /// <summary>What the scheme needs from the model beyond Prepare and Combine; <see cref="ModelNeeds.None"/> for most.</summary>
+    public virtual ModelNeeds Needs => ModelNeeds.None;
+
     /// <summary>The options as config key/value pairs (for the canonical config and reports).</summary>
     public abstract IReadOnlyDictionary<string, object> Options { get; }
+}
+
+/// <summary>The words for what a scheme needs from the model, for errors and <c>reslab list connections</c>.</summary>
+public static class ModelNeedsText
+{
+    /// <summary>What <paramref name="needs"/> asks of a model, in a phrase ("" for <see cref="ModelNeeds.None"/>).</summary>
+    public static string Describe(ModelNeeds needs) => string.Join(" and ", new[]
+    {
+        needs.HasFlag(ModelNeeds.AttentionInputs) ? "an attention sublayer with separate query, key and value inputs" : null,
+        needs.HasFlag(ModelNeeds.UnitNormWeights) ? "unit-norm weight matrices and no norm or ReLU between its sublayers" : null,
+    }.OfType<string>());
 }

@@ -60,6 +60,8 @@ public sealed class ResidualStack : nn.Module<Tensor, Tensor>
     {
         if (width < 1) throw new ArgumentOutOfRangeException(nameof(width), width, "the width must be at least 1");
         if (sublayers.Count == 0) throw new ArgumentException("a residual stack needs at least one sublayer", nameof(sublayers));
+        if (scheme.Needs != ModelNeeds.None)
+            throw new ArgumentException($"scheme '{scheme.Name}' needs {ModelNeedsText.Describe(scheme.Needs)}, which a residual stack of any sublayers does not provide", nameof(scheme));
         this.scheme = scheme;
         var norm = makeNorm ?? (() => nn.LayerNorm(width));
         blocks = nn.ModuleList(sublayers

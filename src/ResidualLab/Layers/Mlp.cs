@@ -4,16 +4,25 @@ using static TorchSharp.torch;
 
 namespace ResidualLab.Layers;
 
-/// <summary>The transformer's feed-forward sublayer: c_fc (d -> 4d), GELU, c_proj (4d -> d), dropout.</summary>
+/// <summary>
+/// The transformer's feed-forward sublayer: c_fc (d -> 4d), GELU, c_proj (4d -> d), dropout. With unit-norm weights
+/// (<see cref="ModelNeeds.UnitNormWeights"/>, nGPT) c_fc's output is scaled by s_u sqrt(d), s_u [4d] learned (init 1):
+/// its unit-norm rows against a unit-norm input give dot products of order 1/sqrt(d), which the scale brings back to
+/// the GELU's non-linear range.
+/// </summary>
 internal sealed class Mlp : nn.Module<Tensor, Tensor>, IResidualSublayer
 {
     readonly Linear c_fc;
     readonly GELU gelu;
     readonly Linear c_proj;
     readonly Dropout dropout;
+    readonly Parameter? hidden_scale;   // s_u [4d], unit-norm weights only
+    readonly double sqrtWidth;
 
-    public Mlp(int dModel, double dropout, bool bias, ModelInit init, int block, int sublayers) : base(nameof(Mlp))
+    public Mlp(int dModel, double dropout, bool bias, ModelInit init, int block, int sublayers, bool unitNorm = false) : base(nameof(Mlp))
     {
+        if (unitNorm) hidden_scale = nn.Parameter(ones(4 * dModel));
+        sqrtWidth = Math.Sqrt(dModel);
         c_fc = nn.Linear(dModel, 4 * dModel, hasBias: bias);
         gelu = nn.GELU();
         c_proj = nn.Linear(4 * dModel, dModel, hasBias: bias);
@@ -24,7 +33,15 @@ internal sealed class Mlp : nn.Module<Tensor, Tensor>, IResidualSublayer
     }
 
     /// <summary>Runs in the dtype of its weights (bf16 training) and returns its output in <paramref name="x"/>'s dtype.</summary>
-    public override Tensor forward(Tensor x) => dropout.call(c_proj.call(gelu.call(c_fc.call(x.to(c_fc.weight!.dtype))))).to(x.dtype);
+    public override Tensor forward(Tensor x)
+    {
+        var hidden = c_fc.call(x.to(c_fc.weight!.dtype));
+        if (hidden_scale is not null) hidden = hidden * (hidden_scale * sqrtWidth);
+        return dropout.call(c_proj.call(gelu.call(hidden))).to(x.dtype);
+    }
+
+    /// <summary>The matrices kept at unit norm with unit-norm weights: c_fc's rows (axis 1), c_proj's columns (axis 0).</summary>
+    public IEnumerable<(Tensor Weight, int Axis)> UnitNormMatrices() => [(c_fc.weight!, 1), (c_proj.weight!, 0)];
 
     public void ScaleResidualWeights(double gain)
     {

@@ -12,6 +12,10 @@ namespace ResidualLab.Models;
 /// A GPT language model (Radford et al. 2019; nanoGPT): token + position embeddings, n_layer blocks of
 /// attention and MLP, a final LayerNorm, and a head tied to the token embedding. How each sublayer's
 /// output goes back into the residual stream is the connection scheme's business, never the model's.
+/// What a scheme needs beyond that, the model reads from <see cref="ConnectionSpec.Needs"/>: separate query, key and
+/// value inputs for the attention (<see cref="ModelNeeds.AttentionInputs"/>), or unit-norm weights
+/// (<see cref="ModelNeeds.UnitNormWeights"/>: embeddings and matrices renormalised by <see cref="NormaliseWeights"/>,
+/// no final norm, logits scaled by a learned s_z per vocabulary entry, stored at 1/sqrt(d), init 1).
 /// </summary>
 internal sealed class Gpt : nn.Module<Tensor, Tensor>
 {
@@ -20,6 +24,7 @@ internal sealed class Gpt : nn.Module<Tensor, Tensor>
     readonly Dropout drop;
     readonly ModuleList<GptBlock> h;
     readonly LayerNorm ln_f;
+    readonly Parameter? logit_scale;   // s_z [vocab], unit-norm weights only
 
     public GptConfig Config { get; }
     public ConnectionSpec Connection { get; }
@@ -35,9 +40,36 @@ internal sealed class Gpt : nn.Module<Tensor, Tensor>
         h = new ModuleList<GptBlock>(Enumerable.Range(0, config.NLayer)
             .Select(i => new GptBlock(config, connection, i, sublayers)).ToArray());
         ln_f = nn.LayerNorm(config.DModel, bias: config.Bias);
+        if (UnitNormWeights) logit_scale = nn.Parameter(full(config.VocabSize, 1 / Math.Sqrt(config.DModel)));
         RegisterComponents();
         Init.Embedding(wte, config.Init);
         Init.Embedding(wpe, config.Init);
+        if (UnitNormWeights) NormaliseWeights();
+    }
+
+    /// <summary>The scheme needs unit-norm weights (nGPT): the training task calls <see cref="NormaliseWeights"/> after every step
+    /// and trains without weight decay.</summary>
+    public bool UnitNormWeights => Connection.Needs.HasFlag(ModelNeeds.UnitNormWeights);
+
+    /// <summary>The embeddings and the matrices that read from or write into the stream, each with the axis along which it is
+    /// kept at unit norm (the one of length d).</summary>
+    public IEnumerable<(Tensor Weight, int Axis)> UnitNormMatrices() =>
+        h.SelectMany(b => b.UnitNormMatrices()).Prepend((wpe.weight!, 1)).Prepend((wte.weight!, 1));
+
+    /// <summary>
+    /// Puts every matrix of <see cref="UnitNormMatrices"/> back on the unit sphere along its d axis. Where the optimiser keeps
+    /// fp32 master weights (bf16 training), <paramref name="masters"/> maps a parameter's handle to its master: the master is
+    /// normalised and copied into the parameter.
+    /// </summary>
+    public void NormaliseWeights(IReadOnlyDictionary<IntPtr, Tensor>? masters = null)
+    {
+        using var _ = no_grad();
+        foreach (var (weight, axis) in UnitNormMatrices())
+        {
+            var target = masters is not null && masters.TryGetValue(weight.Handle, out var master) ? master : weight;
+            target.div_(linalg.vector_norm(target, dims: [axis], keepdim: true));
+            if (!ReferenceEquals(target, weight)) weight.copy_(target);
+        }
     }
 
     static string Loaded(string name)
@@ -88,12 +120,14 @@ internal sealed class Gpt : nn.Module<Tensor, Tensor>
         return (Run(idx, new HookSet().Cache(cache, names)), cache);
     }
 
-    /// <summary>Final norm and the tied head: hidden [b, t, d] to logits [b, t, vocab] in the stream's dtype.</summary>
+    /// <summary>Final norm and the tied head: hidden [b, t, d] to logits [b, t, vocab] in the stream's dtype. With unit-norm
+    /// weights the hidden state is already on the sphere: no norm, and the logits are scaled by s_z.</summary>
     public Tensor Head(Tensor hidden, HookSet? hooks = null)
     {
-        var normalized = ln_f.call(hidden);
+        var normalized = logit_scale is null ? ln_f.call(hidden) : hidden;
         if (hooks is not null) normalized = hooks.Run(HookNames.FinalNormalized, normalized);
-        return F.linear(normalized.to(wte.weight!.dtype), wte.weight!).to(hidden.dtype);
+        var logits = F.linear(normalized.to(wte.weight!.dtype), wte.weight!).to(hidden.dtype);
+        return logit_scale is null ? logits : logits * (logit_scale * Math.Sqrt(Config.DModel)).to(hidden.dtype);
     }
 
     /// <summary>The final LayerNorm (direct logit attribution reads its weight, bias and epsilon).</summary>
@@ -137,9 +171,11 @@ internal sealed class GptBlock : nn.Module<Tensor, LayerContext, Tensor>
         : base(nameof(GptBlock))
     {
         Func<nn.Module<Tensor, Tensor>> norm = () => nn.LayerNorm(c.DModel, bias: c.Bias);
-        attn = new CausalSelfAttention(c.DModel, c.NHead, c.Dropout, c.Bias, c.Init, layer, sublayers, mixFirstValues: c.ValueResidual && layer > 0);
-        mlp = new Mlp(c.DModel, c.Dropout, c.Bias, c.Init, layer, sublayers);
-        conn_attn = connection.Build(new ConnectionSite(c.DModel, 2 * layer, sublayers, norm, SublayersPerLayer: 2));
+        bool unitNorm = connection.Needs.HasFlag(ModelNeeds.UnitNormWeights);
+        attn = new CausalSelfAttention(c.DModel, c.NHead, c.Dropout, c.Bias, c.Init, layer, sublayers,
+            mixFirstValues: c.ValueResidual && layer > 0, unitNorm: unitNorm);
+        mlp = new Mlp(c.DModel, c.Dropout, c.Bias, c.Init, layer, sublayers, unitNorm);
+        conn_attn = connection.Build(new ConnectionSite(c.DModel, 2 * layer, sublayers, norm, SublayersPerLayer: 2, TakesAttentionInputs: true));
         conn_mlp = connection.Build(new ConnectionSite(c.DModel, 2 * layer + 1, sublayers, norm, SublayersPerLayer: 2));
         RegisterComponents();
         conn_attn.InitializeSublayer(attn);
@@ -153,6 +189,9 @@ internal sealed class GptBlock : nn.Module<Tensor, LayerContext, Tensor>
         mlp.to(dtype);
     }
 
+    /// <summary>The attention's and the MLP's matrices with the axis unit-norm weights normalise.</summary>
+    public IEnumerable<(Tensor Weight, int Axis)> UnitNormMatrices() => attn.UnitNormMatrices().Concat(mlp.UnitNormMatrices());
+
     public Connection AttentionConnection => conn_attn;
     public Connection MlpConnection => conn_mlp;
 
@@ -163,7 +202,8 @@ internal sealed class GptBlock : nn.Module<Tensor, LayerContext, Tensor>
         ctx.History[^1] = h;
         var a = conn_attn.Prepare(h, ctx);
         ctx.Branches?.Add((conn_attn, a));
-        h = conn_attn.Combine(ctx.Hook(HookNames.AttnOut(block), attn.call(a.Input, ctx)), a, ctx);
+        var attended = a.Attention is { } qkv ? attn.Forward(qkv.Query, qkv.Key, qkv.Value, ctx) : attn.call(a.Input, ctx);
+        h = conn_attn.Combine(ctx.Hook(HookNames.AttnOut(block), attended), a, ctx);
         ctx.Advance();
         h = ctx.Hook(HookNames.ResidMid(block), h);
         ctx.History.Add(h);

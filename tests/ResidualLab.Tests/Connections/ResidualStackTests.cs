@@ -35,6 +35,11 @@ public class ResidualStackTests
     public void Every_scheme_runs_through_the_stack_with_the_shapes_of_its_stream(string label)
     {
         var scheme = Schemes.Get(label);
+        if (scheme.Needs != ModelNeeds.None) // more than a stack of any sublayers provides: refused at construction
+        {
+            Assert.Contains("needs", Assert.Throws<ArgumentException>(() => Stack(scheme)).Message);
+            return;
+        }
         using var stack = Stack(scheme);
         var x = Input();
         var y = stack.call(x);

@@ -42,6 +42,7 @@ static class Schemes
         ("attn-res", new AttentionResidualsSpec()),
         ("attn-res blocks=2", new AttentionResidualsSpec(2)),
         ("admin", new AdminSpec()),
+        ("ngpt", new NGptSpec()),
     ];
 
     public static TheoryData<string> Labels => new(All.Select(s => s.Label));

@@ -12,7 +12,9 @@ namespace ResidualLab.Tests.Experiments;
 /// <summary>
 /// Every scheme on every model family (and `none` with and without its norm): two steps on tiny data
 /// either finish, with the loss of the first step near ln(classes) or ln(vocabulary) (what an
-/// initialisation that favours no class gives), or are recorded as diverged. Nothing throws.
+/// initialisation that favours no class gives), or are recorded as diverged. Nothing throws, except that a scheme
+/// which needs more of the model than the vision models provide (<see cref="ModelNeeds"/>) is refused by the config in
+/// one line.
 /// </summary>
 public class SchemeFamilyMatrixTests(ITestOutputHelper output)
 {
@@ -51,6 +53,14 @@ public class SchemeFamilyMatrixTests(ITestOutputHelper output)
         else settings.AddRange(["train.batch_size=32", "data.val_images=8", $"model.depth={(family == "mlp" ? 4 : 8)}", "model.width=4", "train.lr=0.1", "train.weight_decay=1e-4", "train.grad_clip=0"]);
         var v = new ConfigValues();
         foreach (var s in settings) v.Override(s);
+        if (family != "gpt" && ConnectionCatalog.Create(scheme).Needs != ModelNeeds.None)
+        {
+            var refused = Assert.Throws<ConfigException>(() => RunConfig.From(v));
+            output.WriteLine($"{family} {scheme}: {refused.Message}");
+            Assert.Contains($"connection '{scheme}' does not apply to the vision models: it needs ", refused.Message);
+            Assert.DoesNotContain('\n', refused.Message);
+            return;
+        }
         var config = RunConfig.From(v);
         var losses = new StepLosses();
 

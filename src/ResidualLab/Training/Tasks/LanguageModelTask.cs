@@ -47,7 +47,8 @@ internal sealed class LanguageModelTask : ITrainingTask
         if (config.Train.Dtype == TrainDtype.BFloat16) Model.CastMatmulWeights(ScalarType.BFloat16);
 
         var t = config.Train;
-        Optimizer = new AdamW(ParameterGroups.Of(Model, t.Decay), t.Beta1, t.Beta2, t.WeightDecay);
+        // Unit-norm weights (nGPT) train without weight decay: the renormalisation after each step sets their scale.
+        Optimizer = new AdamW(ParameterGroups.Of(Model, t.Decay), t.Beta1, t.Beta2, Model.UnitNormWeights ? 0 : t.WeightDecay);
         Schedule = new LrSchedule(t.Lr, t.MinLr, t.WarmupIters, t.MaxIters);
         TrainBatches = new TokenBatcher(corpus.Train, t.BatchSize, config.Model.BlockSize, (ulong)t.Seed);
         _gradientProbe = new GradientNormProbe(Model.Blocks.ToList<nn.Module>());
@@ -71,7 +72,11 @@ internal sealed class LanguageModelTask : ITrainingTask
 
     public void AfterBackward() { }
 
-    public void AfterStep(double loss) { }
+    /// <summary>Puts unit-norm weights (nGPT) back on the sphere after the update, through the fp32 masters in bf16 training.</summary>
+    public void AfterStep(double loss)
+    {
+        if (Model.UnitNormWeights) Model.NormaliseWeights(Optimizer.MasterViews().ToDictionary(m => m.Param.Handle, m => m.Master));
+    }
 
     public void ArmProbes() => _streamProbe.Arm();
 
