@@ -3,6 +3,7 @@ using System.Diagnostics;
 using ResidualLab.Cluster;
 using ResidualLab.Config;
 using ResidualLab.Experiments;
+using ResidualLab.Results;
 using ResidualLab.Results.Store;
 using Spectre.Console;
 
@@ -82,6 +83,7 @@ internal static class SweepCommand
     /// <summary>Plans the sweep in the results folder and submits its unfinished runs as one Slurm job array.</summary>
     static int Submit(SweepPlan plan, string outDir, string name, SlurmOptions options, bool retryFailed)
     {
+        using var folderLock = FolderLock.Acquire(outDir, "a Slurm submission", line => AnsiConsole.WriteLine(line));
         using var store = ResultsStore.Open(outDir);
         SweepFolder.WritePlan(plan, outDir);
         var views = SweepStatus.Of(outDir, store, Slurm.LiveTasks(store.Submissions().Select(t => t.JobId).Distinct()))

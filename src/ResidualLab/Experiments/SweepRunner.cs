@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using ResidualLab.Config;
 using ResidualLab.Data;
+using ResidualLab.Cluster;
+using ResidualLab.Results;
 using ResidualLab.Results.Store;
 using ResidualLab.Training;
 
@@ -16,7 +18,8 @@ internal sealed record SweepOutcome(int Total, IReadOnlyList<string> Skipped, IR
 /// runs' native calls and finalizers interleaved in one process). The plan is written to the folder
 /// first. A run already finished there (done or diverged: training is deterministic) is skipped; a run
 /// that failed, was interrupted, or was left 'running' by a killed process is trained again, from its
-/// checkpoint when it has one.
+/// checkpoint when it has one. The sweep holds the folder's <see cref="FolderLock"/> throughout, and
+/// does not start while Slurm tasks submitted for the folder are queued or running.
 /// </summary>
 internal static class SweepRunner
 {
@@ -25,6 +28,14 @@ internal static class SweepRunner
         Func<RunConfig, ITrainingObserver?> progress, Action<string> log, CancellationToken cancel = default,
         ReslabCommand? reslab = null)
     {
+        using var folderLock = FolderLock.Acquire(resultsDir, "a local sweep", log);
+        var jobs = store.Submissions().Select(t => t.JobId).Distinct().ToList();
+        if (jobs.Count > 0 && Slurm.LiveTasks(jobs) is { Count: > 0 } live)
+        {
+            string arrays = string.Join(" ", live.Keys.Select(k => k.Split('_')[0]).Distinct());
+            throw new ConfigException(
+                $"'{resultsDir}' has {live.Count} Slurm task(s) of job array {arrays} queued or running; wait for them (reslab status {resultsDir}) or cancel them (scancel {arrays}) before a local sweep");
+        }
         SweepFolder.WritePlan(plan, resultsDir);
         var abandoned = store.MarkAbandoned();
         foreach (var id in abandoned) log($"run {id} was left unfinished by a process that is gone: it will be redone");

@@ -29,7 +29,8 @@ static class CliProcess
     /// Starts reslab, waits until <paramref name="file"/> exists (a checkpoint), then SIGKILLs it a moment
     /// later, as a crash or an out-of-memory kill would; false when it exited on its own first.
     /// </summary>
-    public static bool KillOnceWritten(IEnumerable<string> args, string file, int timeoutSeconds = 60)
+    /// <param name="whileRunning">Done once the file exists, before the kill (the process must still run after it).</param>
+    public static bool KillOnceWritten(IEnumerable<string> args, string file, int timeoutSeconds = 60, Action? whileRunning = null)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "reslab.dll"));
@@ -39,6 +40,8 @@ static class CliProcess
         _ = child.StandardError.ReadToEndAsync();
         var clock = Stopwatch.StartNew();
         while (!File.Exists(file) && !child.HasExited && clock.Elapsed < TimeSpan.FromSeconds(timeoutSeconds)) Thread.Sleep(5);
+        if (child.HasExited) return false;
+        whileRunning?.Invoke();
         if (child.HasExited) return false;
         Thread.Sleep(30);
         child.Kill(); // SIGKILL

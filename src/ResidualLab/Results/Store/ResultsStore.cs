@@ -249,7 +249,7 @@ internal sealed class ResultsStore : IDisposable
         lock (_gate)
         {
             var abandoned = Runs().Where(r => r.Status == RunState.Running && r.Host == Environment.MachineName
-                                             && r.Pid != Environment.ProcessId && !ProcessAlive(r.Pid))
+                                             && r.Pid != Environment.ProcessId && !FolderLock.IsAlive(r.Pid))
                                   .Select(r => r.RunId).ToList();
             foreach (var id in abandoned)
                 NonQuery("UPDATE runs SET status = $status, error = $error WHERE run_id = $id AND status = $running", null,
@@ -346,12 +346,6 @@ internal sealed class ResultsStore : IDisposable
 
     /// <summary>A measured value: NULL (a NaN when written) reads back as NaN.</summary>
     static double Real(SqliteDataReader r, int column) => r.IsDBNull(column) ? double.NaN : r.GetDouble(column);
-
-    static bool ProcessAlive(int pid)
-    {
-        try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }
-        catch (ArgumentException) { return false; }
-    }
 
     static string Now() => DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture);
 
