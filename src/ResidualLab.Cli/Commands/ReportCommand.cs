@@ -55,7 +55,7 @@ internal static class ReportCommand
                 d is null ? "-" : d.P < 0.001 ? "<0.001" : F(d.P, "0.000"),
                 $"{r.Diverged}/{r.Finished}", $"{F(r.WorstGradSpike, "0.0")}x", F(r.DepthSlope, "+0.000;-0.000"),
                 $"{F(r.ThroughputRatio, "0.00")}x", $"{F(r.MemoryRatio, "0.00")}x", r.Parameters.ToString("N0", CultureInfo.InvariantCulture),
-                $"{F(r.FlopsRatio, "0.00")}x", Equal(r.EqualFlops), Equal(r.EqualTime) }.Select(Markup.Escape).ToArray());
+                double.IsFinite(r.FlopsRatio) ? $"{F(r.FlopsRatio, "0.00")}x" : "-", Equal(r.EqualFlops), Equal(r.EqualTime) }.Select(Markup.Escape).ToArray());
         }
         return table;
     }

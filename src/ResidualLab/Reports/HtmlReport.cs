@@ -35,7 +35,7 @@ internal static class HtmlReport
         foreach (var r in scorecard)
         {
             string cls = r.Verdict.StartsWith("worse", StringComparison.Ordinal) ? "worse" : r.Verdict.StartsWith("better", StringComparison.Ordinal) ? "better" : "";
-            h.Append($"<tr><td class=text>{E(r.Group)}</td><td>{r.ComparedDepth}</td><td>{F(r.Loss.Mean)}</td><td>{Diff(r.Difference)}</td><td>{P(r.Difference)}</td><td>{r.Diverged}/{r.Finished}</td><td>{F(r.WorstGradSpike, "0.0")}x</td><td>{F(r.DepthSlope, "+0.000;-0.000")}</td><td>{F(r.ThroughputRatio, "0.00")}x</td><td>{F(r.MemoryRatio, "0.00")}x</td><td>{r.Parameters:N0}</td><td>{F(r.FlopsRatio, "0.00")}x</td><td>{Equal(r.EqualFlops)}</td><td>{Equal(r.EqualTime)}</td><td class=\"text {cls}\">{E(r.Verdict)}</td></tr>");
+            h.Append($"<tr><td class=text>{E(r.Group)}</td><td>{r.ComparedDepth}</td><td>{F(r.Loss.Mean)}</td><td>{Diff(r.Difference)}</td><td>{P(r.Difference)}</td><td>{r.Diverged}/{r.Finished}</td><td>{F(r.WorstGradSpike, "0.0")}x</td><td>{F(r.DepthSlope, "+0.000;-0.000")}</td><td>{F(r.ThroughputRatio, "0.00")}x</td><td>{F(r.MemoryRatio, "0.00")}x</td><td>{r.Parameters:N0}</td><td>{Ratio(r.FlopsRatio)}</td><td>{Equal(r.EqualFlops)}</td><td>{Equal(r.EqualTime)}</td><td class=\"text {cls}\">{E(r.Verdict)}</td></tr>");
         }
         h.Append("</table>");
 
@@ -78,6 +78,8 @@ internal static class HtmlReport
     }
 
     static string Diff(WelchTest? w) => w is null ? "-" : $"{F(w.Difference, "+0.0000;-0.0000")} [{F(w.Low, "+0.000;-0.000")}, {F(w.High, "+0.000;-0.000")}]";
+
+    static string Ratio(double x) => double.IsFinite(x) ? F(x, "0.00") + "x" : "-";
 
     /// <summary>The difference with its CI, or the two means when a side has one seed, and the budget.</summary>
     static string Equal(EqualBudget? e) => e is null ? "-"

@@ -193,7 +193,7 @@ internal static class Scorecard
         return $"{headline}: {string.Join("; ", reasons)}";
     }
 
-    /// <summary>"validation loss at 1.2 TFLOP: +0.031 (95% CI ...), no detectable difference"; without a test, the two means.</summary>
+    /// <summary>"validation loss at 1.20e+12 FLOPs: +0.031 (95% CI ...), no detectable difference"; without a test, the two means.</summary>
     static string EqualBudgetText(EqualBudget e, string budget)
     {
         string head = $"validation loss at {budget}";

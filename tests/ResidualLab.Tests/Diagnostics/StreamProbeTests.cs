@@ -1,3 +1,4 @@
+using ResidualLab.Models;
 using ResidualLab.Training;
 using static TorchSharp.torch;
 
@@ -30,7 +31,7 @@ public class StreamProbeTests
     {
         var off = Train(scheme, 0);
         var on = Train(scheme, 1);
-        Assert.Empty(off.Diagnostics);
+        Assert.Equal([GptFlops.PerStepDiagnostic], off.Diagnostics.Select(d => d.Name)); // no probe readings, only the FLOPs count
         Assert.Equal(off.Steps.Select(s => (s.Loss, s.GradNorm)), on.Steps.Select(s => (s.Loss, s.GradNorm)));
         var names = on.Diagnostics.Select(d => d.Name).ToHashSet();
         foreach (var name in new[] { "grad_norm", "resid_pre_rms", "resid_mid_rms", "resid_post_rms", "update_ratio", "resid_pre_grad_norm" })
