@@ -56,6 +56,10 @@ static class TestSupport
         return (task, new Trainer(task, config));
     }
 
+    /// <summary>A one-line failure naming the apt-get command when a Debian package this test needs is missing
+    /// (scripts/test-packages.sh, which the test command runs first, installs them).</summary>
+    public static void RequirePackages(params string[] packages) => DebianPackages.Require("this test", packages);
+
     public static string TempDir()
     {
         string dir = Path.Combine(Path.GetTempPath(), "reslab-tests", Guid.NewGuid().ToString("N"));

@@ -76,7 +76,7 @@ internal static class BenchCommand
                 if (load is not ResNetWorkload resnet) throw new ConfigException($"--onednn is for the resnet20 workload; {load.Name} keeps libtorch's default");
                 load = resnet with { OneDnn = kernels };
             }
-            if (withPeer) PyTorchPeer.EnsureInstalled();
+            if (withPeer) PyTorchPeer.RequireInstalled();
             RunRounds(load, n, w, r, t, dev, withPeer);
             return 0;
         });

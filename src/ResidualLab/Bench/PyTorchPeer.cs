@@ -16,16 +16,10 @@ internal static class PyTorchPeer
 
     public static string ScriptFolder => Path.Combine(AppContext.BaseDirectory, "bench", "pytorch");
 
-    /// <summary>Installs the peer's Debian packages where missing (needs root), or says how.</summary>
-    public static void EnsureInstalled()
-    {
-        if (Packages.All(DebianPackages.Installed)) return;
-        try { DebianPackages.Ensure(Packages); }
-        catch (Exception ex) when (ex is InvalidOperationException or System.ComponentModel.Win32Exception)
-        {
-            throw new ConfigException($"the PyTorch peer needs Debian's {string.Join(" and ", Packages)}: {ex.Message}");
-        }
-    }
+    /// <summary>A one-line error with the apt-get command when the peer's Debian packages are missing.</summary>
+    /// <param name="installed">Whether a package is installed (dpkg-query unless a test injects another check).</param>
+    public static void RequireInstalled(Func<string, bool>? installed = null) =>
+        DebianPackages.Require("bench --compare-pytorch", Packages, installed);
 
     /// <summary>Runs a bench twin (bench/pytorch/*_bench.py) in a thread layout and reads its step time and memory.</summary>
     public static PeerBenchResult Bench(string script, IEnumerable<string> args, PeerLayout layout, TimeSpan timeout)

@@ -1,51 +1,41 @@
+using System.ComponentModel;
 using System.Diagnostics;
 
 namespace ResidualLab.Native;
 
 /// <summary>
-/// Installs missing Debian packages (chromium, python3-torch, fonts) with apt-get, once per process,
-/// for the benchmarks' PyTorch peer and the tests' set-up, so a fresh machine needs no manual step.
+/// Checks that the Debian packages a feature needs are installed (dpkg-query). The library never
+/// installs system packages: a missing one is a one-line error with the command that installs it.
 /// </summary>
 internal static class DebianPackages
 {
-    static readonly object Gate = new();
-    static bool _updated;
-
-    public static void Ensure(params string[] packages)
+    /// <summary>Throws a one-line <see cref="ConfigException"/> naming the apt-get command when any of <paramref name="packages"/> is missing.</summary>
+    /// <param name="purpose">What needs them, as the error's subject ("bench --compare-pytorch").</param>
+    /// <param name="installed">Whether a package is installed: <see cref="Installed"/> unless a test injects another check.</param>
+    public static void Require(string purpose, IReadOnlyList<string> packages, Func<string, bool>? installed = null)
     {
-        lock (Gate)
-        {
-            var missing = packages.Where(p => !Installed(p)).ToArray();
-            if (missing.Length == 0) return;
-            if (!_updated)
-            {
-                Run("apt-get", ["-o", "DPkg::Lock::Timeout=300", "update"]);
-                _updated = true;
-            }
-            Run("apt-get", ["-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends", .. missing]);
-            var still = missing.Where(p => !Installed(p)).ToArray();
-            if (still.Length > 0)
-                throw new InvalidOperationException($"could not install Debian packages {string.Join(", ", still)}; install them with apt-get (as root)");
-        }
+        installed ??= Installed;
+        var missing = packages.Where(p => !installed(p)).ToList();
+        if (missing.Count == 0) return;
+        string list = string.Join(' ', missing);
+        throw new ConfigException(missing.Count == 1
+            ? $"{purpose} needs the Debian package {list}; install it (as root) with: apt-get install -y {list}"
+            : $"{purpose} needs the Debian packages {string.Join(", ", missing)}; install them (as root) with: apt-get install -y {list}");
     }
 
+    /// <summary>Whether dpkg knows <paramref name="package"/> as installed (false where there is no dpkg).</summary>
     public static bool Installed(string package)
     {
-        var (code, output) = Run("dpkg-query", ["-W", "-f=${Status}", package], check: false);
-        return code == 0 && output.Contains("install ok installed");
-    }
-
-    static (int Code, string Output) Run(string file, string[] args, bool check = true)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["DEBIAN_FRONTEND"] = "noninteractive";
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        if (check && p.ExitCode != 0)
-            throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed ({p.ExitCode}): {stderr.Result}");
-        return (p.ExitCode, stdout);
+        var psi = new ProcessStartInfo("dpkg-query") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "-W", "-f=${Status}", package }) psi.ArgumentList.Add(a);
+        try
+        {
+            using var p = Process.Start(psi)!;
+            _ = p.StandardError.ReadToEndAsync();
+            string status = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            return p.ExitCode == 0 && status.Contains("install ok installed", StringComparison.Ordinal);
+        }
+        catch (Win32Exception) { return false; } // no dpkg-query: not a Debian system
     }
 }

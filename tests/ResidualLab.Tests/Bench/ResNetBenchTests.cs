@@ -86,7 +86,7 @@ public class ResNetBenchTests
     [Fact]
     public void The_pytorch_twin_accepts_the_workload_and_reports_its_step()
     {
-        DebianPackages.Ensure("python3-torch", "libopenblas0");
+        PyTorchPeer.RequireInstalled();
         var tiny = ResNetWorkload.ResNet20 with { Width = 2, BatchSize = 16 };
 
         var r = PyTorchPeer.Bench(tiny.PeerScript, tiny.PeerArguments(steps: 3, warmup: 1, threads: 1), new PeerLayout(1, 1), TimeSpan.FromMinutes(5));
@@ -99,7 +99,7 @@ public class ResNetBenchTests
     [Fact]
     public void The_cli_compares_with_pytorch_in_one_table()
     {
-        DebianPackages.Ensure("python3-torch", "libopenblas0");
+        PyTorchPeer.RequireInstalled();
         var o = CliProcess.Run(["bench", "resnet20", "--compare-pytorch", "--steps", "3", "--warmup", "1", "--rounds", "1", "--threads", "1"], timeoutSeconds: 300);
 
         Assert.True(o.ExitCode == 0, o.StdErr);

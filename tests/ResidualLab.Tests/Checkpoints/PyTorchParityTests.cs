@@ -30,7 +30,7 @@ public class PyTorchParityTests(ITestOutputHelper output)
     [InlineData("data.tokenizer=bpe:300")]
     public void Nanogpt_in_pytorch_reports_the_same_val_loss(string overrides)
     {
-        DebianPackages.Ensure("python3-torch", "libopenblas0", "python3-regex");
+        TestSupport.RequirePackages("python3-torch", "libopenblas0", "python3-regex");
         string dir = TestSupport.TempDir();
         string corpus = Path.Combine(dir, "corpus.txt");
         // Accents and a character outside the Basic Multilingual Plane (two UTF-16 code units), with a BOM.

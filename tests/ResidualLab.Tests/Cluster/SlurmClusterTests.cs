@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using ResidualLab.Native;
 using ResidualLab.Results.Store;
 using ResidualLab.Tests.Cli;
 using ResidualLab.Tests.Experiments;
@@ -15,7 +14,7 @@ public class SlurmClusterTests
     [Fact]
     public void A_sweep_through_a_local_slurm_cluster_fills_the_store_and_a_retry_resubmits_only_failures()
     {
-        DebianPackages.Ensure("slurmctld", "slurmd", "slurm-client", "munge");
+        TestSupport.RequirePackages("slurmctld", "slurmd", "slurm-client", "munge");
         string dir = TestSupport.TempDir();
         string config = TinySweep.WriteConfig(dir, """
             "connection.name" = ["pre-norm", "none"]

@@ -49,7 +49,7 @@ public class ReportTests
     [Fact]
     public void Headless_chromium_renders_every_figure()
     {
-        DebianPackages.Ensure("chromium", "fonts-dejavu-core");
+        TestSupport.RequirePackages("chromium", "fonts-dejavu-core");
         var (_, output) = Report.Value;
         string artifacts = Path.Combine(RepositoryRoot(), "TestResults");
         Directory.CreateDirectory(artifacts);
