@@ -1,5 +1,6 @@
 using ResidualLab.Connections;
 using ResidualLab.Models;
+using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Models;
 
@@ -54,6 +55,41 @@ public class GptFlopsTests
         Assert.Equal(64, dense.ForwardFlops(Site(8, 0, 4)));
         Assert.Equal(64 + 48, dense.ForwardFlops(Site(8, 2, 4)));
         Assert.Equal(64 + 64 + 80, dense.ForwardFlops(Site(8, 3, 4)));
+    }
+
+    public static TheoryData<string, string> EveryScheme()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var name in ConnectionCatalog.Names) data.Add(name, "");
+        data.Add("laurel", "lr");
+        data.Add("hyper-connections", "static");
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(EveryScheme))]
+    public void Every_scheme_counts_at_least_one_multiply_add_per_weight_of_its_matrices(string name, string variant)
+    {
+        // Each weight of a connection's own matrices (mHC's phi, HC's dynamic projection, the highway gate,
+        // LAuReL's B and A) multiplies every token at least once: 2 FLOPs per weight per token, a floor any
+        // scheme's count must clear, at every sublayer.
+        var options = variant switch
+        {
+            "lr" => new Dictionary<string, object> { ["variant"] = "lr" },
+            "static" => new Dictionary<string, object> { ["dynamic"] = false },
+            _ => null,
+        };
+        var scheme = ConnectionCatalog.Create(name, options);
+        const int width = 16, count = 4;
+        for (int k = 0; k < count; k++)
+        {
+            var site = new ConnectionSite(width, k, count, () => nn.LayerNorm(width), SublayersPerLayer: 2);
+            using var connection = scheme.Build(site);
+            long matrixWeights = connection.parameters().Where(p => p.dim() == 2).Sum(p => p.numel());
+            double flops = scheme.ForwardFlops(site);
+            Assert.True(flops >= 2.0 * matrixWeights, $"{name} {variant} sublayer {k}: {flops} FLOPs for {matrixWeights} matrix weights");
+            Assert.True(flops > 0 && double.IsFinite(flops), $"{name} {variant} sublayer {k}: {flops}");
+        }
     }
 
     [Fact]
