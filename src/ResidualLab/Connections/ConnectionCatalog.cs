@@ -126,6 +126,10 @@ public static class ConnectionCatalog
                 new("alpha_scale", 0.0, "the scale alpha is stored at (its effective learning rate); 0: 1/sqrt(d_model)"),
             ],
             o => new NGptSpec(o.Double("alpha_init", 0, 1), o.Double("alpha_scale", 0, 1))),
+        new("mudd", "separate per-token dense sums of all earlier layer outputs for the query, key, value and residual inputs (MUDDFormer, Xiao et al. 2025)",
+            [], _ => new MuddSpec(), Aliases: ["muddformer"]),
+        new("dca", "query, key and value from input-dependent per-dimension mixtures of all earlier layer outputs (DeepCrossAttention, Heddes et al. 2025)",
+            [], _ => new DeepCrossAttentionSpec(), Aliases: ["deep-cross-attention"]),
     ];
 
     /// <summary>The names of every scheme.</summary>

@@ -200,8 +200,12 @@ public class RecentSchemeTests
         public void OnDiagnostic(ResidualLab.Training.Diagnostic diagnostic) => Diagnostics.Add(diagnostic);
     }
 
+    /// <summary>The schemes that need more of the model than the vision models give (<see cref="ModelNeeds"/>): GPT only.</summary>
+    public static TheoryData<string> GptOnlySchemes => new() { "ngpt", "mudd", "dca" };
+
     [Theory]
     [MemberData(nameof(RecentSchemes))]
+    [MemberData(nameof(GptOnlySchemes))]
     public void The_training_probes_read_the_scheme(string scheme)
     {
         var config = TestSupport.TinyConfig($"connection.name={scheme}", "model.n_layer=2", "train.max_iters=3", "train.probe_interval=1");

@@ -43,6 +43,8 @@ static class Schemes
         ("attn-res blocks=2", new AttentionResidualsSpec(2)),
         ("admin", new AdminSpec()),
         ("ngpt", new NGptSpec()),
+        ("mudd", new MuddSpec()),
+        ("dca", new DeepCrossAttentionSpec()),
     ];
 
     public static TheoryData<string> Labels => new(All.Select(s => s.Label));
