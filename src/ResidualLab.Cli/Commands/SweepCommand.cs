@@ -4,6 +4,7 @@ using ResidualLab.Cluster;
 using ResidualLab.Config;
 using ResidualLab.Experiments;
 using ResidualLab.Results;
+using ResidualLab.Processes;
 using ResidualLab.Results.Store;
 using Spectre.Console;
 

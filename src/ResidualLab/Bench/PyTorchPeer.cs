@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Text.Json;
 using ResidualLab.Native;
+using ResidualLab.Processes;
 
 namespace ResidualLab.Bench;
 
@@ -37,25 +37,11 @@ internal static class PyTorchPeer
     {
         string path = Path.Combine(ScriptFolder, script);
         if (!File.Exists(path)) throw new ConfigException($"PyTorch script '{path}' is missing; rebuild reslab");
-        var psi = new ProcessStartInfo(Python) { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(path);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
-        {
-            if (value is null) psi.Environment.Remove(name);
-            else psi.Environment[name] = value;
-        }
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {Python}");
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(timeout))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{script} ran over {timeout.TotalSeconds:0} s");
-        }
-        if (p.ExitCode != 0)
-            throw new InvalidOperationException($"{script} failed ({p.ExitCode}): {stderr.Result.Trim().Split('\n').LastOrDefault()}");
-        string line = stdout.Trim().Split('\n').Last();
+        var python = ChildProcess.Run(Python, [path, .. args], timeout, environment);
+        if (python.TimedOut) throw new TimeoutException($"{script} ran over {timeout.TotalSeconds:0} s");
+        if (python.ExitCode != 0)
+            throw new InvalidOperationException($"{script} failed ({python.ExitCode}): {python.LastErrorLine}");
+        string line = python.StdOut.Trim().Split('\n').Last();
         return JsonDocument.Parse(line).RootElement.Clone();
     }
 }

@@ -1,6 +1,5 @@
-using System.Diagnostics;
 using System.Globalization;
-using ResidualLab.Experiments;
+using ResidualLab.Processes;
 
 namespace ResidualLab.Cluster;
 
@@ -38,12 +37,12 @@ internal static class Slurm
         };
         args.AddRange(options.SbatchArgs());
         args.Add(script);
-        var (code, stdout, stderr) = Run(sbatch, args);
-        if (code != 0)
-            throw new IOException($"sbatch failed (exit {code}): {FirstLine(stderr)}");
-        string jobId = stdout.Trim().Split(';')[0];
+        var submitted = ChildProcess.Run(sbatch, args);
+        if (submitted.ExitCode != 0)
+            throw new IOException($"sbatch failed (exit {submitted.ExitCode}): {FirstLine(submitted.StdErr)}");
+        string jobId = submitted.StdOut.Trim().Split(';')[0];
         if (!long.TryParse(jobId, NumberStyles.None, CultureInfo.InvariantCulture, out _))
-            throw new IOException($"sbatch printed '{stdout.Trim()}' where a job id was expected");
+            throw new IOException($"sbatch printed '{submitted.StdOut.Trim()}' where a job id was expected");
         return jobId;
     }
 
@@ -55,10 +54,10 @@ internal static class Slurm
     {
         var wanted = jobIds.ToHashSet();
         if (FindOnPath("squeue") is not { } squeue) return null;
-        var (code, stdout, _) = Run(squeue, ["-h", "-r", "-o", "%F|%K|%T"]);
-        if (code != 0) return null;
+        var queue = ChildProcess.Run(squeue, ["-h", "-r", "-o", "%F|%K|%T"]);
+        if (queue.ExitCode != 0) return null;
         var live = new Dictionary<string, string>();
-        foreach (var line in stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        foreach (var line in queue.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var parts = line.Split('|');
             if (parts.Length == 3 && wanted.Contains(parts[0])) live[$"{parts[0]}_{parts[1]}"] = parts[2];
@@ -73,17 +72,6 @@ internal static class Slurm
         .Split(':', StringSplitOptions.RemoveEmptyEntries)
         .Select(dir => Path.Combine(dir, tool))
         .FirstOrDefault(File.Exists);
-
-    static (int Code, string StdOut, string StdErr) Run(string file, IEnumerable<string> args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, stdout, stderr.Result);
-    }
 
     static string FirstLine(string text) => text.Trim().Split('\n').FirstOrDefault()?.Trim() ?? "";
 }

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using ResidualLab.Processes;
 
 namespace ResidualLab.Data;
 
@@ -10,26 +10,17 @@ internal static class FetchTool
 {
     public static void Run(string program, string[] args, string folder, string how)
     {
-        var psi = new ProcessStartInfo(program) { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
         string command = $"{program} {string.Join(' ', args)}";
-        Process? started;
-        try { started = Process.Start(psi); }
+        ChildResult tool;
+        try { tool = ChildProcess.Run(program, args, TimeSpan.FromMinutes(5), workingDirectory: folder); }
         catch (System.ComponentModel.Win32Exception)
         {
             throw new ConfigException($"cannot run '{command}': {program} is not installed; {how}");
         }
-        using var process = started ?? throw new ConfigException($"cannot start '{command}'; {how}");
-        var stderr = process.StandardError.ReadToEndAsync();
-        process.StandardOutput.ReadToEnd();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(5)))
+        if (tool.TimedOut) throw new ConfigException($"'{command}' timed out (offline?); {how}");
+        if (tool.ExitCode != 0)
         {
-            process.Kill(entireProcessTree: true);
-            throw new ConfigException($"'{command}' timed out (offline?); {how}");
-        }
-        if (process.ExitCode != 0)
-        {
-            string first = stderr.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            string first = tool.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries)
                 .FirstOrDefault(l => !l.StartsWith("W:", StringComparison.Ordinal))?.Trim() ?? "no output";
             throw new ConfigException($"'{command}' failed ({first}); {how}");
         }

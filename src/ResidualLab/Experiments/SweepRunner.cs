@@ -3,6 +3,7 @@ using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Cluster;
 using ResidualLab.Results;
+using ResidualLab.Processes;
 using ResidualLab.Results.Store;
 using ResidualLab.Training;
 
@@ -87,13 +88,11 @@ internal static class SweepRunner
         {
             if (cancel.IsCancellationRequested) return;
             var clock = Stopwatch.StartNew();
-            using var child = Process.Start(reslab.StartInfo(["run", run.RunId, "--results", resultsDir,
-                .. run.Threads > 0 ? new[] { "--threads", run.Threads.ToString(System.Globalization.CultureInfo.InvariantCulture) } : []]))!;
-            child.OutputDataReceived += (_, e) => { if (e.Data is { Length: > 0 } line) log(line.StartsWith(run.Label, StringComparison.Ordinal) ? line : $"{run.Label}: {line}"); }; // its evaluations, as they come
-            child.BeginOutputReadLine();
-            var stderr = child.StandardError.ReadToEndAsync(CancellationToken.None);
-            child.WaitForExit(); // Ctrl-C reaches the children through the terminal: they stop and record themselves
-            string tail = (stderr.Result.Trim().Split('\n').LastOrDefault() ?? "").Trim();
+            // No timeout: Ctrl-C reaches the children through the terminal, and they stop and record themselves.
+            var child = reslab.Run(["run", run.RunId, "--results", resultsDir,
+                .. run.Threads > 0 ? new[] { "--threads", run.Threads.ToString(System.Globalization.CultureInfo.InvariantCulture) } : []],
+                line => { if (line.Length > 0) log(line.StartsWith(run.Label, StringComparison.Ordinal) ? line : $"{run.Label}: {line}"); }); // its evaluations, as they come
+            string tail = child.LastErrorLine;
             lock (trained)
             {
                 if (child.ExitCode == 0) trained.Add(run.RunId);

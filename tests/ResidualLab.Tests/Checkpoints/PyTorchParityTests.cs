@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using ResidualLab.Experiments;
+using ResidualLab.Processes;
 using ResidualLab.Tests.Cli;
 using Xunit.Abstractions;
 
@@ -57,13 +57,9 @@ public class PyTorchParityTests(ITestOutputHelper output)
     static string RunPython(params string[] args)
     {
         // Debian's interpreter, which sees python3-torch (a python3 earlier on PATH may not).
-        var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(TimeSpan.FromSeconds(120)), "python timed out");
-        Assert.True(p.ExitCode == 0, stderr.Result);
-        return stdout;
+        var python = ChildProcess.Run("/usr/bin/python3", args, TimeSpan.FromSeconds(120));
+        Assert.False(python.TimedOut, "python timed out");
+        Assert.True(python.ExitCode == 0, python.StdErr);
+        return python.StdOut;
     }
 }

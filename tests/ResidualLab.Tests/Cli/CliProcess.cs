@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using ResidualLab.Processes;
 
 namespace ResidualLab.Tests.Cli;
 
@@ -10,19 +10,10 @@ static class CliProcess
     public static Outcome Run(IEnumerable<string> args, IDictionary<string, string>? env = null, int timeoutSeconds = 120)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "reslab.dll");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromSeconds(timeoutSeconds)))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"reslab {string.Join(' ', args)} ran over {timeoutSeconds} s");
-        }
-        return new Outcome(p.ExitCode, stdout.Result, stderr.Result);
+        var reslab = ChildProcess.Run("dotnet", [dll, .. args], TimeSpan.FromSeconds(timeoutSeconds),
+            env?.Select(kv => KeyValuePair.Create(kv.Key, (string?)kv.Value)));
+        if (reslab.TimedOut) throw new TimeoutException($"reslab {string.Join(' ', args)} ran over {timeoutSeconds} s");
+        return new Outcome(reslab.ExitCode, reslab.StdOut, reslab.StdErr);
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using ResidualLab.Processes;
 using ResidualLab.Results.Store;
 using ResidualLab.Tests.Cli;
 using ResidualLab.Tests.Experiments;
@@ -78,14 +79,9 @@ public class SlurmClusterTests
     /// <summary>Runs scripts/slurm-local.sh; returns the SLURM_CONF it prints.</summary>
     static string Script(string verb, string clusterDir)
     {
-        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { ScriptPath(), verb, clusterDir }) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"slurm-local.sh {verb}: {stderr.Result}");
-        return stdout.Trim().Replace("export SLURM_CONF=", "");
+        var script = ChildProcess.Run("bash", [ScriptPath(), verb, clusterDir]);
+        Assert.True(script.ExitCode == 0, $"slurm-local.sh {verb}: {script.StdErr}");
+        return script.StdOut.Trim().Replace("export SLURM_CONF=", "");
     }
 
     static string ScriptPath()

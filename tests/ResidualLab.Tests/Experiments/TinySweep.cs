@@ -1,5 +1,6 @@
 using ResidualLab.Config;
 using ResidualLab.Experiments;
+using ResidualLab.Processes;
 using ResidualLab.Results.Store;
 
 namespace ResidualLab.Tests.Experiments;

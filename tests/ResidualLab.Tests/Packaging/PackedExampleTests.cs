@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using ResidualLab.Processes;
 
 namespace ResidualLab.Tests.Packaging;
 
@@ -58,21 +59,14 @@ public class PackedExampleTests
 
     static (int ExitCode, string Output) Run(string dir, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
         // The test host's MSBuild settings must not leak into a separate build.
-        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase)).ToList())
-            psi.Environment.Remove(key);
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        psi.Environment["DOTNET_NOLOGO"] = "1";
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(15)))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"dotnet {string.Join(' ', args)} ran over 15 minutes");
-        }
-        return (p.ExitCode, stdout.Result + stderr.Result);
+        var environment = Environment.GetEnvironmentVariables().Keys.Cast<string>()
+            .Where(k => k.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase))
+            .Select(k => KeyValuePair.Create(k, (string?)null))
+            .Append(KeyValuePair.Create("DOTNET_CLI_TELEMETRY_OPTOUT", (string?)"1"))
+            .Append(KeyValuePair.Create("DOTNET_NOLOGO", (string?)"1"));
+        var dotnet = ChildProcess.Run("dotnet", args, TimeSpan.FromMinutes(15), environment, workingDirectory: dir);
+        if (dotnet.TimedOut) throw new TimeoutException($"dotnet {string.Join(' ', args)} ran over 15 minutes");
+        return (dotnet.ExitCode, dotnet.StdOut + dotnet.StdErr);
     }
 }

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Text.RegularExpressions;
+using ResidualLab.Processes;
 using ResidualLab.Reports;
 using ResidualLab.Tests.Experiments;
 using SkiaSharp;
@@ -82,16 +82,12 @@ public class ReportTests
     static string Chromium(IEnumerable<string> args)
     {
         string profile = TestSupport.TempDir();
-        var psi = new ProcessStartInfo("chromium") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--no-first-run", $"--user-data-dir={profile}" }.Concat(args))
-            psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        if (!p.WaitForExit(TimeSpan.FromSeconds(60))) { p.Kill(entireProcessTree: true); throw new TimeoutException("chromium ran over 60 s"); }
-        Assert.True(p.ExitCode == 0, $"chromium exited {p.ExitCode}: {stderr.Result}");
-        return stdout;
+        var chromium = ChildProcess.Run("chromium", new[] { "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-first-run", $"--user-data-dir={profile}" }.Concat(args),
+            TimeSpan.FromSeconds(60));
+        if (chromium.TimedOut) throw new TimeoutException("chromium ran over 60 s");
+        Assert.True(chromium.ExitCode == 0, $"chromium exited {chromium.ExitCode}: {chromium.StdErr}");
+        return chromium.StdOut;
     }
 
     static string RepositoryRoot()

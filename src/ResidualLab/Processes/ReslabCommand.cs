@@ -1,7 +1,6 @@
-using System.Diagnostics;
 using System.Reflection;
 
-namespace ResidualLab.Experiments;
+namespace ResidualLab.Processes;
 
 /// <summary>
 /// How to start this same reslab again as another process: the apphost itself, or `dotnet reslab.dll`
@@ -23,12 +22,9 @@ internal sealed record ReslabCommand(string File, IReadOnlyList<string> Prefix)
     /// <summary>reslab.dll run by dotnet (for callers whose entry assembly is not reslab, such as tests).</summary>
     public static ReslabCommand Dll(string dllPath) => new("dotnet", [Path.GetFullPath(dllPath)]);
 
-    public ProcessStartInfo StartInfo(IEnumerable<string> args)
-    {
-        var psi = new ProcessStartInfo(File) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in Prefix.Concat(args)) psi.ArgumentList.Add(a);
-        return psi;
-    }
+    /// <summary>Runs reslab with <paramref name="args"/> to its end; <paramref name="onOutputLine"/> sees its stdout as it comes.</summary>
+    public ChildResult Run(IEnumerable<string> args, Action<string>? onOutputLine = null) =>
+        ChildProcess.Run(File, Prefix.Concat(args), onOutputLine: onOutputLine);
 
     /// <summary>The command as one POSIX shell line, every word single-quoted.</summary>
     public string ShellLine(IEnumerable<string> args) => string.Join(' ', new[] { File }.Concat(Prefix).Concat(args).Select(Quote));
