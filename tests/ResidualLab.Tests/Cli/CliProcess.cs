@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using ResidualLab.Processes;
 
 namespace ResidualLab.Tests.Cli;

@@ -1,4 +1,5 @@
 using Microsoft.Data.Sqlite;
+using ResidualLab.Processes;
 using ResidualLab.Results.Store;
 using ResidualLab.Training;
 
@@ -90,11 +91,7 @@ public class ResultsStoreTests
     {
         // These tests are built from the repository they sit in, so the build could ask git. Whether the
         // answer was true or false depends on the tree at build time, which may have changed since.
-        var psi = new System.Diagnostics.ProcessStartInfo("git", ["status", "--porcelain"])
-            { WorkingDirectory = TestSupport.RepoRoot(), RedirectStandardOutput = true, RedirectStandardError = true };
-        using var git = System.Diagnostics.Process.Start(psi)!;
-        git.StandardOutput.ReadToEnd();
-        git.WaitForExit();
+        var git = ChildProcess.Run("git", ["status", "--porcelain"], workingDirectory: TestSupport.RepoRoot());
         if (git.ExitCode == 0) Assert.NotNull(BuildInfo.Dirty);
         Assert.Equal(BuildInfo.Dirty, RunEnvironment.Capture("cpu").GitDirty);
     }
