@@ -1,5 +1,5 @@
 using System.ComponentModel;
-using System.Diagnostics;
+using ResidualLab.Processes;
 
 namespace ResidualLab.Native;
 
@@ -26,15 +26,10 @@ internal static class DebianPackages
     /// <summary>Whether dpkg knows <paramref name="package"/> as installed (false where there is no dpkg).</summary>
     public static bool Installed(string package)
     {
-        var psi = new ProcessStartInfo("dpkg-query") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "-W", "-f=${Status}", package }) psi.ArgumentList.Add(a);
         try
         {
-            using var p = Process.Start(psi)!;
-            _ = p.StandardError.ReadToEndAsync();
-            string status = p.StandardOutput.ReadToEnd();
-            p.WaitForExit();
-            return p.ExitCode == 0 && status.Contains("install ok installed", StringComparison.Ordinal);
+            var query = ChildProcess.Run("dpkg-query", ["-W", "-f=${Status}", package]);
+            return query.ExitCode == 0 && query.StdOut.Contains("install ok installed", StringComparison.Ordinal);
         }
         catch (Win32Exception) { return false; } // no dpkg-query: not a Debian system
     }
