@@ -65,9 +65,9 @@ internal static class HtmlReport
         foreach (var f in figures)
             h.Append($"<figure><img alt=\"{E(f.Title)}\" src=\"data:image/png;base64,{Convert.ToBase64String(f.Png)}\"><figcaption>{E(f.Caption)}</figcaption></figure>");
 
-        h.Append("<h2>Runs</h2><table><tr><th class=text>run</th><th class=text>scheme</th><th>layers</th><th>seed</th><th class=text>status</th><th>steps</th><th>val loss</th><th>test loss</th><th>ms/step</th><th>tokens/s</th><th>peak RSS MiB</th><th class=text>note</th></tr>");
+        h.Append("<h2>Runs</h2><table><tr><th class=text>run</th><th class=text>scheme</th><th>layers</th><th>seed</th><th class=text>status</th><th>steps</th><th>val loss</th><th>test loss</th><th>ms/step</th><th>throughput</th><th>peak RSS MiB</th><th class=text>note</th></tr>");
         foreach (var r in data.Runs)
-            h.Append($"<tr><td class=text>{E(r.Run.RunId)}</td><td class=text>{E(r.Group)}</td><td>{r.Depth}</td><td>{r.Run.Seed}</td><td class=text>{E(r.Run.Status)}</td><td>{r.Run.Steps}</td><td>{F(r.Run.ValLoss ?? double.NaN)}</td><td>{F(r.Run.TestLoss ?? double.NaN)}</td><td>{F(r.Run.MeanStepMs, "0.0")}</td><td>{F(r.Run.TokensPerSecond, "0")}</td><td>{F(r.Run.PeakRssBytes / 1048576.0, "0")}</td><td class=text>{E(r.Run.Error ?? "")}</td></tr>");
+            h.Append($"<tr><td class=text>{E(r.Run.RunId)}</td><td class=text>{E(r.Group)}</td><td>{r.Depth}</td><td>{r.Run.Seed}</td><td class=text>{E(r.Run.Status)}</td><td>{r.Run.Steps}</td><td>{F(r.Run.ValLoss ?? double.NaN)}</td><td>{F(r.Run.TestLoss ?? double.NaN)}</td><td>{F(r.Run.MeanStepMs, "0.0")}</td><td>{F(r.Run.ItemsPerSecond, "0")} {E(r.Run.ItemUnit ?? "items")}/s</td><td>{F(r.Run.PeakRssBytes / 1048576.0, "0")}</td><td class=text>{E(r.Run.Error ?? "")}</td></tr>");
         h.Append("</table>");
 
         h.Append("<h2>Environment</h2><table><tr><th class=text>ResidualLab</th><th class=text>git commit</th><th class=text>.NET</th><th class=text>TorchSharp</th><th class=text>libtorch</th><th class=text>device</th><th>threads</th><th class=text>host</th><th class=text>OS</th></tr>");

@@ -57,10 +57,10 @@ internal static class ReportTables
 
     public static string RunsCsv(StudyData data)
     {
-        var sb = new StringBuilder("run_id,group,connection,depth,seed,status,steps,train_loss,val_loss,test_loss,parameters,mean_step_ms,tokens_per_s,peak_rss_bytes,started_at,ended_at,error\n");
+        var sb = new StringBuilder("run_id,group,connection,depth,seed,status,steps,train_loss,val_loss,test_loss,parameters,mean_step_ms,items_per_s,item_unit,peak_rss_bytes,started_at,ended_at,error\n");
         foreach (var r in data.Runs.Select(x => (x.Group, x.Run)))
             sb.AppendLine(Csv(r.Run.RunId, r.Group, r.Run.Connection, r.Run.Depth, r.Run.Seed, r.Run.Status, r.Run.Steps, r.Run.TrainLoss,
-                r.Run.ValLoss, r.Run.TestLoss, r.Run.Parameters, r.Run.MeanStepMs, r.Run.TokensPerSecond, r.Run.PeakRssBytes,
+                r.Run.ValLoss, r.Run.TestLoss, r.Run.Parameters, r.Run.MeanStepMs, r.Run.ItemsPerSecond, r.Run.ItemUnit, r.Run.PeakRssBytes,
                 r.Run.StartedAt.ToString("O", CultureInfo.InvariantCulture), r.Run.EndedAt?.ToString("O", CultureInfo.InvariantCulture), r.Run.Error));
         return sb.ToString();
     }

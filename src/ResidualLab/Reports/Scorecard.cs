@@ -81,9 +81,9 @@ internal static class Scorecard
             WorstGradSpike: runs.Select(GradSpike).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Max(),
             DepthSlope: DepthSlope(runs),
             BaselineDepthSlope: DepthSlope(baseRuns),
-            ThroughputRatio: Ratio(r => r.Run.TokensPerSecond),
+            ThroughputRatio: Ratio(r => r.Run.ItemsPerSecond),
             ThroughputTest: depth is null || baseline is null || baseline == group ? null
-                : Statistics.Welch(TokensPerSecond(runs, depth.Value), TokensPerSecond(baseRuns, depth.Value)),
+                : Statistics.Welch(ItemsPerSecond(runs, depth.Value), ItemsPerSecond(baseRuns, depth.Value)),
             MemoryRatio: Ratio(r => r.Run.PeakRssBytes),
             Parameters: parameters,
             ParameterRatio: baseParameters > 0 ? (double)parameters / baseParameters : double.NaN,
@@ -103,8 +103,8 @@ internal static class Scorecard
         return row with { Verdict = Verdict(row, baseRuns.Count(r => r.Diverged), baseRuns.Count) };
     }
 
-    static IReadOnlyList<double> TokensPerSecond(IEnumerable<RunData> runs, int depth) =>
-        runs.Where(r => r.Done && r.Depth == depth).Select(r => r.Run.TokensPerSecond).ToList();
+    static IReadOnlyList<double> ItemsPerSecond(IEnumerable<RunData> runs, int depth) =>
+        runs.Where(r => r.Done && r.Depth == depth).Select(r => r.Run.ItemsPerSecond).ToList();
 
     /// <summary>Steps of the trailing window a gradient norm is compared with.</summary>
     public const int SpikeWindow = 20;

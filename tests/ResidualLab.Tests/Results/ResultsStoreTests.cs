@@ -22,13 +22,13 @@ public class ResultsStoreTests
                 [new StepMetrics(0, 4.0, 1e-3, 2.5, 10, 1000), new StepMetrics(1, 3.5, 1e-3, 1.5, 12, 900)],
                 [new EvalMetrics(2, 3.4, 3.6)],
                 [new Diagnostic(0, "grad_norm", 0, 0.7), new Diagnostic(0, "grad_norm", 1, 0.3)]);
-            store.EndRun(config.RunId, new TrainResult(RunStatus.Done, 2, new EvalMetrics(2, 3.4, 3.6), 12345, 1.0, 11, 0), 950, 1 << 20);
+            store.EndRun(config.RunId, new TrainResult(RunStatus.Done, 2, new EvalMetrics(2, 3.4, 3.6), 12345, 1.0, 11, 0), 950, 1 << 20, "tokens");
         }
         using (var store = ResultsStore.Open(dir)) // a second process would see the same
         {
             var run = store.Find(config.RunId)!;
-            Assert.Equal((RunState.Done, "pre-norm", 2, 7L, 12345L, 3.6, 950.0, 1L << 20),
-                (run.Status, run.Connection, run.Depth, run.Seed, run.Parameters, run.ValLoss, run.TokensPerSecond, run.PeakRssBytes));
+            Assert.Equal((RunState.Done, "pre-norm", 2, 7L, 12345L, 3.6, 950.0, "tokens", 1L << 20),
+                (run.Status, run.Connection, run.Depth, run.Seed, run.Parameters, run.ValLoss, run.ItemsPerSecond, run.ItemUnit, run.PeakRssBytes));
             Assert.Equal(config.Canonical, run.Config);
             Assert.NotNull(run.EndedAt);
             Assert.Equal([4.0, 3.5], store.Steps(config.RunId).Select(s => s.Loss));

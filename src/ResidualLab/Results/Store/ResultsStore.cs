@@ -15,7 +15,7 @@ namespace ResidualLab.Results.Store;
 internal sealed class ResultsStore : IDisposable
 {
     public const string FileName = "results.db";
-    const int SchemaVersion = 2;
+    const int SchemaVersion = 3; // 3: throughput as items_per_s with its unit (was tokens_per_s for every family)
 
     readonly SqliteConnection _db;
     readonly object _gate = new();
@@ -75,12 +75,12 @@ internal sealed class ResultsStore : IDisposable
               status TEXT NOT NULL, error TEXT, started_at TEXT NOT NULL, ended_at TEXT,
               host TEXT NOT NULL, pid INTEGER NOT NULL,
               steps INTEGER NOT NULL DEFAULT 0, parameters INTEGER NOT NULL DEFAULT 0,
-              mean_step_ms REAL NOT NULL DEFAULT 0, tokens_per_s REAL NOT NULL DEFAULT 0,
+              mean_step_ms REAL NOT NULL DEFAULT 0, items_per_s REAL NOT NULL DEFAULT 0, item_unit TEXT,
               peak_rss_bytes INTEGER NOT NULL DEFAULT 0, train_loss REAL, val_loss REAL, test_loss REAL,
               data_name TEXT, data_sha256 TEXT);
             CREATE TABLE IF NOT EXISTS steps(
               run_id TEXT NOT NULL, step INTEGER NOT NULL, loss REAL, lr REAL, grad_norm REAL,
-              step_ms REAL, tokens_per_s REAL, PRIMARY KEY(run_id, step)) WITHOUT ROWID;
+              step_ms REAL, items_per_s REAL, PRIMARY KEY(run_id, step)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS evals(
               run_id TEXT NOT NULL, step INTEGER NOT NULL, train_loss REAL, val_loss REAL, test_loss REAL,
               PRIMARY KEY(run_id, step)) WITHOUT ROWID;
@@ -100,7 +100,27 @@ internal sealed class ResultsStore : IDisposable
         AddColumnIfMissing("evals", "test_loss", "REAL");
         AddColumnIfMissing("runs", "data_name", "TEXT"); // stores from before data provenance: NULL, not compared
         AddColumnIfMissing("runs", "data_sha256", "TEXT");
+        if (version < 3) NameThroughputHonestly();
         Execute($"PRAGMA user_version = {SchemaVersion};");
+    }
+
+    /// <summary>
+    /// Schema 2 called every family's throughput tokens_per_s, images/s of the classifiers included: the
+    /// columns become items_per_s, and the unit is read from the model (the GPT counts tokens, the vision
+    /// models images). Older builds then refuse the store (its schema is newer) instead of misreading it.
+    /// </summary>
+    void NameThroughputHonestly()
+    {
+        foreach (var table in new[] { "runs", "steps" })
+            if (HasColumn(table, "tokens_per_s")) Execute($"ALTER TABLE {table} RENAME COLUMN tokens_per_s TO items_per_s;");
+        AddColumnIfMissing("runs", "item_unit", "TEXT");
+        Execute("UPDATE runs SET item_unit = CASE model WHEN 'gpt' THEN 'tokens' ELSE 'images' END WHERE item_unit IS NULL;");
+    }
+
+    bool HasColumn(string table, string column)
+    {
+        using var info = Command($"SELECT count(*) FROM pragma_table_info('{table}') WHERE name = $column", null, ("$column", column));
+        return (long)info.ExecuteScalar()! > 0;
     }
 
     /// <summary>
@@ -109,8 +129,7 @@ internal sealed class ResultsStore : IDisposable
     /// </summary>
     void AddColumnIfMissing(string table, string column, string type)
     {
-        using var info = Command($"SELECT count(*) FROM pragma_table_info('{table}') WHERE name = $column", null, ("$column", column));
-        if ((long)info.ExecuteScalar()! == 0) Execute($"ALTER TABLE {table} ADD COLUMN {column} {type};");
+        if (!HasColumn(table, column)) Execute($"ALTER TABLE {table} ADD COLUMN {column} {type};");
     }
 
     /// <summary>Records a run as running (a rerun replaces the old attempt and its metrics).</summary>
@@ -130,7 +149,7 @@ internal sealed class ResultsStore : IDisposable
                 ON CONFLICT(run_id) DO UPDATE SET label = excluded.label, model = excluded.model, connection = excluded.connection,
                   depth = excluded.depth, seed = excluded.seed, config = excluded.config, status = excluded.status, error = NULL,
                   started_at = excluded.started_at, ended_at = NULL, host = excluded.host, pid = excluded.pid, steps = 0, parameters = 0,
-                  mean_step_ms = 0, tokens_per_s = 0, peak_rss_bytes = 0, train_loss = NULL, val_loss = NULL, test_loss = NULL
+                  mean_step_ms = 0, items_per_s = 0, item_unit = NULL, peak_rss_bytes = 0, train_loss = NULL, val_loss = NULL, test_loss = NULL
                 """, tx,
                 ("$id", config.RunId), ("$label", config.Label), ("$model", config.ModelName),
                 ("$conn", config.Connection.Name), ("$depth", config.Model.NLayer), ("$seed", config.Train.Seed),
@@ -211,7 +230,8 @@ internal sealed class ResultsStore : IDisposable
         + $"(store {FilePath}); restore the data the first run used, or train on the new data into another results folder (--out)";
 
     /// <summary>Records the outcome of a run that ended (done, diverged or interrupted on request).</summary>
-    public void EndRun(string runId, TrainResult result, double tokensPerSecond, long peakRssBytes)
+    /// <param name="itemsPerSecond">Mean throughput in <paramref name="itemUnit"/>s ("tokens", "images") per second; the unit is null when no step ran.</param>
+    public void EndRun(string runId, TrainResult result, double itemsPerSecond, long peakRssBytes, string? itemUnit = null)
     {
         string status = result.Status switch
         {
@@ -222,12 +242,12 @@ internal sealed class ResultsStore : IDisposable
         lock (_gate)
             NonQuery("""
                 UPDATE runs SET status = $status, error = $error, ended_at = $end, steps = $steps, parameters = $params,
-                  mean_step_ms = $ms, tokens_per_s = $tps, peak_rss_bytes = $rss, train_loss = $train, val_loss = $val, test_loss = $test
+                  mean_step_ms = $ms, items_per_s = $ips, item_unit = $unit, peak_rss_bytes = $rss, train_loss = $train, val_loss = $val, test_loss = $test
                 WHERE run_id = $id
                 """, null,
                 ("$id", runId), ("$status", status), ("$error", result.Note), ("$end", Now()), ("$steps", result.Steps),
                 ("$params", result.Parameters), ("$ms", result.MeanStepMs),
-                ("$tps", tokensPerSecond), ("$rss", peakRssBytes),
+                ("$ips", itemsPerSecond), ("$unit", itemUnit), ("$rss", peakRssBytes),
                 ("$train", result.FinalEval?.TrainLoss), ("$val", result.FinalEval?.ValLoss),
                 ("$test", result.FinalEval?.TestLoss));
     }
@@ -296,7 +316,7 @@ internal sealed class ResultsStore : IDisposable
         {
             using var cmd = Command($"""
                 SELECT run_id, label, model, connection, depth, seed, config, status, error, started_at, ended_at, host, pid,
-                       steps, parameters, mean_step_ms, tokens_per_s, peak_rss_bytes, train_loss, val_loss, test_loss
+                       steps, parameters, mean_step_ms, items_per_s, peak_rss_bytes, train_loss, val_loss, test_loss, item_unit
                 FROM runs {where} ORDER BY connection, depth, seed, run_id
                 """, null, args);
             using var r = cmd.ExecuteReader();
@@ -307,13 +327,13 @@ internal sealed class ResultsStore : IDisposable
                     r.IsDBNull(10) ? null : ParseTime(r.GetString(10)), r.GetString(11), r.GetInt32(12), r.GetInt32(13),
                     r.GetInt64(14), r.GetDouble(15), r.GetDouble(16), r.GetInt64(17),
                     r.IsDBNull(18) ? null : r.GetDouble(18), r.IsDBNull(19) ? null : r.GetDouble(19))
-                    { TestLoss = r.IsDBNull(20) ? null : r.GetDouble(20) });
+                    { TestLoss = r.IsDBNull(20) ? null : r.GetDouble(20), ItemUnit = r.IsDBNull(21) ? null : r.GetString(21) });
             return runs;
         }
     }
 
     public IReadOnlyList<StepRow> Steps(string runId) => Read(
-        "SELECT step, loss, lr, grad_norm, step_ms, tokens_per_s FROM steps WHERE run_id = $id ORDER BY step", runId,
+        "SELECT step, loss, lr, grad_norm, step_ms, items_per_s FROM steps WHERE run_id = $id ORDER BY step", runId,
         r => new StepRow(r.GetInt32(0), Real(r, 1), Real(r, 2), Real(r, 3), Real(r, 4), Real(r, 5)));
 
     public IReadOnlyList<EvalRow> Evals(string runId) => Read(

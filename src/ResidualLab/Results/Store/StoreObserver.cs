@@ -16,12 +16,14 @@ internal sealed class StoreObserver(ResultsStore store, string runId) : ITrainin
     long _peakRss = ProcessMemory.RssBytes();
     double _items;
     double _seconds;
+    string? _unit;
 
     public void OnStep(StepMetrics step)
     {
         _steps.Add(step);
         _items += step.ItemsPerSecond * step.StepMs / 1000;
         _seconds += step.StepMs / 1000;
+        _unit = step.Unit;
         _peakRss = Math.Max(_peakRss, ProcessMemory.RssBytes());
     }
 
@@ -36,7 +38,7 @@ internal sealed class StoreObserver(ResultsStore store, string runId) : ITrainin
     public void OnEnd(TrainResult result)
     {
         Flush();
-        store.EndRun(runId, result, _seconds > 0 ? _items / _seconds : 0, _peakRss);
+        store.EndRun(runId, result, _seconds > 0 ? _items / _seconds : 0, _peakRss, _unit);
     }
 
     void Flush()

@@ -32,16 +32,20 @@ internal sealed record RunRecord(
     int Steps,
     long Parameters,
     double MeanStepMs,
-    double TokensPerSecond,
+    double ItemsPerSecond,
     long PeakRssBytes,
     double? TrainLoss,
     double? ValLoss)
 {
     /// <summary>Final loss on the test split: what reports show (null: recorded before the test split, or none).</summary>
     public double? TestLoss { get; init; }
+
+    /// <summary>What <see cref="ItemsPerSecond"/> counts: "tokens" (the GPT) or "images" (the vision models); null before a step ran.</summary>
+    public string? ItemUnit { get; init; }
 }
 
-internal sealed record StepRow(int Step, double Loss, double Lr, double GradNorm, double StepMs, double TokensPerSecond);
+/// <summary>One training step; ItemsPerSecond counts the run's <see cref="RunRecord.ItemUnit"/>.</summary>
+internal sealed record StepRow(int Step, double Loss, double Lr, double GradNorm, double StepMs, double ItemsPerSecond);
 
 /// <summary>One evaluation; TestLoss is NaN when the run has no test split.</summary>
 internal sealed record EvalRow(int Step, double TrainLoss, double ValLoss, double TestLoss = double.NaN);
