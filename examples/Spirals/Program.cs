@@ -7,20 +7,20 @@ using ResidualLab.Native;
 using TorchSharp;
 using static TorchSharp.torch;
 
-var (scheme, options, steps, depth) = Arguments.Parse(args);
+var (schemeName, options, steps, depth) = Arguments.Parse(args);
 TorchRuntime.EnsureLoaded();   // before the first torch call: makes libtorch load on hosts such as Debian 12
 set_num_threads(1);            // a model this small gains nothing from more threads
 manual_seed(1);
 
 const int width = 32;
-ConnectionSpec connection;
-try { connection = ConnectionCatalog.Create(scheme, options); }
+ConnectionScheme scheme;
+try { scheme = ConnectionCatalog.Create(schemeName, options); }
 catch (ConfigException ex)
 {
     Console.Error.WriteLine($"Spirals: error: {ex.Message}");
     return 2;
 }
-var model = new SpiralNet(connection, width, depth);
+var model = new SpiralNet(scheme, width, depth);
 var optimizer = optim.AdamW(model.parameters(), lr: 3e-3);
 var (x, y) = SpiralData.Make(512, seed: 1);
 var (xTest, yTest) = SpiralData.Make(512, seed: 2);
@@ -39,7 +39,7 @@ for (int step = 1; step <= steps; step++)
 using (NewDisposeScope())
 {
     var streams = model.Stack.Trace(model.Embed(xTest));
-    Console.WriteLine($"{scheme}: {model.Stack.StreamCount} stream(s), {depth} sublayers");
+    Console.WriteLine($"{schemeName}: {model.Stack.StreamCount} stream(s), {depth} sublayers");
     if (model.Stack.StreamCount > 1)
         Console.WriteLine($"stream similarity after the last sublayer: {StreamSimilarity.Mean(streams[^1]):F4}");
     if (model.Stack.ResidualGain(model.Embed(xTest)) is { } gain)
@@ -60,7 +60,7 @@ sealed class SpiralNet : nn.Module<Tensor, Tensor>
     readonly ResidualStack stack;
     readonly TorchSharp.Modules.Linear head;
 
-    public SpiralNet(ConnectionSpec scheme, int width, int depth) : base(nameof(SpiralNet))
+    public SpiralNet(ConnectionScheme scheme, int width, int depth) : base(nameof(SpiralNet))
     {
         embed = nn.Linear(2, width);
         var sublayers = Enumerable.Range(0, depth).Select(_ => (nn.Module<Tensor, Tensor>)new Mlp(width)).ToList();

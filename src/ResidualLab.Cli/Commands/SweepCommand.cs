@@ -28,7 +28,7 @@ internal static class SweepCommand
         var gpus = new Option<int?>("--gpus") { Description = "slurm: GPUs per task (--gres=gpu:G; train with --device cuda)" };
         var retryFailed = new Option<bool>("--retry-failed") { Description = "slurm: resubmit only the failed and interrupted runs" };
         var run = new RunOptions();
-        var command = new Command("sweep", "Train a grid of runs (connection x depth x seed x any key); finished runs are skipped.");
+        var command = new Command("sweep", "Train a grid of runs (scheme x depth x seed x any key); finished runs are skipped.");
         command.Arguments.Add(file);
         foreach (var option in new Option[] { parallel, runner, partition, time, cpus, gpus, retryFailed }) command.Options.Add(option);
         run.AddTo(command);

@@ -9,8 +9,8 @@ using ResidualLab.Training.Tasks;
 
 namespace ResidualLab.Bench;
 
-/// <summary>A scheme to benchmark: a label and its spec.</summary>
-internal sealed record BenchScheme(string Label, ConnectionSpec Spec)
+/// <summary>A scheme to benchmark: a label and its scheme.</summary>
+internal sealed record BenchScheme(string Label, ConnectionScheme Scheme)
 {
     /// <summary>"name" or "name:key=value[:key=value...]", e.g. "hyper-connections:dynamic=false".</summary>
     public static BenchScheme Parse(string text)
@@ -24,7 +24,7 @@ internal sealed record BenchScheme(string Label, ConnectionSpec Spec)
                 throw new ConfigException($"scheme '{text}': expected name:key=value, e.g. hyper-connections:dynamic=false");
             var probe = new ConfigValues();
             probe.Set($"connection.{part[..eq]}", part[(eq + 1)..], $"scheme '{text}'");
-            options[part[..eq]] = probe.ConnectionOptions[part[..eq]];
+            options[part[..eq]] = probe.SchemeOptions[part[..eq]];
         }
         return new BenchScheme(text.Trim(), ConnectionCatalog.Create(parts[0], options));
     }
@@ -60,8 +60,8 @@ internal static class ConnectionBench
         Action<string>? log = null)
     {
         if (!schemes.Any(s => s.Label == Baseline))
-            schemes = [new BenchScheme(Baseline, new PreNormSpec()), .. schemes];
-        var tasks = schemes.Select(s => new LanguageModelTask(config with { Connection = s.Spec }, corpus, CPU)).ToList();
+            schemes = [new BenchScheme(Baseline, new PreNormScheme()), .. schemes];
+        var tasks = schemes.Select(s => new LanguageModelTask(config with { Connection = s.Scheme }, corpus, CPU)).ToList();
         var trainers = tasks.Select(task => new Trainer(task, config)).ToList();
         double lr = config.Train.Lr;
         try

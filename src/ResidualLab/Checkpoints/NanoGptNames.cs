@@ -20,10 +20,10 @@ internal static partial class NanoGptNames
     public const string LmHead = "lm_head.weight";
 
     /// <summary>The checkpoint name of the model's state-dict entry <paramref name="moduleName"/> (e.g. "h.0.conn_attn.norm.weight").</summary>
-    public static string ToCheckpoint(string moduleName, ConnectionSpec connection)
+    public static string ToCheckpoint(string moduleName, ConnectionScheme connection)
     {
         string name = "transformer." + moduleName;
-        if (connection is not PreNormSpec) return name;
+        if (connection is not PreNormScheme) return name;
         // Pre-norm: the attention connection's norm is nanoGPT's ln_1 (before attention), the MLP's is ln_2.
         return PreNormNorm().Replace(name, m => $"{m.Groups["block"].Value}.{(m.Groups["sublayer"].Value == "attn" ? "ln_1" : "ln_2")}.");
     }

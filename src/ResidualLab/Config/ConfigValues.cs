@@ -62,7 +62,7 @@ internal sealed class ConfigValues
     public string String(string key) => (string)Get(key);
 
     /// <summary>The options of the connection (connection.* except name), raw.</summary>
-    public IReadOnlyDictionary<string, object> ConnectionOptions =>
+    public IReadOnlyDictionary<string, object> SchemeOptions =>
         _values.Where(kv => ConfigSchema.IsConnectionOption(kv.Key))
                .ToDictionary(kv => kv.Key["connection.".Length..], kv => kv.Value.Value);
 

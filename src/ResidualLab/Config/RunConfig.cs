@@ -41,7 +41,7 @@ internal enum TrainDtype { Float32, BFloat16 }
 internal sealed record RunConfig(
     string ModelName,
     GptConfig Model,
-    ConnectionSpec Connection,
+    ConnectionScheme Connection,
     DataSettings Data,
     TrainSettings Train,
     string Device,
@@ -53,7 +53,7 @@ internal sealed record RunConfig(
     public string RunId { get; } = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Canonical)))[..12];
 
     /// <summary>model.match_params: the scheme whose parameter count the GPT's width is chosen to match; null: the configured width.</summary>
-    public ConnectionSpec? MatchParams { get; init; }
+    public ConnectionScheme? MatchParams { get; init; }
 
     /// <summary>Set for the vision models (resnet, plain, mlp); null for the GPT.</summary>
     public VisionSettings? Vision { get; init; }
@@ -105,8 +105,8 @@ internal sealed record RunConfig(
             ValueResidual: v.Bool("model.value_residual"),
             Init: ModelInitOf(v, modelName));
 
-        ConnectionSpec connection;
-        try { connection = ConnectionCatalog.Create(v.String("connection.name"), v.ConnectionOptions); }
+        ConnectionScheme connection;
+        try { connection = ConnectionCatalog.Create(v.String("connection.name"), v.SchemeOptions); }
         catch (ConfigException ex) { throw new ConfigException($"{v.OriginOf("connection.name")}: {ex.Message}"); }
 
         var data = new DataSettings(v.String("data.corpus"), v.String("data.path"), Float("data.val_fraction", 0, 1, true), v.String("data.tokenizer"),
@@ -169,7 +169,7 @@ internal sealed record RunConfig(
             Int("train.checkpoint_interval", 0), v.Canonical(), v.Full()) { Vision = vision, OneDnn = OneDnnOf(v, modelName), MatchParams = MatchParamsOf(v, modelName) };
     }
 
-    static ConnectionSpec? MatchParamsOf(ConfigValues v, string modelName)
+    static ConnectionScheme? MatchParamsOf(ConfigValues v, string modelName)
     {
         string name = v.String("model.match_params");
         if (name.Length == 0) return null;

@@ -17,7 +17,7 @@ namespace ResidualLab.Connections;
 /// saved with the model, so a resumed run does not profile again). Var is over every element of the batch.
 /// Chosen: the embedding's variance counts as the first term (else omega_1 = 0 would cut the first shortcut).
 /// </summary>
-internal sealed record AdminSpec : ConnectionSpec
+internal sealed record AdminScheme : ConnectionScheme
 {
     public override string Name => "admin";
     public override Connection Build(ConnectionSite site) => new AdminResidual(site);

@@ -20,7 +20,7 @@ namespace ResidualLab.Connections;
 /// v_{l+1}, so the model's <see cref="LayerContext.History"/> is exactly the list of values; the last depth step
 /// returns the model's output aggregate instead.
 /// </summary>
-internal sealed record AttentionResidualsSpec(int Blocks = 0) : ConnectionSpec
+internal sealed record AttentionResidualsScheme(int Blocks = 0) : ConnectionScheme
 {
     public override string Name => "attn-res";
     public override Connection Build(ConnectionSite site) => new AttentionResiduals(site, Blocks);

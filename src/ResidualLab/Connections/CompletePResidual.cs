@@ -15,7 +15,7 @@ namespace ResidualLab.Connections;
 /// trainer's AdamW has one learning rate and one eps, so the rule is not applied; for alpha = 1 that leaves
 /// only the eps rule unapplied.
 /// </summary>
-internal sealed record CompletePSpec(double Alpha = 1, int BaseDepth = 1) : ConnectionSpec
+internal sealed record CompletePScheme(double Alpha = 1, int BaseDepth = 1) : ConnectionScheme
 {
     public override string Name => "completep";
     public override Connection Build(ConnectionSite site) => new CompletePResidual(site, Multiplier(site.LayerCount));

@@ -12,7 +12,7 @@ namespace ResidualLab.Connections;
 /// <param name="Mix">Scheme-specific state (e.g. HC's depth weights for this input).</param>
 /// <param name="Attention">Separate query, key and value inputs for an attention sublayer (MUDDFormer,
 /// DeepCrossAttention); null: the sublayer reads <paramref name="Input"/> for all three. Only a scheme whose
-/// <see cref="ConnectionSpec.Needs"/> has <see cref="ModelNeeds.AttentionInputs"/> sets it, and only at a site
+/// <see cref="ConnectionScheme.Needs"/> has <see cref="ModelNeeds.AttentionInputs"/> sets it, and only at a site
 /// whose <see cref="ConnectionSite.TakesAttentionInputs"/> is true.</param>
 public readonly record struct Branch(Tensor Input, Tensor Stream, Tensor? Mix = null, AttentionInputs? Attention = null);
 
@@ -21,7 +21,7 @@ public readonly record struct Branch(Tensor Input, Tensor Stream, Tensor? Mix = 
 public sealed record AttentionInputs(Tensor Query, Tensor Key, Tensor Value);
 
 /// <summary>
-/// What a scheme needs from the model beyond Prepare and Combine (<see cref="ConnectionSpec.Needs"/>). Models read
+/// What a scheme needs from the model beyond Prepare and Combine (<see cref="ConnectionScheme.Needs"/>). Models read
 /// these flags, never scheme names; a model that cannot provide one rejects the scheme with a one-line error (the
 /// vision models and <see cref="ResidualStack"/> provide none).
 /// </summary>

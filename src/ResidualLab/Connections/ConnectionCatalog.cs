@@ -4,139 +4,145 @@ namespace ResidualLab.Connections;
 /// <param name="Key">The option's key (<c>connection.KEY</c> in a config; the key of the options given to <see cref="ConnectionCatalog.Create"/>).</param>
 /// <param name="Default">Its value when not given (bool, long, double or string).</param>
 /// <param name="Description">What it sets.</param>
-public sealed record ConnectionOption(string Key, object Default, string Description);
+public sealed record SchemeOption(string Key, object Default, string Description);
 
-/// <summary>One scheme as the CLI, configs and reports know it.</summary>
+/// <summary>How the catalog defines one scheme: its name, equation, options and how to build it.</summary>
 /// <param name="Name">The scheme's name, as <see cref="ConnectionCatalog.Create"/> takes it.</param>
 /// <param name="Description">Its update equation and paper, in one line.</param>
 /// <param name="Options">The options it takes, with their defaults.</param>
-/// <param name="Create">Builds the scheme from option values read through <see cref="ConnectionOptions"/>.</param>
-/// <param name="Aliases">Other names of the same scheme (a later paper's name for an equal update); they select this entry.</param>
-public sealed record ConnectionEntry(
+/// <param name="Create">Builds the scheme from option values read through <see cref="SchemeOptions"/>.</param>
+/// <param name="Aliases">Other names of the same scheme (a later paper's name for an equal update); they select this scheme.</param>
+public sealed record SchemeDefinition(
     string Name,
     string Description,
-    IReadOnlyList<ConnectionOption> Options,
-    Func<ConnectionOptions, ConnectionSpec> Create,
+    IReadOnlyList<SchemeOption> Options,
+    Func<SchemeOptions, ConnectionScheme> Create,
     IReadOnlyList<string>? Aliases = null);
 
-/// <summary>The only list of connection schemes. A new scheme is one file plus one entry here.</summary>
+/// <summary>
+/// The only list of connection schemes. Vocabulary: a <em>scheme</em> is a way of carrying the residual
+/// stream past a sublayer, selected by <c>connection.name</c> and held, with its option values, as a
+/// <see cref="ConnectionScheme"/> record (one file each); the catalog defines each by a <see cref="SchemeDefinition"/>;
+/// a <see cref="Connection"/> is the module a scheme builds around one sublayer. A new scheme is one file plus
+/// one definition here.
+/// </summary>
 public static class ConnectionCatalog
 {
     /// <summary>Every scheme, in the order <c>reslab list connections</c> prints them.</summary>
-    public static IReadOnlyList<ConnectionEntry> All { get; } =
+    public static IReadOnlyList<SchemeDefinition> All { get; } =
     [
         new("none", "no residual: x = F(LN(x)); the stream is replaced",
             [new("norm", true, "normalise the sublayer's input (false: x = F(x))")],
-            o => new NoResidualSpec(o.Bool("norm"))),
-        new("pre-norm", "x = x + F(LN(x)) (GPT-2, Xiong et al. 2020)", [], _ => new PreNormSpec()),
-        new("post-norm", "x = LN(x + F(x)) (Vaswani et al. 2017)", [], _ => new PostNormSpec()),
-        new("sandwich", "x = x + LN2(F(LN1(x))) (CogView, Ding et al. 2021; also Peri-LN, Kim et al. 2025)", [], _ => new SandwichSpec(),
+            o => new NoResidualScheme(o.Bool("norm"))),
+        new("pre-norm", "x = x + F(LN(x)) (GPT-2, Xiong et al. 2020)", [], _ => new PreNormScheme()),
+        new("post-norm", "x = LN(x + F(x)) (Vaswani et al. 2017)", [], _ => new PostNormScheme()),
+        new("sandwich", "x = x + LN2(F(LN1(x))) (CogView, Ding et al. 2021; also Peri-LN, Kim et al. 2025)", [], _ => new SandwichScheme(),
             Aliases: ["peri-ln"]),
-        new("rezero", "x = x + a F(x), scalar a = 0 at init, no norm (Bachlechner et al. 2020)", [], _ => new ReZeroSpec()),
-        new("skipinit", "x = x + a F(LN(x)), scalar a = 0 at init (De and Smith 2020)", [], _ => new SkipInitSpec()),
+        new("rezero", "x = x + a F(x), scalar a = 0 at init, no norm (Bachlechner et al. 2020)", [], _ => new ReZeroScheme()),
+        new("skipinit", "x = x + a F(LN(x)), scalar a = 0 at init (De and Smith 2020)", [], _ => new SkipInitScheme()),
         new("layerscale", "x = x + diag(l) F(LN(x)), per-channel l small at init (CaiT, Touvron et al. 2021)",
-            [new("init", LayerScaleSpec.DefaultInit, "initial value of every entry of l")],
-            o => new LayerScaleSpec(o.Double("init", 0, 10))),
+            [new("init", LayerScaleScheme.DefaultInit, "initial value of every entry of l")],
+            o => new LayerScaleScheme(o.Double("init", 0, 10))),
         new("deepnorm", "x = LN(alpha x + F(x)), F's v/out/ffn weights x beta at init (DeepNet, Wang et al. 2022)", [],
-            _ => new DeepNormSpec()),
+            _ => new DeepNormScheme()),
         new("highway", "x = T F(LN(x)) + (1 - T) x, gate T = sigmoid(W LN(x) + b) (Srivastava et al. 2015)",
-            [new("gate_bias", HighwaySpec.DefaultGateBias, "initial gate bias b (negative: start by carrying x)")],
-            o => new HighwaySpec(o.Double("gate_bias", -100, 100))),
+            [new("gate_bias", HighwayScheme.DefaultGateBias, "initial gate bias b (negative: start by carrying x)")],
+            o => new HighwayScheme(o.Double("gate_bias", -100, 100))),
         new("denseformer", "pre-norm reading a learned weighted average of all earlier streams, identity at init (Pagliardini et al. 2024)", [],
-            _ => new DenseFormerSpec()),
+            _ => new DenseFormerScheme()),
         new("hyper-connections", "n streams mixed by learned read/residual/write weights, pre-norm at init (Zhu et al. 2024)",
             [
-                new("n", (long)HyperConnectionsSpec.DefaultN, "expansion rate: number of residual streams"),
+                new("n", (long)HyperConnectionsScheme.DefaultN, "expansion rate: number of residual streams"),
                 new("dynamic", true, "add per-token (dynamic) weights to the static ones"),
             ],
-            o => new HyperConnectionsSpec((int)o.Int("n", 1, 64), o.Bool("dynamic"))),
+            o => new HyperConnectionsScheme((int)o.Int("n", 1, 64), o.Bool("dynamic"))),
         new("mhc", "n streams, doubly stochastic residual mixing by Sinkhorn-Knopp (mHC, Xie et al. 2025)",
             [
-                new("n", (long)ManifoldHyperConnectionsSpec.DefaultN, "expansion rate: number of residual streams"),
+                new("n", (long)ManifoldHyperConnectionsScheme.DefaultN, "expansion rate: number of residual streams"),
                 new("sinkhorn_iters", (long)Sinkhorn.DefaultIterations, "Sinkhorn-Knopp iterations t_max"),
-                new("alpha_init", ManifoldHyperConnectionsSpec.DefaultAlphaInit, "initial gating factors alpha of the per-token maps"),
-                new("res_diag", ManifoldHyperConnectionsSpec.DefaultResDiag, "initial diagonal of H_res's bias (0: uniform mixing; larger: closer to the identity)"),
+                new("alpha_init", ManifoldHyperConnectionsScheme.DefaultAlphaInit, "initial gating factors alpha of the per-token maps"),
+                new("res_diag", ManifoldHyperConnectionsScheme.DefaultResDiag, "initial diagonal of H_res's bias (0: uniform mixing; larger: closer to the identity)"),
                 new("init", "stream", "read bias at init: stream (sublayer k reads stream k mod n, as HC) or uniform (the mean of the streams; they stay copies)"),
                 new("write", "uniform", "write bias at init: uniform (H_post = 1 on every stream) or stream (sublayer k writes mostly to stream k mod n)"),
                 new("stream_embed", false, "add a learned per-stream embedding, zero at init, to the expanded stream"),
             ],
-            o => new ManifoldHyperConnectionsSpec((int)o.Int("n", 1, 64), (int)o.Int("sinkhorn_iters", 1, 10000),
+            o => new ManifoldHyperConnectionsScheme((int)o.Int("n", 1, 64), (int)o.Int("sinkhorn_iters", 1, 10000),
                 o.Double("alpha_init", 0, 100), o.Double("res_diag", -100, 100),
                 o.String("init", "stream", "uniform") == "stream" ? MhcInit.Stream : MhcInit.Uniform,
                 o.String("write", "uniform", "stream") == "stream" ? MhcWrite.Stream : MhcWrite.Uniform,
                 o.Bool("stream_embed"))),
-        new("residual", "x = x + F(x), no norm of its own (He et al. 2016, the ResNet's identity shortcut)", [], _ => new ResidualSpec()),
+        new("residual", "x = x + F(x), no norm of its own (He et al. 2016, the ResNet's identity shortcut)", [], _ => new ResidualScheme()),
         new("layernorm-scaling", "x = x + F(LN(x) / sqrt(l)), l the 1-based layer (Sun et al. 2025, the curse of depth)", [],
-            _ => new LayerNormScalingSpec()),
+            _ => new LayerNormScalingScheme()),
         new("mix-ln", "post-norm in the first floor(alpha L) layers, pre-norm after (Li et al. 2024)",
-            [new("post_fraction", MixLnSpec.DefaultPostFraction, "alpha: the fraction of layers, from the input, that are post-norm")],
-            o => new MixLnSpec(o.Double("post_fraction", 0, 1))),
+            [new("post_fraction", MixLnScheme.DefaultPostFraction, "alpha: the fraction of layers, from the input, that are post-norm")],
+            o => new MixLnScheme(o.Double("post_fraction", 0, 1))),
         new("orthogonal", "x = x + F_perp(LN(x)), only the part of F orthogonal to x (Oh et al. 2025)",
-            [new("eps", OrthogonalSpec.DefaultEps, "added to <x, x> in the projection")],
-            o => new OrthogonalSpec(o.Double("eps", 0, 1))),
+            [new("eps", OrthogonalScheme.DefaultEps, "added to <x, x> in the projection")],
+            o => new OrthogonalScheme(o.Double("eps", 0, 1))),
         new("completep", "x = x + (L / L_base)^(-alpha) F(LN(x)) (CompleteP, Dey et al. 2025; alpha = 0.5: depth-muP)",
             [
                 new("alpha", 1.0, "depth exponent: 1 CompleteP, 0.5 depth-muP"),
                 new("base_depth", 1L, "L_base: the depth at which the multiplier is 1"),
             ],
-            o => new CompletePSpec(o.Double("alpha", 0, 2), (int)o.Int("base_depth", 1, 10000))),
+            o => new CompletePScheme(o.Double("alpha", 0, 2), (int)o.Int("base_depth", 1, 10000))),
         new("laurel", "x = alpha F(LN(x)) + g(x, earlier x): rw beta x, lr x + B A x, pa x + sum gamma_j x_(i-j) (LAuReL, Menghani et al. 2024)",
             [
                 new("variant", "rw", "rw (learned residual weight), lr (low-rank) or pa (previous activations)"),
-                new("rank", (long)LaurelSpec.DefaultRank, "lr: the rank r of B A"),
-                new("previous", (long)LaurelSpec.DefaultPrevious, "pa: how many earlier streams are added"),
+                new("rank", (long)LaurelScheme.DefaultRank, "lr: the rank r of B A"),
+                new("previous", (long)LaurelScheme.DefaultPrevious, "pa: how many earlier streams are added"),
             ],
-            o => new LaurelSpec(o.String("variant", LaurelSpec.Variants), (int)o.Int("rank", 1, 4096), (int)o.Int("previous", 1, 1024))),
+            o => new LaurelScheme(o.String("variant", LaurelScheme.Variants), (int)o.Int("rank", 1, 4096), (int)o.Int("previous", 1, 1024))),
         new("resi-dual", "post-norm stream x_a and dual stream x_d += F(x_a); output x_a + LN(x_d) (ResiDual, Xie et al. 2023)", [],
-            _ => new ResiDualSpec()),
+            _ => new ResiDualScheme()),
         new("mhc-lite", "mHC with H_res a convex combination of the n! permutation matrices: exactly doubly stochastic (Yang et al. 2026)",
             [
-                new("n", (long)MhcLiteSpec.DefaultN, $"expansion rate: number of residual streams (at most {MhcLiteSpec.MaxN})"),
-                new("res_gap", MhcLiteSpec.DefaultResGap, "initial logit of the identity above the other permutations'"),
+                new("n", (long)MhcLiteScheme.DefaultN, $"expansion rate: number of residual streams (at most {MhcLiteScheme.MaxN})"),
+                new("res_gap", MhcLiteScheme.DefaultResGap, "initial logit of the identity above the other permutations'"),
             ],
-            o => new MhcLiteSpec((int)o.Int("n", 1, MhcLiteSpec.MaxN), o.Double("res_gap", -100, 100))),
+            o => new MhcLiteScheme((int)o.Int("n", 1, MhcLiteScheme.MaxN), o.Double("res_gap", -100, 100))),
         new("kromhc", "mHC with H_res a Kronecker product of doubly stochastic 2 x 2 factors: exact (Wang et al. 2026)",
             [
-                new("n", (long)KromHcSpec.DefaultN, "expansion rate: number of residual streams (a power of two)"),
-                new("res_gap", MhcLiteSpec.DefaultResGap, "initial logit of each factor's identity above its swap's"),
+                new("n", (long)KromHcScheme.DefaultN, "expansion rate: number of residual streams (a power of two)"),
+                new("res_gap", MhcLiteScheme.DefaultResGap, "initial logit of each factor's identity above its swap's"),
             ],
             o =>
             {
                 int n = (int)o.Int("n", 1, 64);
-                KromHcSpec.Factors(n);
-                return new KromHcSpec(n, o.Double("res_gap", -100, 100));
+                KromHcScheme.Factors(n);
+                return new KromHcScheme(n, o.Double("res_gap", -100, 100));
             }),
         new("frac-connections", "Hyper-Connections over m fractions of the hidden state: the width does not grow (Zhu et al. 2025)",
             [
-                new("fracs", (long)FracConnectionsSpec.DefaultFracs, "m: number of fractions (must divide d_model)"),
+                new("fracs", (long)FracConnectionsScheme.DefaultFracs, "m: number of fractions (must divide d_model)"),
                 new("dynamic", true, "add per-token (dynamic) weights to the static ones"),
             ],
-            o => new FracConnectionsSpec((int)o.Int("fracs", 1, 1024), o.Bool("dynamic"))),
+            o => new FracConnectionsScheme((int)o.Int("fracs", 1, 1024), o.Bool("dynamic"))),
         new("deep-delta", "x = (I - beta k k^T) x + beta v k, k the unit direction of F(LN(x)), beta in [0, 2] (Deep Delta Learning, Zhang et al. 2026)",
             [new("beta_init", 1.0, "initial gate beta (0 identity, 1 projection, 2 reflection)")],
-            o => new DeepDeltaSpec(o.Double("beta_init", 0, 2))),
+            o => new DeepDeltaScheme(o.Double("beta_init", 0, 2))),
         new("attn-res", "sublayer input = softmax(w_l . RMSNorm(v_i)) weighted sum of all earlier outputs v_i (Attention Residuals, Kimi Team 2026)",
             [new("blocks", 0L, "0: full (every earlier output); N > 0: block AttnRes over N block summaries")],
-            o => new AttentionResidualsSpec((int)o.Int("blocks", 0, 4096))),
+            o => new AttentionResidualsScheme((int)o.Int("blocks", 0, 4096))),
         new("admin", "x = LN(omega x + F(x)), omega profiled on the first batch to sqrt(sum of earlier branch variances) (Admin, Liu et al. 2020)", [],
-            _ => new AdminSpec()),
+            _ => new AdminScheme()),
         new("ngpt", "h = Norm(h + alpha (Norm(F(h)) - h)) on the unit sphere, unit-norm weights, no norms (nGPT, Loshchilov et al. 2024)",
             [
-                new("alpha_init", NGptSpec.DefaultAlphaInit, "initial eigen learning rate alpha of every dimension"),
+                new("alpha_init", NGptScheme.DefaultAlphaInit, "initial eigen learning rate alpha of every dimension"),
                 new("alpha_scale", 0.0, "the scale alpha is stored at (its effective learning rate); 0: 1/sqrt(d_model)"),
             ],
-            o => new NGptSpec(o.Double("alpha_init", 0, 1), o.Double("alpha_scale", 0, 1))),
+            o => new NGptScheme(o.Double("alpha_init", 0, 1), o.Double("alpha_scale", 0, 1))),
         new("mudd", "separate per-token dense sums of all earlier layer outputs for the query, key, value and residual inputs (MUDDFormer, Xiao et al. 2025)",
-            [], _ => new MuddSpec(), Aliases: ["muddformer"]),
+            [], _ => new MuddScheme(), Aliases: ["muddformer"]),
         new("dca", "query, key and value from input-dependent per-dimension mixtures of all earlier layer outputs (DeepCrossAttention, Heddes et al. 2025)",
-            [], _ => new DeepCrossAttentionSpec(), Aliases: ["deep-cross-attention"]),
+            [], _ => new DeepCrossAttentionScheme(), Aliases: ["deep-cross-attention"]),
     ];
 
     /// <summary>The names of every scheme.</summary>
     public static IEnumerable<string> Names => All.Select(e => e.Name);
 
     /// <summary>The scheme named <paramref name="name"/> or one of its aliases, ignoring case; null when there is none.</summary>
-    public static ConnectionEntry? Find(string name) =>
+    public static SchemeDefinition? Find(string name) =>
         All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase)
             || (e.Aliases ?? []).Any(a => string.Equals(a, name, StringComparison.OrdinalIgnoreCase)));
 
@@ -145,28 +151,28 @@ public static class ConnectionCatalog
     /// string; omitted keys take their defaults), e.g. <c>Create("mhc", new Dictionary&lt;string, object&gt; { ["n"] = 4L })</c>.
     /// </summary>
     /// <exception cref="ConfigException">An unknown name, an option the scheme does not take, or a value of the wrong type or out of range; the message says which.</exception>
-    public static ConnectionSpec Create(string name, IReadOnlyDictionary<string, object>? options = null)
+    public static ConnectionScheme Create(string name, IReadOnlyDictionary<string, object>? options = null)
     {
-        var entry = Find(name) ?? throw new ConfigException(
+        var definition = Find(name) ?? throw new ConfigException(
             $"unknown connection '{name}'{Suggest.DidYouMean(name, Names.Concat(All.SelectMany(e => e.Aliases ?? [])))}; 'reslab list connections' shows them all");
-        var reader = new ConnectionOptions(entry, options ?? new Dictionary<string, object>());
-        var spec = entry.Create(reader);
+        var reader = new SchemeOptions(definition, options ?? new Dictionary<string, object>());
+        var scheme = definition.Create(reader);
         reader.ThrowOnUnused();
-        return spec;
+        return scheme;
     }
 }
 
 /// <summary>Typed access to a scheme's options, with the scheme's defaults; remembers what was read.</summary>
-/// <param name="entry">The scheme whose options these are.</param>
+/// <param name="definition">The scheme whose options these are.</param>
 /// <param name="raw">The values given, by key; a key not given reads as the option's default.</param>
-public sealed class ConnectionOptions(ConnectionEntry entry, IReadOnlyDictionary<string, object> raw)
+public sealed class SchemeOptions(SchemeDefinition definition, IReadOnlyDictionary<string, object> raw)
 {
     readonly HashSet<string> _used = [];
 
     object Get(string key)
     {
-        var option = entry.Options.FirstOrDefault(o => o.Key == key)
-            ?? throw new InvalidOperationException($"scheme '{entry.Name}' reads undeclared option '{key}'");
+        var option = definition.Options.FirstOrDefault(o => o.Key == key)
+            ?? throw new InvalidOperationException($"scheme '{definition.Name}' reads undeclared option '{key}'");
         _used.Add(key);
         return raw.TryGetValue(key, out var v) ? v : option.Default;
     }
@@ -226,9 +232,9 @@ public sealed class ConnectionOptions(ConnectionEntry entry, IReadOnlyDictionary
         foreach (var key in raw.Keys)
         {
             if (_used.Contains(key)) continue;
-            var valid = entry.Options.Select(o => o.Key).ToList();
+            var valid = definition.Options.Select(o => o.Key).ToList();
             string takes = valid.Count == 0 ? "it takes no options" : $"it takes: {string.Join(", ", valid)}";
-            throw new ConfigException($"option connection.{key} does not apply to '{entry.Name}'{Suggest.DidYouMean(key, valid)}; {takes}");
+            throw new ConfigException($"option connection.{key} does not apply to '{definition.Name}'{Suggest.DidYouMean(key, valid)}; {takes}");
         }
     }
 }

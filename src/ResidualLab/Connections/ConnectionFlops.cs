@@ -1,7 +1,7 @@
 namespace ResidualLab.Connections;
 
 /// <summary>
-/// How <see cref="ConnectionSpec.ForwardFlops"/> counts a connection's own work, per token (one position of
+/// How <see cref="ConnectionScheme.ForwardFlops"/> counts a connection's own work, per token (one position of
 /// one sequence) and forward only: one multiply or one add is one FLOP, so a multiply-add is two and a
 /// weighted sum of k vectors of width d is 2 k d; exp, tanh, sigmoid, sqrt and a division count one per
 /// element. The model's norm (a LayerNorm in the GPT) counts 7 d: mean, centre, square, sum, scale, gain,

@@ -7,7 +7,7 @@ namespace ResidualLab.Connections;
 /// <see cref="ConnectionCatalog"/>). It builds one <see cref="Connection"/> per sublayer, and
 /// expands the embedding into the stream and reduces the stream back to one hidden state.
 /// </summary>
-public abstract record ConnectionSpec
+public abstract record ConnectionScheme
 {
     /// <summary>The scheme's name as used in configs and on the command line.</summary>
     public abstract string Name { get; }

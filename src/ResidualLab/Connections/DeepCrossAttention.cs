@@ -27,7 +27,7 @@ namespace ResidualLab.Connections;
 /// outputs; the last depth step returns the model's output mixture instead.
 /// Not for the vision models: they have no attention, so the query, key and value mixtures would have nothing to feed.
 /// </summary>
-internal sealed record DeepCrossAttentionSpec : ConnectionSpec
+internal sealed record DeepCrossAttentionScheme : ConnectionScheme
 {
     public override string Name => "dca";
 

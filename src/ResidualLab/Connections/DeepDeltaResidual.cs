@@ -16,7 +16,7 @@ namespace ResidualLab.Connections;
 /// reference code yifanzhang-pro/deep-delta-learning (DDL-vdim1), whose defaults are taken: eps = 1e-5,
 /// value scale 4, beta_init = 1 (c_b = logit(beta_init / 2)), w ~ N(0, 0.02^2), c_v = 0.
 /// </summary>
-internal sealed record DeepDeltaSpec(double BetaInit = 1) : ConnectionSpec
+internal sealed record DeepDeltaScheme(double BetaInit = 1) : ConnectionScheme
 {
     public const double Eps = 1e-5;
     public const double ValueScale = 4;
@@ -67,8 +67,8 @@ internal sealed class DeepDeltaResidual : Connection
     {
         var x = branch.Stream;
         var beta = branch.Mix!;
-        var k = output / (output.pow(2).sum(-1, keepdim: true) + DeepDeltaSpec.Eps * DeepDeltaSpec.Eps).sqrt(); // [..., d]
-        var v = DeepDeltaSpec.ValueScale * sigmoid(x.matmul(value_weight).unsqueeze(-1) + value_bias);          // [..., 1]
+        var k = output / (output.pow(2).sum(-1, keepdim: true) + DeepDeltaScheme.Eps * DeepDeltaScheme.Eps).sqrt(); // [..., d]
+        var v = DeepDeltaScheme.ValueScale * sigmoid(x.matmul(value_weight).unsqueeze(-1) + value_bias);          // [..., 1]
         LastShortcut = new DeltaShortcut(k, beta);
         return x + beta * (v - (k * x).sum(-1, keepdim: true)) * k;
     }

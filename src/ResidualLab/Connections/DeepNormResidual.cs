@@ -13,7 +13,7 @@ namespace ResidualLab.Connections;
 /// alpha = S^(1/4) and beta = (4S)^(-1/4): the paper's values for the GPT (S = 2N), and the same rule
 /// for models whose blocks hold another number of sublayers.
 /// </summary>
-internal sealed record DeepNormSpec : ConnectionSpec
+internal sealed record DeepNormScheme : ConnectionScheme
 {
     public override string Name => "deepnorm";
     public override Connection Build(ConnectionSite site) => new DeepNormResidual(site);
@@ -38,8 +38,8 @@ internal sealed class DeepNormResidual : Connection
     public DeepNormResidual(ConnectionSite site) : base(nameof(DeepNormResidual))
     {
         norm = site.MakeNorm();
-        Alpha = DeepNormSpec.Alpha(site.SublayerCount);
-        Beta = DeepNormSpec.Beta(site.SublayerCount);
+        Alpha = DeepNormScheme.Alpha(site.SublayerCount);
+        Beta = DeepNormScheme.Beta(site.SublayerCount);
         RegisterComponents();
     }
 

@@ -15,7 +15,7 @@ namespace ResidualLab.Connections;
 /// sublayer (attention and MLP separately in the GPT), with no dilation.
 /// The x_j are the model's <see cref="LayerContext.History"/>: the embedding and each sublayer's result.
 /// </summary>
-internal sealed record DenseFormerSpec : ConnectionSpec
+internal sealed record DenseFormerScheme : ConnectionScheme
 {
     public override string Name => "denseformer";
     public override Connection Build(ConnectionSite site) => new DenseFormerResidual(site);

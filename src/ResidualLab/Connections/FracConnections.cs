@@ -17,7 +17,7 @@ namespace ResidualLab.Connections;
 /// pre-norm model exactly (the reference code's init for a single stream feeds fraction 0 to every input
 /// fraction instead). m = 1 is pre-norm with a learned scalar read, residual and write.
 /// </summary>
-internal sealed record FracConnectionsSpec(int Fracs = FracConnectionsSpec.DefaultFracs, bool Dynamic = true) : ConnectionSpec
+internal sealed record FracConnectionsScheme(int Fracs = FracConnectionsScheme.DefaultFracs, bool Dynamic = true) : ConnectionScheme
 {
     public const int DefaultFracs = 4;
 

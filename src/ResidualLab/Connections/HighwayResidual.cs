@@ -11,7 +11,7 @@ namespace ResidualLab.Connections;
 /// Srivastava, Greff and Schmidhuber 2015, "Highway Networks" (arXiv 1505.00387)
 /// (here the gate and the sublayer read the normalised stream, as in a pre-norm Transformer).
 /// </summary>
-internal sealed record HighwaySpec(double GateBias = HighwaySpec.DefaultGateBias) : ConnectionSpec
+internal sealed record HighwayScheme(double GateBias = HighwayScheme.DefaultGateBias) : ConnectionScheme
 {
     public const double DefaultGateBias = -2.0;
 

@@ -16,7 +16,7 @@ namespace ResidualLab.Connections;
 /// stage's streams to their mean instead (<see cref="StreamStack"/>), so a stage's output is pre-norm's.
 /// Zhu et al. 2024, "Hyper-Connections" (arXiv 2409.19606).
 /// </summary>
-internal sealed record HyperConnectionsSpec(int N = HyperConnectionsSpec.DefaultN, bool Dynamic = true) : ConnectionSpec
+internal sealed record HyperConnectionsScheme(int N = HyperConnectionsScheme.DefaultN, bool Dynamic = true) : ConnectionScheme
 {
     public const int DefaultN = 4;
 

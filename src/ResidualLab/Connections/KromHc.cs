@@ -13,7 +13,7 @@ namespace ResidualLab.Connections;
 /// of two, the case built here). Each identity logit starts res_gap above the swap's (reference: 0 and -8).
 /// H_pre, H_post and their init as in <see cref="ConvexStreamMixing"/>.
 /// </summary>
-internal sealed record KromHcSpec(int N = KromHcSpec.DefaultN, double ResGap = MhcLiteSpec.DefaultResGap) : ConnectionSpec
+internal sealed record KromHcScheme(int N = KromHcScheme.DefaultN, double ResGap = MhcLiteScheme.DefaultResGap) : ConnectionScheme
 {
     public const int DefaultN = 4;
 
@@ -48,9 +48,9 @@ internal sealed class KromHc : ConvexStreamMixing
     readonly int factors;
 
     public KromHc(ConnectionSite site, int n, double resGap)
-        : base(nameof(KromHc), site, n, Bias(KromHcSpec.Factors(n), resGap))
+        : base(nameof(KromHc), site, n, Bias(KromHcScheme.Factors(n), resGap))
     {
-        factors = KromHcSpec.Factors(n);
+        factors = KromHcScheme.Factors(n);
         RegisterComponents();
     }
 

@@ -19,8 +19,8 @@ namespace ResidualLab.Connections;
 /// B = 0 with A ~ N(0, 1/d), gamma = 0); PA adds the earlier streams themselves (the paper allows a
 /// low-rank map of each) and reads the streams before each residual sublayer (attention and MLP apart).
 /// </summary>
-internal sealed record LaurelSpec(string Variant = "rw", int Rank = LaurelSpec.DefaultRank, int Previous = LaurelSpec.DefaultPrevious)
-    : ConnectionSpec
+internal sealed record LaurelScheme(string Variant = "rw", int Rank = LaurelScheme.DefaultRank, int Previous = LaurelScheme.DefaultPrevious)
+    : ConnectionScheme
 {
     public const int DefaultRank = 16;
     public const int DefaultPrevious = 4;
@@ -58,27 +58,27 @@ internal sealed class LaurelResidual : Connection
     readonly Parameter? gamma;       // pa: [k], weights of x_{i-1}, ..., x_{i-k}
     readonly int index;
 
-    public LaurelResidual(ConnectionSite site, LaurelSpec spec) : base(nameof(LaurelResidual))
+    public LaurelResidual(ConnectionSite site, LaurelScheme scheme) : base(nameof(LaurelResidual))
     {
         index = site.SublayerIndex;
         norm = site.MakeNorm();
         alpha = nn.Parameter(ones(1));
-        switch (spec.Variant)
+        switch (scheme.Variant)
         {
             case "rw":
                 beta = nn.Parameter(ones(1));
                 break;
             case "lr":
-                int rank = Math.Min(spec.Rank, site.Width);
+                int rank = Math.Min(scheme.Rank, site.Width);
                 down = nn.Parameter(normal(0, 1 / Math.Sqrt(site.Width), [rank, site.Width]));
                 up = nn.Parameter(zeros(site.Width, rank));
                 break;
             case "pa":
-                int previous = Math.Min(spec.Previous, index);
+                int previous = Math.Min(scheme.Previous, index);
                 if (previous > 0) gamma = nn.Parameter(zeros(previous));
                 break;
             default:
-                throw new ArgumentException($"LAuReL variant '{spec.Variant}' is not one of {string.Join(", ", LaurelSpec.Variants)}");
+                throw new ArgumentException($"LAuReL variant '{scheme.Variant}' is not one of {string.Join(", ", LaurelScheme.Variants)}");
         }
         RegisterComponents();
     }

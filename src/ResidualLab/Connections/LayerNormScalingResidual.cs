@@ -11,7 +11,7 @@ namespace ResidualLab.Connections;
 /// scales every LayerNorm of layer l, here the ones in front of the sublayers; the model's final norm is
 /// not scaled (the paper does not count it as a layer).
 /// </summary>
-internal sealed record LayerNormScalingSpec : ConnectionSpec
+internal sealed record LayerNormScalingScheme : ConnectionScheme
 {
     public override string Name => "layernorm-scaling";
     public override Connection Build(ConnectionSite site) => new LayerNormScalingResidual(site);

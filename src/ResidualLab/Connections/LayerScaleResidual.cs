@@ -10,7 +10,7 @@ namespace ResidualLab.Connections;
 /// small constant (CaiT: 0.1 up to 18 blocks, 1e-5 at 24, 1e-6 deeper).
 /// Touvron et al. 2021, "Going deeper with Image Transformers" (CaiT, arXiv 2103.17239).
 /// </summary>
-internal sealed record LayerScaleSpec(double Init = LayerScaleSpec.DefaultInit) : ConnectionSpec
+internal sealed record LayerScaleScheme(double Init = LayerScaleScheme.DefaultInit) : ConnectionScheme
 {
     public const double DefaultInit = 0.1;
 

@@ -49,14 +49,14 @@ namespace ResidualLab.Connections;
 /// tested equal to these tensor operations in value and gradient.
 /// Xie et al. 2025 (DeepSeek), "mHC: Manifold-Constrained Hyper-Connections" (arXiv 2512.24880).
 /// </summary>
-internal sealed record ManifoldHyperConnectionsSpec(
-    int N = ManifoldHyperConnectionsSpec.DefaultN,
+internal sealed record ManifoldHyperConnectionsScheme(
+    int N = ManifoldHyperConnectionsScheme.DefaultN,
     int SinkhornIterations = Sinkhorn.DefaultIterations,
-    double AlphaInit = ManifoldHyperConnectionsSpec.DefaultAlphaInit,
-    double ResDiag = ManifoldHyperConnectionsSpec.DefaultResDiag,
+    double AlphaInit = ManifoldHyperConnectionsScheme.DefaultAlphaInit,
+    double ResDiag = ManifoldHyperConnectionsScheme.DefaultResDiag,
     MhcInit Init = MhcInit.Stream,
     MhcWrite Write = MhcWrite.Uniform,
-    bool StreamEmbed = false) : ConnectionSpec
+    bool StreamEmbed = false) : ConnectionScheme
 {
     public const int DefaultN = 4;
     public const double DefaultAlphaInit = 0.01;
@@ -96,7 +96,7 @@ internal sealed record ManifoldHyperConnectionsSpec(
     };
 }
 
-/// <summary>How mHC's read bias b_pre starts (see <see cref="ManifoldHyperConnectionsSpec"/>).</summary>
+/// <summary>How mHC's read bias b_pre starts (see <see cref="ManifoldHyperConnectionsScheme"/>).</summary>
 internal enum MhcInit
 {
     /// <summary>Sublayer k reads stream k mod n, as Hyper-Connections do at init.</summary>
@@ -105,7 +105,7 @@ internal enum MhcInit
     Uniform,
 }
 
-/// <summary>How mHC's write bias b_post starts (see <see cref="ManifoldHyperConnectionsSpec"/>).</summary>
+/// <summary>How mHC's write bias b_post starts (see <see cref="ManifoldHyperConnectionsScheme"/>).</summary>
 internal enum MhcWrite
 {
     /// <summary>Every stream receives the sublayer's output (H_post = 1), as the public implementations start.</summary>
@@ -124,28 +124,28 @@ internal sealed class ManifoldHyperConnections : Connection, IStreamMixing
     readonly int n;
     readonly int iterations;
 
-    public ManifoldHyperConnections(ConnectionSite site, ManifoldHyperConnectionsSpec spec) : base(nameof(ManifoldHyperConnections))
+    public ManifoldHyperConnections(ConnectionSite site, ManifoldHyperConnectionsScheme scheme) : base(nameof(ManifoldHyperConnections))
     {
-        n = spec.N;
-        iterations = spec.SinkhornIterations;
+        n = scheme.N;
+        iterations = scheme.SinkhornIterations;
         long nd = (long)n * site.Width;
         norm = site.MakeNorm();
         phi = nn.Parameter(normal(0.0, 1.0 / Math.Sqrt(nd), [nd, 2 * n + n * n]));
-        alpha_pre = nn.Parameter(full(1, spec.AlphaInit));
-        alpha_post = nn.Parameter(full(1, spec.AlphaInit));
-        alpha_res = nn.Parameter(full(1, spec.AlphaInit));
-        b_pre = nn.Parameter(spec.Init == MhcInit.Uniform ? full(n, -Math.Log(Math.Max(n - 1, 1))) : LeanToStream(n, site.SublayerIndex));
-        b_post = nn.Parameter(spec.Write == MhcWrite.Uniform ? zeros(n) : LeanToStream(n, site.SublayerIndex));
-        b_res = nn.Parameter(eye(n) * spec.ResDiag);
-        if (spec.StreamEmbed && site.SublayerIndex == 0) stream_embed = nn.Parameter(zeros(n, site.Width));
+        alpha_pre = nn.Parameter(full(1, scheme.AlphaInit));
+        alpha_post = nn.Parameter(full(1, scheme.AlphaInit));
+        alpha_res = nn.Parameter(full(1, scheme.AlphaInit));
+        b_pre = nn.Parameter(scheme.Init == MhcInit.Uniform ? full(n, -Math.Log(Math.Max(n - 1, 1))) : LeanToStream(n, site.SublayerIndex));
+        b_post = nn.Parameter(scheme.Write == MhcWrite.Uniform ? zeros(n) : LeanToStream(n, site.SublayerIndex));
+        b_res = nn.Parameter(eye(n) * scheme.ResDiag);
+        if (scheme.StreamEmbed && site.SublayerIndex == 0) stream_embed = nn.Parameter(zeros(n, site.Width));
         RegisterComponents();
     }
 
     /// <summary>+4 on stream k mod n, -4 on the others.</summary>
     static Tensor LeanToStream(int n, int sublayer)
     {
-        var bias = full(n, -ManifoldHyperConnectionsSpec.StreamReadLogit);
-        bias[sublayer % n] = ManifoldHyperConnectionsSpec.StreamReadLogit;
+        var bias = full(n, -ManifoldHyperConnectionsScheme.StreamReadLogit);
+        bias[sublayer % n] = ManifoldHyperConnectionsScheme.StreamReadLogit;
         return bias;
     }
 

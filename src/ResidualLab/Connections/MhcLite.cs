@@ -11,7 +11,7 @@ namespace ResidualLab.Connections;
 /// starts res_gap above the other n! - 1 (reference: 0 against -8, H_res = 0.992 I + ... at n = 4).
 /// H_pre, H_post and their init as in <see cref="ConvexStreamMixing"/>. n is at most 6 (720 permutations).
 /// </summary>
-internal sealed record MhcLiteSpec(int N = MhcLiteSpec.DefaultN, double ResGap = MhcLiteSpec.DefaultResGap) : ConnectionSpec
+internal sealed record MhcLiteScheme(int N = MhcLiteScheme.DefaultN, double ResGap = MhcLiteScheme.DefaultResGap) : ConnectionScheme
 {
     public const int DefaultN = 4;
     public const int MaxN = 6;

@@ -10,7 +10,7 @@ namespace ResidualLab.Connections;
 /// Li, Yin and Liu 2024, "Mix-LN: Unleashing the Power of Deeper Layers by Combining Pre-LN and Post-LN"
 /// (arXiv 2412.13795), sec. 4: alpha = 0.25 is the paper's setting for its LLaMA models (the default here).
 /// </summary>
-internal sealed record MixLnSpec(double PostFraction = MixLnSpec.DefaultPostFraction) : ConnectionSpec
+internal sealed record MixLnScheme(double PostFraction = MixLnScheme.DefaultPostFraction) : ConnectionScheme
 {
     public const double DefaultPostFraction = 0.25;
 

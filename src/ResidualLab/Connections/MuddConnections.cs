@@ -25,7 +25,7 @@ namespace ResidualLab.Connections;
 /// code's "sepln"). The MLP's feed-forward width does not grow with depth here (the paper's MUDDFormer does).
 /// Not for the vision models: they have no attention, so three of the four ways would have nothing to feed.
 /// </summary>
-internal sealed record MuddSpec : ConnectionSpec
+internal sealed record MuddScheme : ConnectionScheme
 {
     public override string Name => "mudd";
 

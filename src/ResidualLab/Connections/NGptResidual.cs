@@ -19,14 +19,14 @@ namespace ResidualLab.Connections;
 /// scaled by s_u sqrt(d) (s_u per hidden unit, init 1, scale 1); no final norm: logits = s_z (E h), s_z per
 /// vocabulary entry (init 1, scale 1/sqrt(d)).
 /// Choices where this lab's GPT differs from the paper's: the learned absolute position embedding is kept (the
-/// paper uses RoPE) and the embedding sum is normalised (<see cref="NGptSpec.Expand"/>); the MLP is GELU, not
+/// paper uses RoPE) and the embedding sum is normalised (<see cref="NGptScheme.Expand"/>); the MLP is GELU, not
 /// SwiGLU, so s_u scales its one hidden pre-activation; the head stays tied to the (normalised) token embedding;
 /// biases follow model.bias (the paper has none: set model.bias = false to match); warmup and the learning rate
 /// follow the run's config. The vision models do not take it: their branches end in BatchNorm and the blocks
 /// apply a ReLU after the depth step, so no hidden state is on the sphere, and their convolutions are not
 /// normalised matrices.
 /// </summary>
-internal sealed record NGptSpec(double AlphaInit = NGptSpec.DefaultAlphaInit, double AlphaScale = 0) : ConnectionSpec
+internal sealed record NGptScheme(double AlphaInit = NGptScheme.DefaultAlphaInit, double AlphaScale = 0) : ConnectionScheme
 {
     /// <summary>The paper's alpha_init for attention and MLP (of the order of 1 / n_layer).</summary>
     public const double DefaultAlphaInit = 0.05;
@@ -79,6 +79,6 @@ internal sealed class NGptResidual : Connection
     public override Tensor Combine(Tensor output, Branch branch, LayerContext ctx)
     {
         var h = branch.Stream;
-        return NGptSpec.Unit(h + EigenLearningRates * (NGptSpec.Unit(output) - h));
+        return NGptScheme.Unit(h + EigenLearningRates * (NGptScheme.Unit(output) - h));
     }
 }

@@ -6,7 +6,7 @@ namespace ResidualLab.Connections;
 /// No residual connection: x_{l+1} = F(LN(x_l)), or x_{l+1} = F(x_l) with <c>norm = false</c>.
 /// The control arm of every experiment here: the stream is replaced, not updated.
 /// </summary>
-internal sealed record NoResidualSpec(bool Norm = true) : ConnectionSpec
+internal sealed record NoResidualScheme(bool Norm = true) : ConnectionScheme
 {
     public override string Name => "none";
     public override Connection Build(ConnectionSite site) => new NoResidual(site, Norm);

@@ -12,7 +12,7 @@ namespace ResidualLab.Connections;
 /// Networks" (arXiv 2505.11881), eq. 3 (their feature-wise projection for transformers). eps = 1e-6 keeps a
 /// zero stream finite; images (channel-last) project each pixel's channel vector.
 /// </summary>
-internal sealed record OrthogonalSpec(double Eps = OrthogonalSpec.DefaultEps) : ConnectionSpec
+internal sealed record OrthogonalScheme(double Eps = OrthogonalScheme.DefaultEps) : ConnectionScheme
 {
     public const double DefaultEps = 1e-6;
 

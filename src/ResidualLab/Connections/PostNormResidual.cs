@@ -6,7 +6,7 @@ namespace ResidualLab.Connections;
 /// Post-norm residual: x_{l+1} = LN(x_l + F(x_l)).
 /// Vaswani et al. 2017, "Attention Is All You Need" (arXiv 1706.03762), section 3.1.
 /// </summary>
-internal sealed record PostNormSpec : ConnectionSpec
+internal sealed record PostNormScheme : ConnectionScheme
 {
     public override string Name => "post-norm";
     public override Connection Build(ConnectionSite site) => new PostNormResidual(site);

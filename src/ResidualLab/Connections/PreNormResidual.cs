@@ -6,7 +6,7 @@ namespace ResidualLab.Connections;
 /// Pre-norm residual: x_{l+1} = x_l + F(LN(x_l)).
 /// Xiong et al. 2020, "On Layer Normalization in the Transformer Architecture" (arXiv 2002.04745); GPT-2.
 /// </summary>
-internal sealed record PreNormSpec : ConnectionSpec
+internal sealed record PreNormScheme : ConnectionScheme
 {
     public override string Name => "pre-norm";
     public override Connection Build(ConnectionSite site) => new PreNormResidual(site);

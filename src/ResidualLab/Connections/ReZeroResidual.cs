@@ -10,7 +10,7 @@ namespace ResidualLab.Connections;
 /// so every block is the identity at init.
 /// Bachlechner et al. 2020, "ReZero is All You Need: Fast Convergence at Large Depth" (arXiv 2003.04887).
 /// </summary>
-internal sealed record ReZeroSpec : ConnectionSpec
+internal sealed record ReZeroScheme : ConnectionScheme
 {
     public override string Name => "rezero";
     public override Connection Build(ConnectionSite site) => new ReZeroResidual();

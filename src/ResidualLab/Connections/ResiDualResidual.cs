@@ -14,7 +14,7 @@ namespace ResidualLab.Connections;
 /// Reduce (the sum of the two) is the paper's output, and the model's own final norm follows it (the paper's
 /// output layer takes x_a + LN(x_d) directly).
 /// </summary>
-internal sealed record ResiDualSpec : ConnectionSpec
+internal sealed record ResiDualScheme : ConnectionScheme
 {
     public override string Name => "resi-dual";
     public override Connection Build(ConnectionSite site) => new ResiDualResidual(site);

@@ -7,7 +7,7 @@ namespace ResidualLab.Connections;
 /// He et al. 2016, "Deep Residual Learning for Image Recognition" (arXiv 1512.03385), eq. 1: the
 /// identity shortcut of the ResNet, whose branch F carries its own batch norms.
 /// </summary>
-internal sealed record ResidualSpec : ConnectionSpec
+internal sealed record ResidualScheme : ConnectionScheme
 {
     public override string Name => "residual";
     public override Connection Build(ConnectionSite site) => new Residual();

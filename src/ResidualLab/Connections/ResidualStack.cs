@@ -47,7 +47,7 @@ public sealed class ResidualBlock : nn.Module<Tensor, LayerContext, Tensor>
 /// </summary>
 public sealed class ResidualStack : nn.Module<Tensor, Tensor>
 {
-    readonly ConnectionSpec scheme;
+    readonly ConnectionScheme scheme;
     readonly TorchSharp.Modules.ModuleList<ResidualBlock> blocks;
 
     /// <summary>Wraps each of <paramref name="sublayers"/> (in order) in a connection of <paramref name="scheme"/>.</summary>
@@ -55,7 +55,7 @@ public sealed class ResidualStack : nn.Module<Tensor, Tensor>
     /// <param name="width">The width d of the sublayers' input and output (the last axis).</param>
     /// <param name="sublayers">The user's sublayers, each [..., d] to [..., d].</param>
     /// <param name="makeNorm">The norm the scheme puts where it normalises; LayerNorm over d when null.</param>
-    public ResidualStack(ConnectionSpec scheme, int width, IReadOnlyList<nn.Module<Tensor, Tensor>> sublayers,
+    public ResidualStack(ConnectionScheme scheme, int width, IReadOnlyList<nn.Module<Tensor, Tensor>> sublayers,
         Func<nn.Module<Tensor, Tensor>>? makeNorm = null) : base(nameof(ResidualStack))
     {
         if (width < 1) throw new ArgumentOutOfRangeException(nameof(width), width, "the width must be at least 1");
@@ -74,7 +74,7 @@ public sealed class ResidualStack : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>The scheme every sublayer is connected with.</summary>
-    public ConnectionSpec Scheme => scheme;
+    public ConnectionScheme Scheme => scheme;
 
     /// <summary>The number of residual streams s (1 for the schemes whose stream is [..., d]).</summary>
     public int StreamCount { get; }

@@ -8,7 +8,7 @@ namespace ResidualLab.Connections;
 /// Sandwich-LN residual: x_{l+1} = x_l + LN2(F(LN1(x_l))): pre-norm plus a norm on the branch's output.
 /// Ding et al. 2021, "CogView: Mastering Text-to-Image Generation via Transformers" (arXiv 2105.13290).
 /// </summary>
-internal sealed record SandwichSpec : ConnectionSpec
+internal sealed record SandwichScheme : ConnectionScheme
 {
     public override string Name => "sandwich";
     public override Connection Build(ConnectionSite site) => new SandwichNormResidual(site);

@@ -11,7 +11,7 @@ namespace ResidualLab.Connections;
 /// De and Smith 2020, "Batch Normalization Biases Residual Blocks Towards the Identity Function in
 /// Deep Networks" (arXiv 2002.10444).
 /// </summary>
-internal sealed record SkipInitSpec : ConnectionSpec
+internal sealed record SkipInitScheme : ConnectionScheme
 {
     public override string Name => "skipinit";
     public override Connection Build(ConnectionSite site) => new SkipInitResidual(site);

@@ -19,7 +19,7 @@ internal static class StreamStack
     /// the classifier of a three-stage ResNet, which has no norm before it: a first loss of 17 to 28
     /// instead of ln 10 with n = 4).
     /// </param>
-    public static Tensor Run(ConnectionSpec scheme, IEnumerable<nn.Module<Tensor, LayerContext, Tensor>> blocks, int count, Tensor h,
+    public static Tensor Run(ConnectionScheme scheme, IEnumerable<nn.Module<Tensor, LayerContext, Tensor>> blocks, int count, Tensor h,
         LayerContext? ctx = null, bool meanOfStreams = false, HookSet? hooks = null, string prefix = "")
     {
         var stream = scheme.Expand(h);

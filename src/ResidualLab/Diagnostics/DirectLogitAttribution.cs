@@ -71,7 +71,7 @@ internal static class DirectLogitAttribution
     }
 
     /// <summary>Carries <paramref name="stream"/> through the depth steps of sublayers from..end with no output, then Reduce.</summary>
-    static Tensor Replay(ConnectionSpec scheme, List<(Connection Connection, Branch Branch)> branches, Tensor stream, int from)
+    static Tensor Replay(ConnectionScheme scheme, List<(Connection Connection, Branch Branch)> branches, Tensor stream, int from)
     {
         for (int k = from; k < branches.Count; k++)
         {

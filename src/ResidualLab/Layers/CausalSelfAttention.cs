@@ -69,8 +69,8 @@ internal sealed class CausalSelfAttention : nn.Module<Tensor, LayerContext, Tens
         {
             // s_qk Norm(q) and s_qk Norm(k); the softmax's 1/sqrt(hs) times hs on q makes its scale sqrt(hs).
             var scale = (qk_scale * Math.Sqrt(d)).view(nHead, 1, hs);
-            q = NGptSpec.Unit(q) * scale * hs;
-            k = NGptSpec.Unit(k) * scale;
+            q = NGptScheme.Unit(q) * scale * hs;
+            k = NGptScheme.Unit(k) * scale;
         }
         var y = F.scaled_dot_product_attention(q, k, v, p: training ? attnDropout : 0.0, is_casual: true);
         y = y.transpose(1, 2).contiguous().view(b, t, d);      // re-assemble heads side by side

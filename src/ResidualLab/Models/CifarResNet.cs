@@ -40,12 +40,12 @@ internal sealed class CifarResNet : ImageClassifier
     readonly List<WeightLayer> _weightLayers = [];
 
     public VisionConfig Config { get; }
-    public override ConnectionSpec Connection { get; }
+    public override ConnectionScheme Connection { get; }
 
     /// <summary>Blocks per stage: depth = 6n + 2.</summary>
     public int N => (Config.Depth - 2) / 6;
 
-    public CifarResNet(VisionConfig config, ConnectionSpec connection, bool shortcuts) : base(shortcuts ? "ResNet" : "PlainNet")
+    public CifarResNet(VisionConfig config, ConnectionScheme connection, bool shortcuts) : base(shortcuts ? "ResNet" : "PlainNet")
     {
         if (VisionConfig.DepthProblem(config.Family, config.Depth) is { } problem) throw new ArgumentException(problem);
         Config = config;
@@ -88,13 +88,13 @@ internal sealed class CifarResNet : ImageClassifier
     {
         readonly DownsamplingBlock? down;
         readonly ModuleList<ResidualBlock> blocks;
-        readonly ConnectionSpec _connection;
+        readonly ConnectionScheme _connection;
         readonly Func<HookSet?> _hooks;
         readonly string _hookPrefix;
 
         /// <param name="hooks">The model's hooks at the time of the call.</param>
         /// <param name="hookPrefix">Prefix of the stage's hook point names (stages.{s}.).</param>
-        public Stage(int inChannels, int channels, int n, ConnectionSpec connection, bool shortcuts, Func<HookSet?> hooks, string hookPrefix)
+        public Stage(int inChannels, int channels, int n, ConnectionScheme connection, bool shortcuts, Func<HookSet?> hooks, string hookPrefix)
             : base(nameof(Stage))
         {
             _connection = connection;

@@ -24,9 +24,9 @@ internal sealed class DeepMlp : ImageClassifier
     readonly List<WeightLayer> _weightLayers = [];
 
     public VisionConfig Config { get; }
-    public override ConnectionSpec Connection { get; }
+    public override ConnectionScheme Connection { get; }
 
-    public DeepMlp(VisionConfig config, ConnectionSpec connection) : base(nameof(DeepMlp))
+    public DeepMlp(VisionConfig config, ConnectionScheme connection) : base(nameof(DeepMlp))
     {
         if (VisionConfig.DepthProblem("mlp", config.Depth) is { } problem) throw new ArgumentException(problem);
         Config = config;

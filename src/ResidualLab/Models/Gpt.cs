@@ -12,7 +12,7 @@ namespace ResidualLab.Models;
 /// A GPT language model (Radford et al. 2019; nanoGPT): token + position embeddings, n_layer blocks of
 /// attention and MLP, a final LayerNorm, and a head tied to the token embedding. How each sublayer's
 /// output goes back into the residual stream is the connection scheme's business, never the model's.
-/// What a scheme needs beyond that, the model reads from <see cref="ConnectionSpec.Needs"/>: separate query, key and
+/// What a scheme needs beyond that, the model reads from <see cref="ConnectionScheme.Needs"/>: separate query, key and
 /// value inputs for the attention (<see cref="ModelNeeds.AttentionInputs"/>), or unit-norm weights
 /// (<see cref="ModelNeeds.UnitNormWeights"/>: embeddings and matrices renormalised by <see cref="NormaliseWeights"/>,
 /// no final norm, logits scaled by a learned s_z per vocabulary entry, stored at 1/sqrt(d), init 1).
@@ -27,9 +27,9 @@ internal sealed class Gpt : nn.Module<Tensor, Tensor>
     readonly Parameter? logit_scale;   // s_z [vocab], unit-norm weights only
 
     public GptConfig Config { get; }
-    public ConnectionSpec Connection { get; }
+    public ConnectionScheme Connection { get; }
 
-    public Gpt(GptConfig config, ConnectionSpec connection) : base(Loaded(nameof(Gpt)))
+    public Gpt(GptConfig config, ConnectionScheme connection) : base(Loaded(nameof(Gpt)))
     {
         Config = config;
         Connection = connection;
@@ -167,7 +167,7 @@ internal sealed class GptBlock : nn.Module<Tensor, LayerContext, Tensor>
     readonly Connection conn_mlp;
     readonly Mlp mlp;
 
-    public GptBlock(GptConfig c, ConnectionSpec connection, int layer, int sublayers)
+    public GptBlock(GptConfig c, ConnectionScheme connection, int layer, int sublayers)
         : base(nameof(GptBlock))
     {
         Func<nn.Module<Tensor, Tensor>> norm = () => nn.LayerNorm(c.DModel, bias: c.Bias);

@@ -12,7 +12,7 @@ namespace ResidualLab.Models;
 /// with N_mm = 12 L d^2 + V d the weights used in matrix products (attention q, k, v and out: 4 d^2; MLP
 /// 8 d^2; the head tied to the embedding: V d), 4 T d per layer the attention scores and weighted values at
 /// full context T (nanoGPT's count, which ignores the causal half), C_k the connection's own work around
-/// sublayer k (<see cref="ConnectionSpec.ForwardFlops"/>: norms, gates, mixing, additions) and C_streams its
+/// sublayer k (<see cref="ConnectionScheme.ForwardFlops"/>: norms, gates, mixing, additions) and C_streams its
 /// expand and reduce. The backward pass counts twice the forward, as for a matrix product. Left out, the
 /// same for every scheme: biases, GELU, softmax, the embedding lookup, the final LayerNorm, the loss,
 /// value residual mixing, and the optimiser's update.
@@ -28,7 +28,7 @@ internal static class GptFlops
     }
 
     /// <summary>Forward FLOPs per token of the connection around every sublayer, with the stream's expand and reduce.</summary>
-    public static double ConnectionForwardPerToken(GptConfig model, ConnectionSpec connection)
+    public static double ConnectionForwardPerToken(GptConfig model, ConnectionScheme connection)
     {
         int sublayers = 2 * model.NLayer;
         return Enumerable.Range(0, sublayers)
@@ -37,7 +37,7 @@ internal static class GptFlops
     }
 
     /// <summary>Training FLOPs of one step of <paramref name="batchSize"/> sequences of the model's block size.</summary>
-    public static double TrainingPerStep(GptConfig model, ConnectionSpec connection, int batchSize) =>
+    public static double TrainingPerStep(GptConfig model, ConnectionScheme connection, int batchSize) =>
         3.0 * batchSize * model.BlockSize * (MatmulForwardPerToken(model) + ConnectionForwardPerToken(model, connection));
 
     /// <summary>Connections count FLOPs from the site's shape alone; none builds its norm for it.</summary>

@@ -18,7 +18,7 @@ internal abstract class ImageClassifier(string name) : nn.Module<Tensor, Tensor>
 {
     public abstract IReadOnlyList<WeightLayer> WeightLayers { get; }
 
-    public abstract ConnectionSpec Connection { get; }
+    public abstract ConnectionScheme Connection { get; }
 
     /// <summary>Hooks at the residual stacks' hook points (<see cref="StreamStack"/>), applied by every forward; null: none.</summary>
     public HookSet? Hooks { get; set; }

@@ -18,7 +18,7 @@ internal static class ParameterMatch
     public const string WidthDiagnostic = "d_model", HeadsDiagnostic = "n_head";
 
     /// <summary>The shape to build <paramref name="own"/> with so its parameters match <paramref name="target"/>'s at <paramref name="config"/>.</summary>
-    public static GptConfig Width(GptConfig config, ConnectionSpec own, ConnectionSpec target)
+    public static GptConfig Width(GptConfig config, ConnectionScheme own, ConnectionScheme target)
     {
         long goal = Count(config with { NHead = 1 }, target);
         var ownCount = Quadratic(config, own);
@@ -36,30 +36,30 @@ internal static class ParameterMatch
         return config with { DModel = best.D, NHead = best.H };
     }
 
-    /// <summary>Parameters of the GPT with <paramref name="spec"/> at width d, from builds at three widths (checked at a fourth).</summary>
-    static Func<int, long> Quadratic(GptConfig config, ConnectionSpec spec)
+    /// <summary>Parameters of the GPT with <paramref name="scheme"/> at width d, from builds at three widths (checked at a fourth).</summary>
+    static Func<int, long> Quadratic(GptConfig config, ConnectionScheme scheme)
     {
         int d0 = config.DModel;
-        long p0 = Count(config with { DModel = d0, NHead = 1 }, spec);
-        long p1 = Count(config with { DModel = d0 + 1, NHead = 1 }, spec);
-        long p2 = Count(config with { DModel = d0 + 2, NHead = 1 }, spec);
+        long p0 = Count(config with { DModel = d0, NHead = 1 }, scheme);
+        long p1 = Count(config with { DModel = d0 + 1, NHead = 1 }, scheme);
+        long p2 = Count(config with { DModel = d0 + 2, NHead = 1 }, scheme);
         long a2 = p2 - 2 * p1 + p0; // 2a
         long CountAt(int d)
         {
             long x = d - d0;
             return p0 + x * (p1 - p0) + a2 * x * (x - 1) / 2;
         }
-        long check = Count(config with { DModel = d0 + 5, NHead = 1 }, spec);
+        long check = Count(config with { DModel = d0 + 5, NHead = 1 }, scheme);
         if (CountAt(d0 + 5) != check)
-            throw new InvalidOperationException($"the parameters of '{spec.Name}' are not quadratic in d_model ({CountAt(d0 + 5)} predicted, {check} counted)");
+            throw new InvalidOperationException($"the parameters of '{scheme.Name}' are not quadratic in d_model ({CountAt(d0 + 5)} predicted, {check} counted)");
         return CountAt;
     }
 
     /// <summary>Builds the model (with its own generator state saved and restored, so matching leaves training's draws unchanged) and counts.</summary>
-    public static long Count(GptConfig config, ConnectionSpec spec)
+    public static long Count(GptConfig config, ConnectionScheme scheme)
     {
         using var state = get_rng_state();
-        using (var model = new Gpt(config, spec))
+        using (var model = new Gpt(config, scheme))
         {
             long n = model.ParameterCount();
             set_rng_state(state);

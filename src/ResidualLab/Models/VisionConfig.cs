@@ -21,10 +21,10 @@ internal sealed record VisionConfig(string Family, int Depth, int Width, int InC
 
     /// <summary>Why the vision models cannot take <paramref name="connection"/>, or null: they provide nothing beyond Prepare and
     /// Combine (no attention, BatchNorm in the branches, a ReLU after each depth step).</summary>
-    public static string? SchemeProblem(ConnectionSpec connection) => connection.Needs == ModelNeeds.None ? null
+    public static string? SchemeProblem(ConnectionScheme connection) => connection.Needs == ModelNeeds.None ? null
         : $"connection '{connection.Name}' does not apply to the vision models: it needs {ModelNeedsText.Describe(connection.Needs)}; use it with model.name=gpt";
 
-    public ImageClassifier Build(ConnectionSpec connection) => SchemeProblem(connection) is { } problem
+    public ImageClassifier Build(ConnectionScheme connection) => SchemeProblem(connection) is { } problem
         ? throw new ArgumentException(problem)
         : Family switch
     {

@@ -8,9 +8,9 @@ public class BenchSchemeTests
     [Fact]
     public void A_scheme_with_options_parses_to_its_spec()
     {
-        Assert.Equal(new HyperConnectionsSpec(2, Dynamic: false), BenchScheme.Parse("hyper-connections:n=2:dynamic=false").Spec);
-        Assert.Equal(new ManifoldHyperConnectionsSpec(AlphaInit: 0.1), BenchScheme.Parse(" mhc:alpha_init=0.1 ").Spec);
-        Assert.Equal(new PreNormSpec(), BenchScheme.Parse("pre-norm").Spec);
+        Assert.Equal(new HyperConnectionsScheme(2, Dynamic: false), BenchScheme.Parse("hyper-connections:n=2:dynamic=false").Scheme);
+        Assert.Equal(new ManifoldHyperConnectionsScheme(AlphaInit: 0.1), BenchScheme.Parse(" mhc:alpha_init=0.1 ").Scheme);
+        Assert.Equal(new PreNormScheme(), BenchScheme.Parse("pre-norm").Scheme);
     }
 
     [Theory]

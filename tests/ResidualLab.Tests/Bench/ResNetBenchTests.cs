@@ -30,8 +30,8 @@ public class ResNetBenchTests
         Assert.Equal(40_551_040, ResNet20MultiplyAdds(32, 3)); // CIFAR's 32x32x3 images: about 41M
         Assert.Equal(30_821_248, ResNet20MultiplyAdds(28, 1)); // the bench's 28x28 grey images: about (28/32)^2 of it
 
-        using var cifar = new VisionConfig("resnet", 20, 16, 3, 32, 10).Build(new ResidualSpec());
-        using var grey = new VisionConfig("resnet", 20, 16, 1, 28, 10).Build(new ResidualSpec());
+        using var cifar = new VisionConfig("resnet", 20, 16, 3, 32, 10).Build(new ResidualScheme());
+        using var grey = new VisionConfig("resnet", 20, 16, 1, 28, 10).Build(new ResidualScheme());
         Assert.Equal(ResNet20MultiplyAdds(32, 3), ModelFlops.ForwardMultiplyAdds(cifar, 3, 32, 32));
         Assert.Equal(ResNet20MultiplyAdds(28, 1), ModelFlops.ForwardMultiplyAdds(grey, 1, 28, 28));
     }
@@ -39,7 +39,7 @@ public class ResNetBenchTests
     [Fact]
     public void Counting_leaves_the_model_in_training_mode_with_its_statistics()
     {
-        using var model = new VisionConfig("resnet", 8, 4, 1, 12, 10).Build(new ResidualSpec());
+        using var model = new VisionConfig("resnet", 8, 4, 1, 12, 10).Build(new ResidualScheme());
         var before = model.buffers().Select(b => b.clone()).ToList();
 
         ModelFlops.ForwardMultiplyAdds(model, 1, 12, 12);

@@ -45,9 +45,9 @@ public class GptCheckpointTests
     [Fact]
     public void Other_schemes_keep_their_module_names()
     {
-        Assert.Equal("transformer.h.3.conn_attn.norm.weight", NanoGptNames.ToCheckpoint("h.3.conn_attn.norm.weight", new ResidualLab.Connections.PostNormSpec()));
-        Assert.Equal("transformer.h.3.ln_2.bias", NanoGptNames.ToCheckpoint("h.3.conn_mlp.norm.bias", new ResidualLab.Connections.PreNormSpec()));
-        Assert.Equal("transformer.h.3.attn.c_attn.weight", NanoGptNames.ToCheckpoint("h.3.attn.c_attn.weight", new ResidualLab.Connections.PreNormSpec()));
+        Assert.Equal("transformer.h.3.conn_attn.norm.weight", NanoGptNames.ToCheckpoint("h.3.conn_attn.norm.weight", new ResidualLab.Connections.PostNormScheme()));
+        Assert.Equal("transformer.h.3.ln_2.bias", NanoGptNames.ToCheckpoint("h.3.conn_mlp.norm.bias", new ResidualLab.Connections.PreNormScheme()));
+        Assert.Equal("transformer.h.3.attn.c_attn.weight", NanoGptNames.ToCheckpoint("h.3.attn.c_attn.weight", new ResidualLab.Connections.PreNormScheme()));
     }
 
     [Theory]

@@ -13,11 +13,11 @@ public class DenseAttentionInputTests
 {
     static readonly GptConfig Tiny = new(VocabSize: 13, NLayer: 4, DModel: 16, NHead: 2, BlockSize: 8);
 
-    static Gpt Model(ConnectionSpec spec) => Float64Gpt.Model(spec, Tiny);
+    static Gpt Model(ConnectionScheme scheme) => Float64Gpt.Model(scheme, Tiny);
 
     static double CompareWithPreNorm(Gpt scheme)
     {
-        using var preNorm = Model(new PreNormSpec());
+        using var preNorm = Model(new PreNormScheme());
         CopyShared(preNorm, scheme);
         return MaxDiff(Hidden(preNorm), Hidden(scheme));
     }
@@ -33,7 +33,7 @@ public class DenseAttentionInputTests
     [Fact]
     public void Mudd_whose_weights_select_the_last_layer_is_pre_norm_and_its_dynamic_weights_are_live()
     {
-        using var mudd = Model(new MuddSpec());
+        using var mudd = Model(new MuddScheme());
         manual_seed(3);
         Perturb(mudd, 0.5, "w1.weight"); // W_2 = 0 and a = (0, ..., 1): the weights select the last layer, whatever W_1
         Assert.True(CompareWithPreNorm(mudd) < 1e-12);
@@ -44,7 +44,7 @@ public class DenseAttentionInputTests
     [Fact]
     public void Dca_whose_weights_sum_every_output_is_pre_norm_and_its_dynamic_weights_are_live()
     {
-        using var dca = Model(new DeepCrossAttentionSpec());
+        using var dca = Model(new DeepCrossAttentionScheme());
         Assert.True(CompareWithPreNorm(dca) < 1e-12); // w = 0, b = 1: the plain sum of the outputs is the pre-norm stream
         manual_seed(3);
         Perturb(dca, 0.3, "gate.weight");

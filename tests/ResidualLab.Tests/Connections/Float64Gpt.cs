@@ -8,10 +8,10 @@ namespace ResidualLab.Tests.Connections;
 /// <summary>Tiny GPTs in float64 and eval mode, for checking what a scheme computes to rounding error.</summary>
 static class Float64Gpt
 {
-    public static Gpt Model(ConnectionSpec spec, GptConfig config)
+    public static Gpt Model(ConnectionScheme scheme, GptConfig config)
     {
         manual_seed(11);
-        var model = new Gpt(config, spec);
+        var model = new Gpt(config, scheme);
         model.to(ScalarType.Float64);
         model.eval();
         return model;

@@ -14,7 +14,7 @@ public class InitIdentityTests
 {
     static readonly GptConfig Tiny = new(VocabSize: 13, NLayer: 3, DModel: 16, NHead: 2, BlockSize: 8);
 
-    static Gpt Model(ConnectionSpec spec, GptConfig? config = null) => Float64Gpt.Model(spec, config ?? Tiny);
+    static Gpt Model(ConnectionScheme scheme, GptConfig? config = null) => Float64Gpt.Model(scheme, config ?? Tiny);
 
     /// <summary>Copies every parameter <paramref name="target"/> shares by name with <paramref name="source"/>.</summary>
     static void CopyShared(Gpt source, Gpt target)
@@ -55,8 +55,8 @@ public class InitIdentityTests
     public void LayerScale_starts_at_its_init_value_and_scales_the_branch()
     {
         const double init = 1e-3;
-        using var model = Model(new LayerScaleSpec(init));
-        using var reference = Model(new PreNormSpec());
+        using var model = Model(new LayerScaleScheme(init));
+        using var reference = Model(new PreNormScheme());
         CopyShared(reference, model);
         var scales = model.modules().OfType<LayerScaleResidual>().Select(c => c.Scale).ToList();
         Assert.Equal(2 * Tiny.NLayer, scales.Count);
@@ -78,8 +78,8 @@ public class InitIdentityTests
     [InlineData(4, true)]
     public void Hyper_connections_at_init_compute_the_pre_norm_model(int n, bool dynamic)
     {
-        using var preNorm = Model(new PreNormSpec());
-        using var hc = Model(new HyperConnectionsSpec(n, dynamic));
+        using var preNorm = Model(new PreNormScheme());
+        using var hc = Model(new HyperConnectionsScheme(n, dynamic));
         CopyShared(preNorm, hc);
         var (expected, expectedBlocks) = Run(preNorm);
         var (hidden, blocks) = Run(hc);
@@ -101,8 +101,8 @@ public class InitIdentityTests
     [Fact]
     public void DenseFormer_at_init_computes_the_pre_norm_model()
     {
-        using var preNorm = Model(new PreNormSpec());
-        using var dense = Model(new DenseFormerSpec());
+        using var preNorm = Model(new PreNormScheme());
+        using var dense = Model(new DenseFormerScheme());
         CopyShared(preNorm, dense);
         var (expected, _) = Run(preNorm);
         Assert.True(MaxDiff(Run(dense).Hidden, expected) < 1e-5);
@@ -118,8 +118,8 @@ public class InitIdentityTests
     public void DeepNorm_uses_the_papers_decoder_only_constants(int layers)
     {
         var config = Tiny with { NLayer = layers, DModel = 8 };
-        using var deep = Model(new DeepNormSpec(), config);
-        using var reference = Model(new PreNormSpec(), config);
+        using var deep = Model(new DeepNormScheme(), config);
+        using var reference = Model(new PreNormScheme(), config);
         double alpha = Math.Pow(2.0 * layers, 0.25), beta = Math.Pow(8.0 * layers, -0.25); // Wang et al. 2022, table 1
         var conns = deep.modules().OfType<DeepNormResidual>().ToList();
         Assert.Equal(2 * layers, conns.Count);
@@ -148,8 +148,8 @@ public class InitIdentityTests
     [Fact]
     public void Value_residual_mixes_in_the_first_layers_values()
     {
-        using var plain = Model(new PreNormSpec());
-        using var mixed = Model(new PreNormSpec(), Tiny with { ValueResidual = true });
+        using var plain = Model(new PreNormScheme());
+        using var mixed = Model(new PreNormScheme(), Tiny with { ValueResidual = true });
         CopyShared(plain, mixed);
         var lambdas = mixed.named_parameters().Where(p => p.name.EndsWith("value_lambda")).Select(p => p.parameter).ToList();
         Assert.Equal(Tiny.NLayer - 1, lambdas.Count); // every attention layer but the first

@@ -13,13 +13,13 @@ public class MultiStreamSchemeTests
 {
     static readonly GptConfig Tiny = new(VocabSize: 13, NLayer: 4, DModel: 16, NHead: 2, BlockSize: 8);
 
-    static Gpt Model(ConnectionSpec spec) => Float64Gpt.Model(spec, Tiny);
+    static Gpt Model(ConnectionScheme scheme) => Float64Gpt.Model(scheme, Tiny);
 
     static IEnumerable<Connection> Connections(Gpt model) =>
         model.Blocks.SelectMany(b => new[] { b.AttentionConnection, b.MlpConnection });
 
-    static ConvexStreamMixing Convex(ConnectionSpec spec) =>
-        (ConvexStreamMixing)spec.Build(new ConnectionSite(8, 0, 4, () => nn.LayerNorm(8)));
+    static ConvexStreamMixing Convex(ConnectionScheme scheme) =>
+        (ConvexStreamMixing)scheme.Build(new ConnectionSite(8, 0, 4, () => nn.LayerNorm(8)));
 
     [Theory]
     [InlineData("mhc-lite", 2, 2)]
@@ -48,7 +48,7 @@ public class MultiStreamSchemeTests
     [Fact]
     public void Mhc_lite_mixes_the_permutations_by_softmax()
     {
-        using var conn = Convex(new MhcLiteSpec(2));
+        using var conn = Convex(new MhcLiteScheme(2));
         using var _ = no_grad();
         var h = conn.ResidualMap(tensor(new[] { 0.3, -0.5 }, dtype: ScalarType.Float64));
         double a = 1 / (1 + Math.Exp(-0.8)); // softmax weight of the identity
@@ -60,7 +60,7 @@ public class MultiStreamSchemeTests
     [Fact]
     public void KromHC_is_the_kronecker_product_of_its_factors()
     {
-        using var conn = Convex(new KromHcSpec(4));
+        using var conn = Convex(new KromHcScheme(4));
         using var _ = no_grad();
         var h = conn.ResidualMap(tensor(new[] { 0.2, -0.4, 1.0, 0.5 }, dtype: ScalarType.Float64));
         static Tensor Factor(double p) => tensor(new[] { p, 1 - p, 1 - p, p }, [2, 2], dtype: ScalarType.Float64);
@@ -91,8 +91,8 @@ public class MultiStreamSchemeTests
     [InlineData(true)]
     public void Frac_connections_at_init_compute_the_pre_norm_model_at_the_same_width(bool dynamic)
     {
-        using var preNorm = Model(new PreNormSpec());
-        using var frac = Model(new FracConnectionsSpec(4, dynamic));
+        using var preNorm = Model(new PreNormScheme());
+        using var frac = Model(new FracConnectionsScheme(4, dynamic));
         CopyShared(preNorm, frac);
         var expected = Hidden(preNorm);
         var hidden = Hidden(frac);
@@ -101,14 +101,14 @@ public class MultiStreamSchemeTests
         using (no_grad())
             foreach (var (_, p) in frac.named_parameters().Where(np => np.name.EndsWith("residual"))) p.add_(0.1);
         Assert.True(MaxDiff(Hidden(frac), expected) > 1e-3); // the fractions' mixing is live
-        var ex = Assert.Throws<ConfigException>(() => Model(new FracConnectionsSpec(3)));
+        var ex = Assert.Throws<ConfigException>(() => Model(new FracConnectionsScheme(3)));
         Assert.Contains("must divide the width 16", ex.Message);
     }
 
     [Fact]
     public void The_delta_shortcut_has_eigenvalues_one_and_one_minus_beta()
     {
-        using var model = Model(new DeepDeltaSpec(1.5));
+        using var model = Model(new DeepDeltaScheme(1.5));
         var conn = (DeepDeltaResidual)model.Blocks[1].AttentionConnection;
         using var _ = no_grad();
         var x = randn([3, 16], dtype: ScalarType.Float64);
@@ -140,7 +140,7 @@ public class MultiStreamSchemeTests
     [Fact]
     public void Deep_delta_with_beta_zero_is_the_identity()
     {
-        using var model = Model(new DeepDeltaSpec(0));
+        using var model = Model(new DeepDeltaScheme(0));
         using var _ = no_grad();
         var embedding = model.Forward(Tokens(), order: []);
         Assert.True(MaxDiff(Hidden(model), embedding) < 1e-4 * embedding.abs().max().item<double>());
@@ -151,7 +151,7 @@ public class MultiStreamSchemeTests
     [InlineData(2)]
     public void Attention_residuals_weights_sum_to_one_over_the_earlier_outputs(int blocks)
     {
-        using var model = Model(new AttentionResidualsSpec(blocks));
+        using var model = Model(new AttentionResidualsScheme(blocks));
         var conns = Connections(model).Cast<AttentionResiduals>().ToList();
         Hidden(model);
         // Zero pseudo-queries at init: every sublayer reads the plain average of what it attends over.
@@ -174,7 +174,7 @@ public class MultiStreamSchemeTests
     }
 
     /// <summary>mHC without its per-token term (alpha = 0), so that only the biases' init decides what is read and written.</summary>
-    static ConnectionSpec StaticMhc(string init, string write, bool streamEmbed = false) =>
+    static ConnectionScheme StaticMhc(string init, string write, bool streamEmbed = false) =>
         ConnectionCatalog.Create("mhc", new Dictionary<string, object>
         {
             ["init"] = init, ["write"] = write, ["stream_embed"] = streamEmbed, ["alpha_init"] = 0.0,

@@ -33,7 +33,7 @@ public class NGptTests
     [Fact]
     public void The_hidden_state_is_on_the_unit_sphere_and_the_weights_are_unit_norm_at_init()
     {
-        using var model = Model(new NGptSpec(), Tiny);
+        using var model = Model(new NGptScheme(), Tiny);
         Assert.True(StreamNormError(model, Tokens()) < 1e-12);
         Assert.True(WeightNormError(model) < 1e-6); // normalised in fp32, then cast
         Assert.True(model.UnitNormWeights);
@@ -42,18 +42,18 @@ public class NGptTests
     [Fact]
     public void The_depth_step_moves_the_state_towards_the_normalised_output_by_the_eigen_learning_rates()
     {
-        var conn = (NGptResidual)new NGptSpec().Build(new ConnectionSite(16, 3, 8, () => nn.LayerNorm(16)));
+        var conn = (NGptResidual)new NGptScheme().Build(new ConnectionSite(16, 3, 8, () => nn.LayerNorm(16)));
         conn.to(ScalarType.Float64);
-        Assert.True((conn.EigenLearningRates - NGptSpec.DefaultAlphaInit).abs().max().item<double>() < 1e-12);
+        Assert.True((conn.EigenLearningRates - NGptScheme.DefaultAlphaInit).abs().max().item<double>() < 1e-12);
         var alpha = conn.parameters().Single();
         using var _ = no_grad();
         alpha.copy_(linspace(-0.2, 0.3, 16, dtype: ScalarType.Float64)); // a negative a acts as |a|
-        var h = NGptSpec.Unit(randn([2, 8, 16], dtype: ScalarType.Float64));
+        var h = NGptScheme.Unit(randn([2, 8, 16], dtype: ScalarType.Float64));
         var y = randn([2, 8, 16], dtype: ScalarType.Float64) * 5;
         var ctx = new LayerContext(8);
         var branch = conn.Prepare(h, ctx);
         Assert.Same(h, branch.Input); // no norm before the sublayer
-        var rates = (linspace(-0.2, 0.3, 16, dtype: ScalarType.Float64) * (NGptSpec.DefaultAlphaInit * 4)).abs(); // alpha_scale 1/sqrt(16)
+        var rates = (linspace(-0.2, 0.3, 16, dtype: ScalarType.Float64) * (NGptScheme.DefaultAlphaInit * 4)).abs(); // alpha_scale 1/sqrt(16)
         var moved = h + rates * (y / linalg.vector_norm(y, dims: [-1], keepdim: true) - h);
         var expected = moved / linalg.vector_norm(moved, dims: [-1], keepdim: true);
         Assert.True(MaxDiff(conn.Combine(y, branch, ctx), expected) < 1e-12);
@@ -93,13 +93,13 @@ public class NGptTests
         Assert.Contains("connection 'ngpt' does not apply to the vision models", ex.Message);
         Assert.DoesNotContain('\n', ex.Message);
         Assert.Throws<ArgumentException>(() =>
-            new ResidualStack(new NGptSpec(), 4, [new TinySublayer(4)]));
+            new ResidualStack(new NGptScheme(), 4, [new TinySublayer(4)]));
     }
 
     [Fact]
     public void Hook_points_see_the_sphere_not_a_final_norm()
     {
-        using var model = Model(new NGptSpec(), Tiny);
+        using var model = Model(new NGptScheme(), Tiny);
         using var _ = no_grad();
         var (logits, cache) = model.RunWithCache(Tokens(), n => n == HookNames.FinalNormalized);
         var hidden = model.Forward(Tokens());

@@ -12,9 +12,9 @@ public class RecentSchemeTests
 {
     static readonly GptConfig Tiny = new(VocabSize: 13, NLayer: 4, DModel: 16, NHead: 2, BlockSize: 8);
 
-    static Gpt Model(ConnectionSpec spec, GptConfig? config = null) => Float64Gpt.Model(spec, config ?? Tiny);
+    static Gpt Model(ConnectionScheme scheme, GptConfig? config = null) => Float64Gpt.Model(scheme, config ?? Tiny);
 
-    static double Compare(ConnectionSpec reference, ConnectionSpec scheme)
+    static double Compare(ConnectionScheme reference, ConnectionScheme scheme)
     {
         using var a = Model(reference);
         using var b = Model(scheme);
@@ -29,14 +29,14 @@ public class RecentSchemeTests
     public void Peri_ln_is_the_sandwich_scheme_by_another_name()
     {
         // Kim et al. 2025 (arXiv 2502.02732): y = x + Norm(F(Norm(x))), sandwich's update.
-        Assert.Equal(new SandwichSpec(), ConnectionCatalog.Create("peri-ln"));
-        Assert.Equal(new SandwichSpec(), ConnectionCatalog.Create("Peri-LN"));
+        Assert.Equal(new SandwichScheme(), ConnectionCatalog.Create("peri-ln"));
+        Assert.Equal(new SandwichScheme(), ConnectionCatalog.Create("Peri-LN"));
     }
 
     [Fact]
     public void LayerNorm_scaling_divides_each_layers_norm_output_by_the_root_of_its_index()
     {
-        using var model = Model(new LayerNormScalingSpec());
+        using var model = Model(new LayerNormScalingScheme());
         var scales = Connections(model).Cast<LayerNormScalingResidual>().Select(c => c.Scale).ToList();
         Assert.Equal([1, 1, 1 / Math.Sqrt(2), 1 / Math.Sqrt(2), 1 / Math.Sqrt(3), 1 / Math.Sqrt(3), 0.5, 0.5], scales);
         using var _ = no_grad();
@@ -55,7 +55,7 @@ public class RecentSchemeTests
     [InlineData(0.0, 0)]
     public void Mix_ln_switches_from_post_to_pre_norm_at_its_layer(double fraction, int postLayers)
     {
-        using var model = Model(new MixLnSpec(fraction));
+        using var model = Model(new MixLnScheme(fraction));
         var post = Connections(model).Cast<MixLnResidual>().Select(c => c.IsPostNorm).ToList();
         Assert.Equal(Enumerable.Range(0, 8).Select(k => k / 2 < postLayers), post);
     }
@@ -63,15 +63,15 @@ public class RecentSchemeTests
     [Fact]
     public void Mix_ln_at_its_ends_is_pre_norm_and_post_norm()
     {
-        Assert.True(Compare(new PreNormSpec(), new MixLnSpec(0)) < 1e-12);
-        Assert.True(Compare(new PostNormSpec(), new MixLnSpec(1)) < 1e-12);
-        Assert.True(Compare(new PreNormSpec(), new MixLnSpec()) > 1e-3); // the post-norm layer changes the function
+        Assert.True(Compare(new PreNormScheme(), new MixLnScheme(0)) < 1e-12);
+        Assert.True(Compare(new PostNormScheme(), new MixLnScheme(1)) < 1e-12);
+        Assert.True(Compare(new PreNormScheme(), new MixLnScheme()) > 1e-3); // the post-norm layer changes the function
     }
 
     [Fact]
     public void The_orthogonal_update_is_orthogonal_to_the_stream()
     {
-        using var model = Model(new OrthogonalSpec());
+        using var model = Model(new OrthogonalScheme());
         using var _ = no_grad();
         var x = randn([2, 8, 16], dtype: ScalarType.Float64) * 3;
         var y = randn([2, 8, 16], dtype: ScalarType.Float64) + x; // a branch output leaning on x
@@ -92,7 +92,7 @@ public class RecentSchemeTests
     [InlineData(1.0, 2, 0.5)]
     public void CompleteP_multiplies_every_branch_by_the_depth_rule(double alpha, int baseDepth, double multiplier)
     {
-        using var model = Model(new CompletePSpec(alpha, baseDepth)); // 4 layers
+        using var model = Model(new CompletePScheme(alpha, baseDepth)); // 4 layers
         Assert.All(Connections(model).Cast<CompletePResidual>(), c => Assert.Equal(multiplier, c.Multiplier, 12));
         using var _ = no_grad();
         var x = randn([2, 8, 16], dtype: ScalarType.Float64);
@@ -104,7 +104,7 @@ public class RecentSchemeTests
 
     [Fact]
     public void CompleteP_at_its_base_depth_is_pre_norm() =>
-        Assert.True(Compare(new PreNormSpec(), new CompletePSpec(1, BaseDepth: Tiny.NLayer)) < 1e-12);
+        Assert.True(Compare(new PreNormScheme(), new CompletePScheme(1, BaseDepth: Tiny.NLayer)) < 1e-12);
 
     [Theory]
     [InlineData("rw")]
@@ -112,8 +112,8 @@ public class RecentSchemeTests
     [InlineData("pa")]
     public void Laurel_at_init_is_pre_norm_and_its_augmentation_is_live(string variant)
     {
-        using var preNorm = Model(new PreNormSpec());
-        using var laurel = Model(new LaurelSpec(variant, Rank: 4, Previous: 3));
+        using var preNorm = Model(new PreNormScheme());
+        using var laurel = Model(new LaurelScheme(variant, Rank: 4, Previous: 3));
         CopyShared(preNorm, laurel);
         var expected = Hidden(preNorm);
         Assert.True(MaxDiff(Hidden(laurel), expected) < 1e-12);
@@ -126,7 +126,7 @@ public class RecentSchemeTests
     [Fact]
     public void Laurel_pa_adds_the_weighted_earlier_streams()
     {
-        using var model = Model(new LaurelSpec("pa", Previous: 2));
+        using var model = Model(new LaurelScheme("pa", Previous: 2));
         var conn = model.Blocks[1].MlpConnection; // sublayer 3: reads x_2 and x_1 besides x_3
         var gamma = conn.named_parameters().Single(p => p.name == "gamma").parameter;
         using var _ = no_grad();
@@ -143,7 +143,7 @@ public class RecentSchemeTests
     [Fact]
     public void ResiDual_computes_its_two_streams_definition()
     {
-        using var model = Model(new ResiDualSpec(), Tiny with { NLayer = 2 });
+        using var model = Model(new ResiDualScheme(), Tiny with { NLayer = 2 });
         var conns = Connections(model).ToList();
         var sublayers = Enumerable.Range(0, 4).Select(_ => randn([16, 16], dtype: ScalarType.Float64) * 0.3).ToList();
         using var _ = no_grad();
@@ -159,8 +159,8 @@ public class RecentSchemeTests
         }
         var expected = xa + LN(xd);
 
-        var spec = new ResiDualSpec();
-        var stream = spec.Expand(x0);
+        var scheme = new ResiDualScheme();
+        var stream = scheme.Expand(x0);
         var ctx = new LayerContext(4);
         for (int k = 0; k < 4; k++)
         {
@@ -168,7 +168,7 @@ public class RecentSchemeTests
             stream = conns[k].Combine(branch.Input.matmul(sublayers[k]).tanh(), branch, ctx);
             ctx.Advance();
         }
-        Assert.True(MaxDiff(spec.Reduce(stream), expected) < 1e-12);
+        Assert.True(MaxDiff(scheme.Reduce(stream), expected) < 1e-12);
     }
 
     /// <summary>The schemes of 2023-2026, each checked in the vision models and by the training probes.</summary>
@@ -224,8 +224,8 @@ public class RecentSchemeTests
     public void Admin_profiles_omega_from_the_first_pass_and_keeps_it()
     {
         manual_seed(5);
-        var spec = new AdminSpec();
-        var conns = Enumerable.Range(0, 4).Select(k => (AdminResidual)spec.Build(new ConnectionSite(16, k, 4, () => nn.LayerNorm(16)))).ToList();
+        var scheme = new AdminScheme();
+        var conns = Enumerable.Range(0, 4).Select(k => (AdminResidual)scheme.Build(new ConnectionSite(16, k, 4, () => nn.LayerNorm(16)))).ToList();
         var weights = Enumerable.Range(0, 4).Select(_ => randn([16, 16]) * 0.5).ToList();
         var x0 = randn([2, 8, 16]) * 0.1;
         List<Tensor> Pass()
@@ -259,7 +259,7 @@ public class RecentSchemeTests
         Pass(); // later passes leave omega alone (only training moves it)
         for (int k = 0; k < 4; k++) Assert.Equal(0, (conns[k].Omega - profiled[k]).abs().max().item<float>());
         // The flag travels with the weights: a copy loaded from them does not profile again.
-        var copy = (AdminResidual)spec.Build(new ConnectionSite(16, 1, 4, () => nn.LayerNorm(16)));
+        var copy = (AdminResidual)scheme.Build(new ConnectionSite(16, 1, 4, () => nn.LayerNorm(16)));
         copy.load_state_dict(conns[1].state_dict());
         Assert.True(copy.IsProfiled);
     }
@@ -267,8 +267,8 @@ public class RecentSchemeTests
     [Fact]
     public void Admin_with_omega_one_is_post_norm()
     {
-        using var postNorm = Model(new PostNormSpec());
-        using var admin = Model(new AdminSpec());
+        using var postNorm = Model(new PostNormScheme());
+        using var admin = Model(new AdminScheme());
         Hidden(admin); // the profiling pass
         CopyShared(postNorm, admin);
         using (no_grad()) foreach (var c in Connections(admin).Cast<AdminResidual>()) c.Omega.fill_(1);

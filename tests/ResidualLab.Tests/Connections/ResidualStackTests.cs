@@ -8,7 +8,7 @@ namespace ResidualLab.Tests.Connections;
 [Collection(ConnectionsCollection.Name)]
 public class ResidualStackTests
 {
-    static ResidualStack Stack(ConnectionSpec scheme, int width = 8, int depth = 3)
+    static ResidualStack Stack(ConnectionScheme scheme, int width = 8, int depth = 3)
     {
         manual_seed(5);
         var stack = new ResidualStack(scheme, width, Enumerable.Range(0, depth).Select(_ => (nn.Module<Tensor, Tensor>)new TinySublayer(width)).ToList());
@@ -58,8 +58,8 @@ public class ResidualStackTests
         var plain = new TinySublayer(8);
         manual_seed(5);
         var scaled = new TinySublayer(8);
-        var block = new ResidualBlock(new DeepNormSpec().Build(new ConnectionSite(8, 0, 2, () => nn.LayerNorm(8))), scaled);
-        double beta = DeepNormSpec.Beta(2);
+        var block = new ResidualBlock(new DeepNormScheme().Build(new ConnectionSite(8, 0, 2, () => nn.LayerNorm(8))), scaled);
+        double beta = DeepNormScheme.Beta(2);
         var w0 = plain.parameters().First(p => p.dim() == 2);
         var w1 = block.Sublayer.parameters().First(p => p.dim() == 2);
         Assert.Equal(0.0, (double)(w1 - beta * w0).abs().max().item<float>(), 6);

@@ -16,21 +16,21 @@ public class SchemeTrainingTests
         public void OnStep(StepMetrics step) => Losses.Add(step.Loss);
     }
 
-    static string[] ConfigLines(ConnectionSpec spec) =>
-        spec.Options.Select(o => $"connection.{o.Key}={o.Value switch
+    static string[] ConfigLines(ConnectionScheme scheme) =>
+        scheme.Options.Select(o => $"connection.{o.Key}={o.Value switch
         {
             bool b => b ? "true" : "false",
             double d => d.ToString("R", CultureInfo.InvariantCulture),
             var v => Convert.ToString(v, CultureInfo.InvariantCulture),
-        }}").Prepend($"connection.name={spec.Name}").ToArray();
+        }}").Prepend($"connection.name={scheme.Name}").ToArray();
 
     [Theory]
     [MemberData(nameof(Schemes.Labels), MemberType = typeof(Schemes))]
-    public void Every_scheme_trains_a_four_layer_gpt(string scheme)
+    public void Every_scheme_trains_a_four_layer_gpt(string label)
     {
-        var spec = Schemes.Get(scheme);
-        var config = TestSupport.TinyConfig([.. ConfigLines(spec), "model.n_layer=4", "model.d_model=16", "train.max_iters=200"]);
-        Assert.Equal(spec, config.Connection); // the config selects exactly this scheme and its options
+        var scheme = Schemes.Get(label);
+        var config = TestSupport.TinyConfig([.. ConfigLines(scheme), "model.n_layer=4", "model.d_model=16", "train.max_iters=200"]);
+        Assert.Equal(scheme, config.Connection); // the config selects exactly this scheme and its options
         // Train and validation only: the scheme's ability to leave the unigram plateau is judged on 90% of the text.
         var corpus = CharCorpus.FromText(TestSupport.TinyText(), 0.1, config.Model.BlockSize, "tiny");
         var (task, trainer) = TestSupport.GptTrainer(config, corpus);
@@ -42,21 +42,21 @@ public class SchemeTrainingTests
         var losses = recorder.Losses;
         Assert.All(losses, l => Assert.True(double.IsFinite(l)));
         double first = losses.Take(5).Average(), last = losses.TakeLast(20).Average();
-        Assert.True(last < first - 0.5, $"{scheme}: loss {first:0.000} -> {last:0.000}");
+        Assert.True(last < first - 0.5, $"{label}: loss {first:0.000} -> {last:0.000}");
     }
 
     [Fact]
     public void The_tests_cover_every_scheme_of_the_catalog()
     {
-        Assert.Equal(ConnectionCatalog.Names.Order(), Schemes.All.Select(s => s.Spec.Name).Distinct().Order());
+        Assert.Equal(ConnectionCatalog.Names.Order(), Schemes.All.Select(s => s.Scheme.Name).Distinct().Order());
     }
 
     [Fact]
     public void Every_scheme_round_trips_through_its_options()
     {
-        foreach (var (_, spec) in Schemes.All)
-            Assert.Equal(spec, ConnectionCatalog.Create(spec.Name, spec.Options));
-        foreach (var entry in ConnectionCatalog.All) // defaults declared in the catalog are the spec's defaults
+        foreach (var (_, scheme) in Schemes.All)
+            Assert.Equal(scheme, ConnectionCatalog.Create(scheme.Name, scheme.Options));
+        foreach (var entry in ConnectionCatalog.All) // defaults declared in the catalog are the scheme's defaults
             Assert.Equal(entry.Options.Select(o => o.Key).Order(), ConnectionCatalog.Create(entry.Name).Options.Keys.Order());
     }
 

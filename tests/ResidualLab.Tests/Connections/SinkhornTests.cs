@@ -19,12 +19,12 @@ public class SinkhornTests
     static List<Tensor> MhcResidualMapsAtInit(int layers, int tokens, double resDiag, int width = 8)
     {
         manual_seed(3);
-        var spec = new ManifoldHyperConnectionsSpec(N, ResDiag: resDiag);
+        var scheme = new ManifoldHyperConnectionsScheme(N, ResDiag: resDiag);
         var maps = new List<Tensor>();
         using var _ = no_grad();
         for (int l = 0; l < layers; l++)
         {
-            using var conn = (ManifoldHyperConnections)spec.Build(new ConnectionSite(width, l, layers, () => nn.LayerNorm(width)));
+            using var conn = (ManifoldHyperConnections)scheme.Build(new ConnectionSite(width, l, layers, () => nn.LayerNorm(width)));
             conn.to(ScalarType.Float64);
             var stream = randn([tokens, N, width], dtype: ScalarType.Float64);
             maps.Add(conn.Maps(stream).Res);
@@ -34,7 +34,7 @@ public class SinkhornTests
 
     [Theory]
     [InlineData(0.0, 1e-5)]
-    [InlineData(ManifoldHyperConnectionsSpec.DefaultResDiag, 1e-6)]
+    [InlineData(ManifoldHyperConnectionsScheme.DefaultResDiag, 1e-6)]
     public void At_init_twenty_iterations_are_doubly_stochastic_and_the_product_gain_is_1(double resDiag, double rowTolerance)
     {
         var maps = MhcResidualMapsAtInit(Layers, tokens: 16, resDiag);

@@ -82,8 +82,8 @@ public class StreamKernelTests
         manual_seed(8);
         const int S = 4, D = 12;
         // alpha_init 0.5: maps far from their init, so every term of the backward carries weight.
-        var spec = new ManifoldHyperConnectionsSpec(S, AlphaInit: 0.5, ResDiag: resDiag, Init: init);
-        using var conn = (ManifoldHyperConnections)spec.Build(new ConnectionSite(D, 0, 4, () => nn.LayerNorm(D)));
+        var scheme = new ManifoldHyperConnectionsScheme(S, AlphaInit: 0.5, ResDiag: resDiag, Init: init);
+        using var conn = (ManifoldHyperConnections)scheme.Build(new ConnectionSite(D, 0, 4, () => nn.LayerNorm(D)));
         conn.to(dtype);
         var stream = randn([2, 3, S, D], dtype: dtype);
         var upstream = (Read: randn([2, 3, D], dtype: dtype), Post: randn([2, 3, S], dtype: dtype), Res: randn([2, 3, S, S], dtype: dtype));

@@ -8,48 +8,48 @@ namespace ResidualLab.Tests.Connections;
 /// <summary>Every scheme of the catalog, with the variants its options select, as the tests run them.</summary>
 static class Schemes
 {
-    public static IReadOnlyList<(string Label, ConnectionSpec Spec)> All { get; } =
+    public static IReadOnlyList<(string Label, ConnectionScheme Scheme)> All { get; } =
     [
-        ("none", new NoResidualSpec()),
-        ("none norm=false", new NoResidualSpec(Norm: false)),
-        ("pre-norm", new PreNormSpec()),
-        ("post-norm", new PostNormSpec()),
-        ("residual", new ResidualSpec()),
-        ("sandwich", new SandwichSpec()),
-        ("rezero", new ReZeroSpec()),
-        ("skipinit", new SkipInitSpec()),
-        ("layerscale", new LayerScaleSpec()),
-        ("deepnorm", new DeepNormSpec()),
-        ("highway", new HighwaySpec()),
-        ("denseformer", new DenseFormerSpec()),
-        ("hyper-connections static n=2", new HyperConnectionsSpec(2, Dynamic: false)),
-        ("hyper-connections dynamic n=2", new HyperConnectionsSpec(2, Dynamic: true)),
-        ("mhc n=2", new ManifoldHyperConnectionsSpec(2)),
-        ("layernorm-scaling", new LayerNormScalingSpec()),
-        ("mix-ln post_fraction=0.5", new MixLnSpec(0.5)),
-        ("orthogonal", new OrthogonalSpec()),
-        ("completep", new CompletePSpec()),
-        ("completep alpha=0.5", new CompletePSpec(Alpha: 0.5)),
-        ("laurel rw", new LaurelSpec("rw")),
-        ("laurel lr rank=2", new LaurelSpec("lr", Rank: 2)),
-        ("laurel pa previous=2", new LaurelSpec("pa", Previous: 2)),
-        ("resi-dual", new ResiDualSpec()),
-        ("mhc-lite n=3", new MhcLiteSpec(3)),
-        ("kromhc n=4", new KromHcSpec(4)),
-        ("frac-connections static fracs=2", new FracConnectionsSpec(2, Dynamic: false)),
-        ("frac-connections dynamic fracs=2", new FracConnectionsSpec(2)),
-        ("deep-delta", new DeepDeltaSpec()),
-        ("attn-res", new AttentionResidualsSpec()),
-        ("attn-res blocks=2", new AttentionResidualsSpec(2)),
-        ("admin", new AdminSpec()),
-        ("ngpt", new NGptSpec()),
-        ("mudd", new MuddSpec()),
-        ("dca", new DeepCrossAttentionSpec()),
+        ("none", new NoResidualScheme()),
+        ("none norm=false", new NoResidualScheme(Norm: false)),
+        ("pre-norm", new PreNormScheme()),
+        ("post-norm", new PostNormScheme()),
+        ("residual", new ResidualScheme()),
+        ("sandwich", new SandwichScheme()),
+        ("rezero", new ReZeroScheme()),
+        ("skipinit", new SkipInitScheme()),
+        ("layerscale", new LayerScaleScheme()),
+        ("deepnorm", new DeepNormScheme()),
+        ("highway", new HighwayScheme()),
+        ("denseformer", new DenseFormerScheme()),
+        ("hyper-connections static n=2", new HyperConnectionsScheme(2, Dynamic: false)),
+        ("hyper-connections dynamic n=2", new HyperConnectionsScheme(2, Dynamic: true)),
+        ("mhc n=2", new ManifoldHyperConnectionsScheme(2)),
+        ("layernorm-scaling", new LayerNormScalingScheme()),
+        ("mix-ln post_fraction=0.5", new MixLnScheme(0.5)),
+        ("orthogonal", new OrthogonalScheme()),
+        ("completep", new CompletePScheme()),
+        ("completep alpha=0.5", new CompletePScheme(Alpha: 0.5)),
+        ("laurel rw", new LaurelScheme("rw")),
+        ("laurel lr rank=2", new LaurelScheme("lr", Rank: 2)),
+        ("laurel pa previous=2", new LaurelScheme("pa", Previous: 2)),
+        ("resi-dual", new ResiDualScheme()),
+        ("mhc-lite n=3", new MhcLiteScheme(3)),
+        ("kromhc n=4", new KromHcScheme(4)),
+        ("frac-connections static fracs=2", new FracConnectionsScheme(2, Dynamic: false)),
+        ("frac-connections dynamic fracs=2", new FracConnectionsScheme(2)),
+        ("deep-delta", new DeepDeltaScheme()),
+        ("attn-res", new AttentionResidualsScheme()),
+        ("attn-res blocks=2", new AttentionResidualsScheme(2)),
+        ("admin", new AdminScheme()),
+        ("ngpt", new NGptScheme()),
+        ("mudd", new MuddScheme()),
+        ("dca", new DeepCrossAttentionScheme()),
     ];
 
     public static TheoryData<string> Labels => new(All.Select(s => s.Label));
 
-    public static ConnectionSpec Get(string label) => All.Single(s => s.Label == label).Spec;
+    public static ConnectionScheme Get(string label) => All.Single(s => s.Label == label).Scheme;
 }
 
 /// <summary>A sublayer small enough for finite differences: y = tanh(W x + c).</summary>
@@ -80,21 +80,21 @@ sealed class TinyStack : nn.Module<Tensor, Tensor>
 {
     readonly ModuleList<TinySublayer> layers;
     readonly ModuleList<Connection> connections;
-    readonly ConnectionSpec spec;
+    readonly ConnectionScheme scheme;
 
-    public TinyStack(ConnectionSpec spec, int width, int depth) : base(nameof(TinyStack))
+    public TinyStack(ConnectionScheme scheme, int width, int depth) : base(nameof(TinyStack))
     {
-        this.spec = spec;
+        this.scheme = scheme;
         layers = new ModuleList<TinySublayer>(Enumerable.Range(0, depth).Select(_ => new TinySublayer(width)).ToArray());
         connections = new ModuleList<Connection>(Enumerable.Range(0, depth)
-            .Select(k => spec.Build(new ConnectionSite(width, k, depth, () => nn.LayerNorm(width)))).ToArray());
+            .Select(k => scheme.Build(new ConnectionSite(width, k, depth, () => nn.LayerNorm(width)))).ToArray());
         RegisterComponents();
         for (int k = 0; k < depth; k++) connections[k].InitializeSublayer(layers[k]);
     }
 
     public override Tensor forward(Tensor x)
     {
-        var stream = spec.Expand(x);
+        var stream = scheme.Expand(x);
         var ctx = new LayerContext(layers.Count);
         ctx.History.Add(stream);
         for (int k = 0; k < layers.Count; k++)
@@ -104,6 +104,6 @@ sealed class TinyStack : nn.Module<Tensor, Tensor>
             ctx.Advance();
             ctx.History.Add(stream);
         }
-        return spec.Reduce(stream);
+        return scheme.Reduce(stream);
     }
 }

@@ -13,9 +13,9 @@ public class GptFlopsTests
     public void Pre_norm_counts_its_layer_norm_and_the_addition()
     {
         // LN over 8 features: 7 x 8 = 56; x + y: 8.
-        Assert.Equal(64, new PreNormSpec().ForwardFlops(Site(8, 0, 2)));
-        Assert.Equal(0, new PreNormSpec().StreamFlops(8));
-        Assert.Equal(0, new NoResidualSpec(Norm: false).ForwardFlops(Site(8, 0, 2)));
+        Assert.Equal(64, new PreNormScheme().ForwardFlops(Site(8, 0, 2)));
+        Assert.Equal(0, new PreNormScheme().StreamFlops(8));
+        Assert.Equal(0, new NoResidualScheme(Norm: false).ForwardFlops(Site(8, 0, 2)));
     }
 
     [Fact]
@@ -31,7 +31,7 @@ public class GptFlopsTests
         //   read H_pre x:                      2 n d =       64
         //   LN:                                  7 d =       56
         //   write [H_res | H_post] [x; y]: 2 n (n + 1) d =  320
-        var mhc = new ManifoldHyperConnectionsSpec(N: 4, SinkhornIterations: 20);
+        var mhc = new ManifoldHyperConnectionsScheme(N: 4, SinkhornIterations: 20);
         Assert.Equal(3436, mhc.ForwardFlops(Site(8, 3, 4)));
         Assert.Equal(24, mhc.StreamFlops(8)); // the sum of 4 streams of 8 at the output
     }
@@ -40,10 +40,10 @@ public class GptFlopsTests
     public void Hyper_connections_count_the_dynamic_weights_on_top_of_the_static_mixing()
     {
         // Static, n = 2, d = 8: read 2 n d = 32, LN 56, write 2 n (n + 1) d = 96.
-        Assert.Equal(184, new HyperConnectionsSpec(N: 2, Dynamic: false).ForwardFlops(Site(8, 0, 2)));
+        Assert.Equal(184, new HyperConnectionsScheme(N: 2, Dynamic: false).ForwardFlops(Site(8, 0, 2)));
         // Dynamic adds LN on each stream (2 x 56), [n, d] times [d, n + 2] (2 x 2 x 8 x 4 = 128), tanh and the
         // scaled sums (3 n (n + 2) = 24).
-        Assert.Equal(184 + 112 + 128 + 24, new HyperConnectionsSpec(N: 2, Dynamic: true).ForwardFlops(Site(8, 0, 2)));
+        Assert.Equal(184 + 112 + 128 + 24, new HyperConnectionsScheme(N: 2, Dynamic: true).ForwardFlops(Site(8, 0, 2)));
     }
 
     [Fact]
@@ -51,7 +51,7 @@ public class GptFlopsTests
     {
         // Four sublayers, d = 8; pre-norm's 64 each, plus the average of the k + 1 streams before sublayer k > 0
         // (2 (k + 1) d) and, after the last, of all 5 streams (2 x 5 x 8 = 80).
-        var dense = new DenseFormerSpec();
+        var dense = new DenseFormerScheme();
         Assert.Equal(64, dense.ForwardFlops(Site(8, 0, 4)));
         Assert.Equal(64 + 48, dense.ForwardFlops(Site(8, 2, 4)));
         Assert.Equal(64 + 64 + 80, dense.ForwardFlops(Site(8, 3, 4)));
@@ -98,9 +98,9 @@ public class GptFlopsTests
         // V = 10, L = 1, d = 8, T = 4, batch 2, pre-norm. Per token forward: 2 (12 d^2 + V d) = 1696,
         // attention 4 T d = 128, two pre-norm connections 2 x 64 = 128: 1952. Step: 3 x 2 x 4 x 1952.
         var model = new GptConfig(10, NLayer: 1, DModel: 8, NHead: 2, BlockSize: 4);
-        Assert.Equal(46848, GptFlops.TrainingPerStep(model, new PreNormSpec(), batchSize: 2));
+        Assert.Equal(46848, GptFlops.TrainingPerStep(model, new PreNormScheme(), batchSize: 2));
         // mHC with n = 4 instead: two sublayers of 3436 and the output's sum of streams, 24.
-        var mhc = new ManifoldHyperConnectionsSpec(N: 4, SinkhornIterations: 20);
+        var mhc = new ManifoldHyperConnectionsScheme(N: 4, SinkhornIterations: 20);
         Assert.Equal(3.0 * 2 * 4 * (1824 + 2 * 3436 + 24), GptFlops.TrainingPerStep(model, mhc, batchSize: 2));
     }
 
@@ -108,7 +108,7 @@ public class GptFlopsTests
     public void The_matrix_count_is_the_weights_the_built_model_multiplies_by()
     {
         var config = new GptConfig(13, NLayer: 2, DModel: 16, NHead: 2, BlockSize: 8, Bias: false);
-        using var model = new Gpt(config, new PreNormSpec());
+        using var model = new Gpt(config, new PreNormScheme());
         long matrices = model.named_parameters()
             .Where(p => p.parameter.dim() == 2 && p.name != "wpe.weight") // the position table is looked up, not multiplied
             .Sum(p => p.parameter.numel());

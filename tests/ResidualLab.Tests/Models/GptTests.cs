@@ -27,7 +27,7 @@ public class GptTests
     public void Logits_have_vocab_width_and_are_causal()
     {
         manual_seed(5);
-        using var model = new Gpt(new GptConfig(11, NLayer: 2, DModel: 16, NHead: 2, BlockSize: 8), new PreNormSpec());
+        using var model = new Gpt(new GptConfig(11, NLayer: 2, DModel: 16, NHead: 2, BlockSize: 8), new PreNormScheme());
         model.eval();
         using var _ = no_grad();
         var idx = tensor(new long[] { 1, 2, 3, 4, 5, 6, 7, 8 }, [1, 8]);
@@ -44,7 +44,7 @@ public class GptTests
     public void Parameter_count_matches_the_architecture()
     {
         int v = 50, d = 32, l = 3, t = 16;
-        using var model = new Gpt(new GptConfig(v, NLayer: l, DModel: d, NHead: 4, BlockSize: t), new PreNormSpec());
+        using var model = new Gpt(new GptConfig(v, NLayer: l, DModel: d, NHead: 4, BlockSize: t), new PreNormScheme());
         long perBlock = 2 * (2 * d)                    // two LayerNorms (weight + bias)
                         + (d * 3 * d + 3 * d) + (d * d + d) // attention c_attn, c_proj
                         + (d * 4 * d + 4 * d) + (4 * d * d + d); // mlp c_fc, c_proj

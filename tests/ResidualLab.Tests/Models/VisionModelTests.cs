@@ -14,8 +14,8 @@ public class VisionModelTests
     public void ResNet_has_the_published_parameter_count(int depth, double millions)
     {
         // He et al. 2016, table 6: ResNet-20 0.27M, ResNet-56 0.85M (CIFAR-10, option A shortcuts).
-        using var resnet = Cifar("resnet", depth).Build(new ResidualSpec());
-        using var plain = Cifar("plain", depth).Build(new NoResidualSpec(Norm: false));
+        using var resnet = Cifar("resnet", depth).Build(new ResidualScheme());
+        using var plain = Cifar("plain", depth).Build(new NoResidualScheme(Norm: false));
 
         Assert.Equal(millions, Math.Round(resnet.ParameterCount() / 1e6, 2));
         Assert.Equal(resnet.ParameterCount(), plain.ParameterCount()); // option A is parameter-free
@@ -27,7 +27,7 @@ public class VisionModelTests
     [InlineData("mlp", 16)]
     public void Depth_counts_the_layers_with_weights(string family, int depth)
     {
-        using var model = Cifar(family, depth, width: 4).Build(new ResidualSpec());
+        using var model = Cifar(family, depth, width: 4).Build(new ResidualScheme());
         Assert.Equal(depth, model.WeightLayers.Count);
         Assert.Equal(family == "mlp" ? "input" : "conv1", model.WeightLayers[0].Name);
         Assert.Equal("fc", model.WeightLayers[^1].Name);
@@ -53,7 +53,7 @@ public class VisionModelTests
     [Fact]
     public void Downsampling_halves_the_map_and_doubles_the_channels()
     {
-        using var model = (CifarResNet)new VisionConfig("resnet", 8, 4, 1, 28, 10).Build(new ResidualSpec());
+        using var model = (CifarResNet)new VisionConfig("resnet", 8, 4, 1, 28, 10).Build(new ResidualScheme());
         var shapes = model.WeightLayers.Select(l => l.Weight.shape[0]).ToList();
         Assert.Equal(new long[] { 4, 4, 4, 8, 8, 16, 16, 10 }, shapes);
     }
@@ -61,7 +61,7 @@ public class VisionModelTests
     [Fact]
     public void The_residual_scheme_adds_the_branch_to_the_identity()
     {
-        using var conn = new ResidualSpec().Build(new ConnectionSite(3, 0, 1, () => nn.Identity()));
+        using var conn = new ResidualScheme().Build(new ConnectionSite(3, 0, 1, () => nn.Identity()));
         var ctx = new LayerContext(1);
         using var x = randn(2, 3);
         using var y = randn(2, 3);
@@ -76,7 +76,7 @@ public class VisionModelTests
     [InlineData("mlp", 5)]
     public void Depths_that_do_not_fit_the_family_are_refused(string family, int depth)
     {
-        var ex = Assert.Throws<ArgumentException>(() => Cifar(family, depth).Build(new ResidualSpec()));
+        var ex = Assert.Throws<ArgumentException>(() => Cifar(family, depth).Build(new ResidualScheme()));
         Assert.Contains(family == "mlp" ? "2k+2" : "6n+2", ex.Message);
     }
 }
