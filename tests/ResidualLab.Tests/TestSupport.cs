@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using ResidualLab.Config;
 using ResidualLab.Data;
-using ResidualLab.Native;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
 

@@ -3,7 +3,6 @@ using System.Globalization;
 using ResidualLab.Checkpoints;
 using ResidualLab.Data;
 using ResidualLab.Native;
-using ResidualLab.Training;
 using static TorchSharp.torch;
 using ResidualLab.Training.Tasks;
 

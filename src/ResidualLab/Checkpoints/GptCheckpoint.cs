@@ -3,7 +3,6 @@ using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Data.Tokenizers;
 using ResidualLab.Models;
-using ResidualLab.Training;
 using static TorchSharp.torch;
 using ResidualLab.Training.Tasks;
 

@@ -1,5 +1,4 @@
 using ResidualLab.Hooks;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Connections;

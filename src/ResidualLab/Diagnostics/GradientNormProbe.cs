@@ -1,5 +1,4 @@
 using ResidualLab.Training;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Diagnostics;

@@ -1,7 +1,6 @@
 using ResidualLab.Data;
 using ResidualLab.Hooks;
 using ResidualLab.Models;
-using ResidualLab.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

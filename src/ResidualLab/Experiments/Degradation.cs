@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using ResidualLab.Config;
-using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
 
 namespace ResidualLab.Experiments;

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using ResidualLab.Config;
-using ResidualLab.Data;
 using ResidualLab.Training;
 
 namespace ResidualLab.Experiments;

@@ -1,6 +1,5 @@
 using ResidualLab.Config;
 using ResidualLab.Data;
-using ResidualLab.Data.Tokenizers;
 using ResidualLab.Native;
 using ResidualLab.Results;
 using ResidualLab.Results.Store;

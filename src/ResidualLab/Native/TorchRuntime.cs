@@ -100,7 +100,4 @@ public static class TorchRuntime
         if (threads < 0) throw new ArgumentException($"threads must be >= 0, got {threads}");
         if (threads > 0) torch.set_num_threads(threads);
     }
-
-    internal static string TorchSharpVersion =>
-        typeof(torch).Assembly.GetName().Version?.ToString() ?? "unknown";
 }

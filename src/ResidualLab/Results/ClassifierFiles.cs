@@ -1,6 +1,5 @@
 using System.Text.Json;
 using ResidualLab.Config;
-using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
 
 namespace ResidualLab.Results;

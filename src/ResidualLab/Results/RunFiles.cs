@@ -45,8 +45,6 @@ internal sealed class RunFiles : ITrainingObserver, IDisposable
         catch (KeyNotFoundException) { return null; }
     }
 
-    public string Directory_ => _dir;
-
     public void OnStep(StepMetrics s) =>
         _metrics.WriteLine(JsonSerializer.Serialize(new { kind = "step", step = s.Step, loss = s.Loss, lr = s.Lr, grad_norm = s.GradNorm, step_ms = s.StepMs }, ResultJson.Line));
 

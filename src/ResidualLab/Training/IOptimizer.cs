@@ -1,6 +1,5 @@
 using ResidualLab.Config;
 using ResidualLab.Connections;
-using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

@@ -1,5 +1,4 @@
 using ResidualLab.Data;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Training;

@@ -2,7 +2,6 @@ using ResidualLab.Checkpoints;
 using ResidualLab.Data.Tokenizers;
 using ResidualLab.Models;
 using ResidualLab.Results;
-using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
 using static TorchSharp.torch;
 

@@ -1,8 +1,6 @@
 using ResidualLab.Connections;
 using ResidualLab.Hooks;
-using ResidualLab.Layers;
 using ResidualLab.Models;
-using TorchSharp;
 using static TorchSharp.torch;
 using static ResidualLab.Tests.Connections.Float64Gpt;
 

@@ -1,7 +1,6 @@
 using ResidualLab.Connections;
 using ResidualLab.Hooks;
 using ResidualLab.Models;
-using TorchSharp;
 using static TorchSharp.torch;
 using static ResidualLab.Tests.Connections.Float64Gpt;
 

@@ -1,6 +1,5 @@
 using ResidualLab.Connections;
 using ResidualLab.Models;
-using TorchSharp;
 using static TorchSharp.torch;
 using static ResidualLab.Tests.Connections.Float64Gpt;
 

@@ -2,7 +2,6 @@ using System.Globalization;
 using ResidualLab.Connections;
 using ResidualLab.Data;
 using ResidualLab.Training;
-using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Connections;
 

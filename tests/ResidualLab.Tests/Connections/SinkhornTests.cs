@@ -1,6 +1,5 @@
 using TorchSharp;
 using ResidualLab.Connections;
-using ResidualLab.Connections.Kernels;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Connections;

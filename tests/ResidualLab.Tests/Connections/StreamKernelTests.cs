@@ -1,6 +1,5 @@
 using ResidualLab.Connections;
 using TorchSharp;
-using ResidualLab.Connections.Kernels;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Connections;

@@ -1,4 +1,3 @@
-using ResidualLab.Data;
 using ResidualLab.Data.Tokenizers;
 
 namespace ResidualLab.Tests.Data;

@@ -1,5 +1,4 @@
 using ResidualLab.Diagnostics;
-using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
 using static TorchSharp.torch;
 

@@ -3,7 +3,6 @@ using ResidualLab.Connections;
 using ResidualLab.Diagnostics;
 using ResidualLab.Hooks;
 using ResidualLab.Models;
-using ResidualLab.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,6 +1,5 @@
 using ResidualLab.Models;
 using ResidualLab.Training;
-using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Diagnostics;
 

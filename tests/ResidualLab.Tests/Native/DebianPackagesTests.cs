@@ -1,5 +1,4 @@
 using ResidualLab.Bench;
-using ResidualLab.Native;
 
 namespace ResidualLab.Tests.Native;
 

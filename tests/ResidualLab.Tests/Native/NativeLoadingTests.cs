@@ -1,4 +1,3 @@
-using ResidualLab.Native;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Native;

@@ -1,6 +1,5 @@
 using ResidualLab.Config;
 using ResidualLab.Data;
-using ResidualLab.Native;
 using ResidualLab.Tests.Data;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;

@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Numerics;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Connections.Kernels;

@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Connections.Kernels;

@@ -1,4 +1,3 @@
-using ResidualLab.Checkpoints;
 using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Data.Tokenizers;
