@@ -32,11 +32,18 @@ internal sealed record ImageSet(string Name, ImageSplit Train, ImageSplit Test, 
     }
 
     /// <summary>A set from its two splits: the classes are the labels seen, the mean and std the training pixels'.</summary>
+    /// <exception cref="InvalidDataException">The splits differ in image size, or the training pixels do not vary (nothing to standardise by).</exception>
     public static ImageSet FromSplits(string name, ImageSplit train, ImageSplit test)
     {
         if (train.Pixels.shape[2] != test.Pixels.shape[2] || train.Pixels.shape[3] != test.Pixels.shape[3])
             throw new InvalidDataException($"{name}: train and test images differ in size");
         int classes = (int)Math.Max(train.Labels.max().item<long>(), test.Labels.max().item<long>()) + 1;
+        // Checked on the integer pixels: in floating point the deviation of equal values can round to a tiny
+        // positive number, which would blow the images up instead of turning them into NaN.
+        byte lowest = train.Pixels.min().item<byte>(), highest = train.Pixels.max().item<byte>();
+        if (lowest == highest)
+            throw new InvalidDataException(
+                $"{name}: every training pixel has the value {lowest} (standard deviation 0), so the images cannot be standardised; use a set whose training images vary");
         using var scaled = train.Pixels.to_type(ScalarType.Float64).div_(255.0);
         return new ImageSet(name, train, test, classes, scaled.mean().item<double>(), scaled.std().item<double>());
     }

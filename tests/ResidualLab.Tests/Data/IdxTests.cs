@@ -122,6 +122,18 @@ public class IdxTests
     }
 
     [Fact]
+    public void Constant_training_images_are_a_clear_error_not_nan_pixels()
+    {
+        string dir = WriteSet(trainCount: 10, testCount: 10, size: 6);
+        File.Delete(Path.Combine(dir, "train-images-idx3-ubyte.gz"));
+        Write(Path.Combine(dir, "train-images-idx3-ubyte"), [10, 6, 6], Enumerable.Repeat((byte)7, 10 * 6 * 6).ToArray());
+
+        var ex = Assert.Throws<InvalidDataException>(() => ImageSets.FromFolder("toy", dir));
+
+        Assert.Equal("toy: every training pixel has the value 7 (standard deviation 0), so the images cannot be standardised; use a set whose training images vary", ex.Message);
+    }
+
+    [Fact]
     public void Mismatched_images_and_labels_are_a_clear_error()
     {
         string dir = WriteSet(trainCount: 10, testCount: 10, size: 6);

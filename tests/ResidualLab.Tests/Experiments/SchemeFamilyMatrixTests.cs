@@ -14,11 +14,51 @@ namespace ResidualLab.Tests.Experiments;
 /// either finish, with the loss of the first step near ln(classes) or ln(vocabulary) (what an
 /// initialisation that favours no class gives), or are recorded as diverged. Nothing throws, except that a scheme
 /// which needs more of the model than the vision models provide (<see cref="ModelNeeds"/>) is refused by the config in
-/// one line.
+/// one line. After the last combination, the outcomes are written as a markdown table (<see cref="MatrixTable"/>).
 /// </summary>
-public class SchemeFamilyMatrixTests(ITestOutputHelper output)
+public class SchemeFamilyMatrixTests(ITestOutputHelper output, SchemeFamilyMatrixTests.MatrixTable table)
+    : IClassFixture<SchemeFamilyMatrixTests.MatrixTable>
 {
     static readonly string[] Families = ["gpt", "resnet", "plain", "mlp"];
+
+    /// <summary>
+    /// The outcome of every combination run, written when the class's tests are done to
+    /// <c>scheme-family-matrix.md</c> beside the test assembly: one row per scheme (and option), one column
+    /// per family; a combination the run's filter left out reads "not run".
+    /// </summary>
+    public sealed class MatrixTable : IDisposable
+    {
+        readonly Dictionary<(string Row, string Family), string> _cells = [];
+        readonly Dictionary<string, double> _chance = [];
+
+        public static string FilePath => Path.Combine(AppContext.BaseDirectory, "scheme-family-matrix.md");
+
+        /// <param name="chance">The family's ln(classes) or ln(vocabulary), shown in its column's header; null: not known from this outcome.</param>
+        public void Record(string row, string family, string outcome, double? chance = null)
+        {
+            _cells[(row, family)] = outcome;
+            if (chance is { } c) _chance[family] = c;
+        }
+
+        public string Markdown()
+        {
+            var rows = Combinations().Select(c => Row((string)c[1], (string)c[2])).Distinct();
+            var lines = new List<string>
+            {
+                $"| scheme | {string.Join(" | ", Families.Select(f => _chance.TryGetValue(f, out double c) ? $"{f} (ln {c:0.000})" : f))} |",
+                $"|---|{string.Concat(Families.Select(_ => "---|"))}",
+            };
+            lines.AddRange(rows.Select(r => $"| {r} | {string.Join(" | ", Families.Select(f => _cells.GetValueOrDefault((r, f), "not run")))} |"));
+            return string.Join("\n", lines) + "\n";
+        }
+
+        public void Dispose()
+        {
+            if (_cells.Count > 0) File.WriteAllText(FilePath, Markdown());
+        }
+    }
+
+    static string Row(string scheme, string option) => option.Length == 0 ? $"`{scheme}`" : $"`{scheme}`, {option}";
 
     public static TheoryData<string, string, string> Combinations()
     {
@@ -57,6 +97,7 @@ public class SchemeFamilyMatrixTests(ITestOutputHelper output)
         {
             var refused = Assert.Throws<ConfigException>(() => RunConfig.From(v));
             output.WriteLine($"{family} {scheme}: {refused.Message}");
+            table.Record(Row(scheme, option), family, "not applicable");
             Assert.Contains($"connection '{scheme}' does not apply to the vision models: it needs ", refused.Message);
             Assert.DoesNotContain('\n', refused.Message);
             return;
@@ -81,7 +122,11 @@ public class SchemeFamilyMatrixTests(ITestOutputHelper output)
             chance = Math.Log(set.Classes);
         }
 
-        output.WriteLine($"{family} {scheme} {option}: {(result.Status == RunStatus.Diverged ? result.Note : $"finished, first loss {losses.Losses[0]:0.000} (ln {chance:0.000})")}");
+        string outcome = result.Status == RunStatus.Diverged
+            ? $"diverged: {result.Note}"
+            : $"finished, first loss {losses.Losses[0]:0.000}";
+        output.WriteLine($"{family} {scheme} {option}: {outcome} (ln {chance:0.000})");
+        table.Record(Row(scheme, option), family, outcome, chance);
         if (result.Status == RunStatus.Diverged)
             Assert.Matches("^non-finite (loss|gradient norm) at step [0-9]+$", result.Note);
         else
