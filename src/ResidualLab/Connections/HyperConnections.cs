@@ -15,6 +15,7 @@ namespace ResidualLab.Connections;
 /// and the model output (the sum of the streams) is n times pre-norm's. The vision models reduce each
 /// stage's streams to their mean instead (<see cref="StreamStack"/>), so a stage's output is pre-norm's.
 /// Zhu et al. 2024, "Hyper-Connections" (arXiv 2409.19606).
+/// On the CIFAR ResNet: streams reduced to their mean per stage (their sum blew up); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73).
 /// </summary>
 internal sealed record HyperConnectionsScheme(int N = HyperConnectionsScheme.DefaultN, bool Dynamic = true) : ConnectionScheme
 {

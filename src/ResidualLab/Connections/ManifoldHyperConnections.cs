@@ -48,6 +48,7 @@ namespace ResidualLab.Connections;
 /// On the CPU the width step and the depth step run as fused kernels (MhcWidthStepKernel, StreamWriteKernel),
 /// tested equal to these tensor operations in value and gradient.
 /// Xie et al. 2025 (DeepSeek), "mHC: Manifold-Constrained Hyper-Connections" (arXiv 2512.24880).
+/// On the CIFAR ResNet: streams reduced to their mean per stage (their sum blew up); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.85).
 /// </summary>
 internal sealed record ManifoldHyperConnectionsScheme(
     int N = ManifoldHyperConnectionsScheme.DefaultN,

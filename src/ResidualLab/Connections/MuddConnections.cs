@@ -24,6 +24,7 @@ namespace ResidualLab.Connections;
 /// the first layer reads the embedding in every way; the three attention inputs get their own LayerNorm (the
 /// code's "sepln"). The MLP's feed-forward width does not grow with depth here (the paper's MUDDFormer does).
 /// Not for the vision models: they have no attention, so three of the four ways would have nothing to feed.
+/// On the CIFAR ResNet: does not apply: the vision models lack what it needs (see models).
 /// </summary>
 internal sealed record MuddScheme : ConnectionScheme
 {

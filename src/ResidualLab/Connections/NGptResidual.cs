@@ -25,6 +25,7 @@ namespace ResidualLab.Connections;
 /// follow the run's config. The vision models do not take it: their branches end in BatchNorm and the blocks
 /// apply a ReLU after the depth step, so no hidden state is on the sphere, and their convolutions are not
 /// normalised matrices.
+/// On the CIFAR ResNet: does not apply: the vision models lack what it needs (see models).
 /// </summary>
 internal sealed record NGptScheme(double AlphaInit = NGptScheme.DefaultAlphaInit, double AlphaScale = 0) : ConnectionScheme
 {

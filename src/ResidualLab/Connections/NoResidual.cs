@@ -5,6 +5,7 @@ namespace ResidualLab.Connections;
 /// <summary>
 /// No residual connection: x_{l+1} = F(LN(x_l)), or x_{l+1} = F(x_l) with <c>norm = false</c>.
 /// The control arm of every experiment here: the stream is replaced, not updated.
+/// On the CIFAR ResNet: plain block relu(F(BN x)); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.80; residual 1.71).
 /// </summary>
 internal sealed record NoResidualScheme(bool Norm = true) : ConnectionScheme
 {

