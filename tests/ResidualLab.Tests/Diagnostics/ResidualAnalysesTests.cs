@@ -13,12 +13,13 @@ public class ResidualAnalysesTests
 {
     static readonly GptConfig Tiny = new(VocabSize: 13, NLayer: 3, DModel: 16, NHead: 2, BlockSize: 8);
 
-    static Gpt Model(string scheme, ScalarType dtype = ScalarType.Float64)
+    static Gpt Model(string scheme, ScalarType dtype = ScalarType.Float64, bool atInit = false)
     {
         manual_seed(5);
         var model = new Gpt(Tiny, ConnectionCatalog.Create(scheme));
         model.to(dtype);
         model.eval();
+        if (atInit) return model;
         // Away from init, so every sublayer and map contributes.
         using (no_grad())
             foreach (var p in model.parameters()) p.add_(0.05 * randn_like(p));
@@ -41,6 +42,38 @@ public class ResidualAnalysesTests
         Assert.True(Math.Abs(dla.Closure) < 1e-10, $"closure {dla.Closure}");
         Assert.True(dla.Values.All(v => Math.Abs(v) > 1e-8));
         Assert.NotEqual(0, dla.BiasTerm);
+    }
+
+    [Theory]
+    [InlineData("mudd")]
+    [InlineData("dca")]
+    [InlineData("denseformer")]
+    public void Depth_steps_that_read_the_layer_history_are_replayed_over_each_part_s_own_history(string scheme)
+    {
+        // At init these schemes are the pre-norm model (MUDD selects the last layer, DCA sums every output,
+        // DenseFormer is the identity): the decomposition is exact.
+        using (var model = Model(scheme, atInit: true))
+        {
+            var dla = DirectLogitAttribution.Compute(model, Tokens(), Targets());
+            Assert.True(Math.Abs(dla.Closure) < 1e-10, $"closure at init {dla.Closure}");
+        }
+        // Away from init the mixing weights depend on the history; the attribution is still defined for every part.
+        using (var model = Model(scheme))
+        {
+            var dla = DirectLogitAttribution.Compute(model, Tokens(), Targets());
+            Assert.Equal(1 + 2 * Tiny.NLayer, dla.Values.Count);
+            Assert.All(dla.Values, v => Assert.True(double.IsFinite(v)));
+            Assert.True(double.IsFinite(dla.Closure));
+        }
+    }
+
+    [Fact]
+    public void A_scheme_without_a_direct_path_for_one_part_is_a_one_line_error()
+    {
+        using var model = Model("ngpt");
+        var error = Assert.Throws<ConfigException>(() => DirectLogitAttribution.Compute(model, Tokens(), Targets()));
+        Assert.Contains("'ngpt'", error.Message);
+        Assert.DoesNotContain('\n', error.Message);
     }
 
     [Fact]
