@@ -10,20 +10,23 @@ namespace ResidualLab.Connections;
 /// with L_base = 1 (the default) the multiplier is 1/L or 1/sqrt(L).
 /// Dey et al. 2025, "Don't be lazy: CompleteP enables compute-efficient deep transformers" (arXiv 2505.01618),
 /// table 1; reference code EleutherAI/nanoGPT-mup (branch completep).
-/// The paper pairs the multiplier with an AdamW rule: the hidden layers' learning rate times m^(alpha - 1)
-/// (1 for CompleteP, alpha = 1) and AdamW's eps times m^(-alpha). This scheme sets the multiplier only: the
-/// trainer's AdamW has one learning rate and one eps, so the rule is not applied; for alpha = 1 that leaves
-/// only the eps rule unapplied.
+/// The paper pairs the multiplier with an AdamW rule, applied here through <see cref="ConnectionScheme.OptimizerRule"/>
+/// (lr_rule = true): the learning rate of every parameter inside the blocks (matrices, biases, norm gains) times
+/// m^(alpha - 1) (1 for CompleteP, alpha = 1), and AdamW's eps times m^(-alpha) for all parameters, as the
+/// reference code's parameter groups do; embeddings and the final norm keep the base learning rate. The width
+/// rules of muP are not part of this scheme (width multiplier 1).
 /// On the CIFAR ResNet: L = blocks of the stage (pre-norm at depth 8); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73).
 /// </summary>
-internal sealed record CompletePScheme(double Alpha = 1, int BaseDepth = 1) : ConnectionScheme
+internal sealed record CompletePScheme(double Alpha = 1, int BaseDepth = 1, bool LrRule = true) : ConnectionScheme
 {
     public override string Name => "completep";
     public override Connection Build(ConnectionSite site) => new CompletePResidual(site, Multiplier(site.LayerCount));
+    public override AdamWRule OptimizerRule(int layers) =>
+        LrRule ? new AdamWRule(Math.Pow((double)layers / BaseDepth, Alpha - 1), Multiplier(layers)) : AdamWRule.None;
     /// <summary>LN(x), then x + m y: 7 d + 2 d.</summary>
     public override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + 2.0 * site.Width;
     public override IReadOnlyDictionary<string, object> Options =>
-        new Dictionary<string, object> { ["alpha"] = Alpha, ["base_depth"] = (long)BaseDepth };
+        new Dictionary<string, object> { ["alpha"] = Alpha, ["base_depth"] = (long)BaseDepth, ["lr_rule"] = LrRule };
 
     /// <summary>The branch multiplier (L / L_base)^(-alpha) for a model of <paramref name="layers"/> layers.</summary>
     public double Multiplier(int layers) => Math.Pow((double)layers / BaseDepth, -Alpha);

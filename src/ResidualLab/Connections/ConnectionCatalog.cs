@@ -102,8 +102,9 @@ public static class ConnectionCatalog
             [
                 new("alpha", 1.0, "depth exponent: 1 CompleteP, 0.5 depth-muP"),
                 new("base_depth", 1L, "L_base: the depth at which the multiplier is 1"),
+                new("lr_rule", true, "apply the paper's AdamW rule: block parameters' lr x m^(alpha-1), eps x m^(-alpha)"),
             ],
-            o => new CompletePScheme(o.Double("alpha", 0, 2), (int)o.Int("base_depth", 1, 10000)),
+            o => new CompletePScheme(o.Double("alpha", 0, 2), (int)o.Int("base_depth", 1, 10000), o.Bool("lr_rule")),
             OnResNet: "L = blocks of the stage (pre-norm at depth 8); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73)"),
         new("laurel", "x = alpha F(LN(x)) + g(x, earlier x): rw beta x, lr x + B A x, pa x + sum gamma_j x_(i-j) (LAuReL, Menghani et al. 2024)",
             [

@@ -33,8 +33,23 @@ public abstract record ConnectionScheme
     /// <summary>What the scheme needs from the model beyond Prepare and Combine; <see cref="ModelNeeds.None"/> for most.</summary>
     public virtual ModelNeeds Needs => ModelNeeds.None;
 
+    /// <summary>
+    /// The AdamW rule the scheme's paper pairs with it, for a model of <paramref name="layers"/> layers: a factor on
+    /// the learning rate of the parameters inside the blocks and one on eps. <see cref="AdamWRule.None"/> for most;
+    /// the language-model task applies it (the vision models train with SGD and ignore it).
+    /// </summary>
+    public virtual AdamWRule OptimizerRule(int layers) => AdamWRule.None;
+
     /// <summary>The options as config key/value pairs (for the canonical config and reports).</summary>
     public abstract IReadOnlyDictionary<string, object> Options { get; }
+}
+
+/// <summary>Factors on AdamW's settings a scheme asks for: <paramref name="HiddenLr"/> multiplies the learning rate (and so the
+/// decoupled weight decay) of every parameter inside the blocks, <paramref name="Eps"/> multiplies eps for all.</summary>
+public sealed record AdamWRule(double HiddenLr, double Eps)
+{
+    /// <summary>No change: one learning rate and eps for every parameter.</summary>
+    public static AdamWRule None { get; } = new(1, 1);
 }
 
 /// <summary>The words for what a scheme needs from the model, for errors and <c>reslab list connections</c>.</summary>

@@ -11,6 +11,8 @@ namespace ResidualLab.Training;
 /// tensor ops per group rather than a handful per parameter:
 ///   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
 ///   p = p (1 - lr wd) - lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)
+/// A group may carry a factor on the learning rate (a scheme's <see cref="Connections.AdamWRule"/>, CompleteP's
+/// depth rule); it scales the group's step and its decoupled weight decay, as a PyTorch param group's lr does.
 /// Parameters in bf16 (or fp16) get fp32 master weights: the model computes with a low-precision copy
 /// of each group's buffer, <see cref="CollectGradients"/> upcasts its gradients into an fp32 buffer, the
 /// norm, clipping and update work in fp32 on the masters, and one flat copy refreshes the model's weights.
@@ -24,7 +26,7 @@ internal sealed class AdamW : IOptimizer
     /// parameters are views into Weights and their gradients views into WeightGrad, which are Master and
     /// Grad themselves for fp32 parameters and low-precision copies otherwise.
     /// </summary>
-    sealed class Group(Tensor weights, Tensor weightGrad, bool decay, Parameter[] members)
+    sealed class Group(Tensor weights, Tensor weightGrad, bool decay, double lrScale, Parameter[] members)
     {
         public Tensor Weights { get; } = weights;
         public Tensor WeightGrad { get; } = weightGrad;
@@ -34,6 +36,7 @@ internal sealed class AdamW : IOptimizer
         public Tensor ExpAvg { get; } = zeros_like(weights, dtype: ScalarType.Float32).DetachFromDisposeScope();
         public Tensor ExpAvgSq { get; } = zeros_like(weights, dtype: ScalarType.Float32).DetachFromDisposeScope();
         public bool Decay { get; } = decay;
+        public double LrScale { get; } = lrScale;
         public Parameter[] Members { get; } = members;
     }
 
@@ -49,7 +52,14 @@ internal sealed class AdamW : IOptimizer
     /// Moves the parameters into flat buffers (their values are kept) and gives them flat gradients; one
     /// group per decay setting and dtype. The parameters must be fp32, bf16 or fp16.
     /// </summary>
-    public AdamW(IEnumerable<(Parameter Param, bool Decay)> parameters, double beta1, double beta2, double weightDecay, double eps = 1e-8)
+    /// <summary>AdamW's eps unless a scheme's rule changes it (PyTorch's default).</summary>
+    public const double DefaultEps = 1e-8;
+
+    public AdamW(IEnumerable<(Parameter Param, bool Decay)> parameters, double beta1, double beta2, double weightDecay, double eps = DefaultEps)
+        : this(parameters.Select(p => (p.Param, p.Decay, 1.0)), beta1, beta2, weightDecay, eps) { }
+
+    /// <summary>As above, each parameter with a factor on the learning rate: one group per decay setting, factor and dtype.</summary>
+    public AdamW(IEnumerable<(Parameter Param, bool Decay, double LrScale)> parameters, double beta1, double beta2, double weightDecay, double eps = DefaultEps)
     {
         Beta1 = beta1;
         Beta2 = beta2;
@@ -59,13 +69,13 @@ internal sealed class AdamW : IOptimizer
         var unsupported = all.FirstOrDefault(p => p.Param.dtype is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16));
         if (unsupported.Param is not null)
             throw new ArgumentException($"AdamW trains fp32, bf16 or fp16 parameters, not {unsupported.Param.dtype}");
-        _groups = new[] { true, false }
-            .SelectMany(decay => all.Where(p => p.Decay == decay).GroupBy(p => p.Param.dtype)
-                .Select(g => Flatten(g.Select(p => p.Param).ToArray(), decay)))
+        _groups = all.GroupBy(p => (p.Decay, p.LrScale, p.Param.dtype))
+            .OrderByDescending(g => g.Key.Decay).ThenBy(g => g.Key.LrScale).ThenBy(g => g.Key.dtype)
+            .Select(g => Flatten(g.Select(p => p.Param).ToArray(), g.Key.Decay, g.Key.LrScale))
             .ToArray();
     }
 
-    static Group Flatten(Parameter[] members, bool decay)
+    static Group Flatten(Parameter[] members, bool decay, double lrScale)
     {
         long total = members.Sum(p => p.numel());
         var first = members[0];
@@ -82,7 +92,7 @@ internal sealed class AdamW : IOptimizer
             p.grad = flatGrad.narrow(0, offset, n).view(p.shape);
             offset += n;
         }
-        return new Group(flat, flatGrad, decay, members);
+        return new Group(flat, flatGrad, decay, lrScale, members);
     }
 
     public IEnumerable<Parameter> Parameters => _groups.SelectMany(g => g.Members);
@@ -108,16 +118,17 @@ internal sealed class AdamW : IOptimizer
         double bc1 = 1 - Math.Pow(Beta1, Step);
         double bc2 = 1 - Math.Pow(Beta2, Step);
         using var _ = no_grad();
-        using var decay = (1 - lr * WeightDecay).ToScalar();
         using var oneMinusB1 = (1 - Beta1).ToScalar();
         using var oneMinusB2 = (1 - Beta2).ToScalar();
         using var b1 = Beta1.ToScalar();
         using var b2 = Beta2.ToScalar();
         using var eps = Eps.ToScalar();
         using var sqrtBc2 = Math.Sqrt(bc2).ToScalar();
-        using var stepSize = (-lr / bc1).ToScalar();
         foreach (var g in _groups)
         {
+            double groupLr = lr * g.LrScale;
+            using var decay = (1 - groupLr * WeightDecay).ToScalar();
+            using var stepSize = (-groupLr / bc1).ToScalar();
             if (g.Decay && WeightDecay != 0) g.Master.mul_(decay);
             g.ExpAvg.mul_(b1).add_(g.Grad, oneMinusB1);
             g.ExpAvgSq.mul_(b2).addcmul_(g.Grad, g.Grad, oneMinusB2);

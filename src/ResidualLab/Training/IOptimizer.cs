@@ -45,4 +45,13 @@ internal static class ParameterGroups
             .SelectMany(c => c.NoDecayParameters()).Select(p => p.Handle));
         return model.parameters().Select(p => (p, decay == DecayGroups.All || (p.dim() >= 2 && !noDecay.Contains(p.Handle)))).ToList();
     }
+
+    /// <summary>As <see cref="Of(nn.Module, DecayGroups)"/>, each parameter of <paramref name="blocks"/> with the
+    /// learning-rate factor of <paramref name="rule"/>, every other parameter with 1.</summary>
+    public static IEnumerable<(Parameter Param, bool Decay, double LrScale)> Of(nn.Module model, DecayGroups decay,
+        IEnumerable<nn.Module> blocks, AdamWRule rule)
+    {
+        var inBlocks = new HashSet<IntPtr>(blocks.SelectMany(b => b.parameters()).Select(p => p.Handle));
+        return Of(model, decay).Select(p => (p.Param, p.Decay, inBlocks.Contains(p.Param.Handle) ? rule.HiddenLr : 1.0)).ToList();
+    }
 }

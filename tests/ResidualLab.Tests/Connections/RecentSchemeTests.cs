@@ -101,6 +101,28 @@ public class RecentSchemeTests
         Assert.True(MaxDiff(conn.Combine(y, conn.Prepare(x, ctx), ctx), x + multiplier * y) < 1e-12);
     }
 
+    [Theory]
+    [InlineData(1.0, 1, 1.0, 0.25)]
+    [InlineData(0.5, 1, 0.5, 0.5)]
+    [InlineData(1.0, 4, 1.0, 1.0)]
+    public void CompleteP_pairs_its_multiplier_with_the_AdamW_depth_rule(double alpha, int baseDepth, double hiddenLr, double eps)
+    {
+        // Dey et al. 2025, table 1: the blocks' learning rate x m^(alpha - 1), eps x m^(-alpha), m = L / L_base.
+        var scheme = new CompletePScheme(alpha, baseDepth);
+        Assert.Equal(new AdamWRule(hiddenLr, eps), scheme.OptimizerRule(4));
+        Assert.Equal(AdamWRule.None, (scheme with { LrRule = false }).OptimizerRule(4));
+        // The language-model task gives the blocks' parameters the factor, the embeddings and the final norm none.
+        var config = TestSupport.TinyConfig("connection.name=completep", $"connection.alpha={alpha}",
+            $"connection.base_depth={baseDepth}", "model.n_layer=4");
+        var (task, _) = TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Model.BlockSize));
+        var optimizer = (ResidualLab.Training.AdamW)task.Optimizer;
+        Assert.Equal(ResidualLab.Training.AdamW.DefaultEps * 1e8 * eps, optimizer.Eps * 1e8, 12);
+        var inBlocks = task.Model.Blocks.SelectMany(b => b.parameters()).Select(p => p.Handle).ToHashSet();
+        var groups = ResidualLab.Training.ParameterGroups.Of(task.Model, config.Train.Decay, task.Model.Blocks, scheme.OptimizerRule(4));
+        Assert.All(groups, g => Assert.Equal(inBlocks.Contains(g.Param.Handle) ? hiddenLr : 1.0, g.LrScale));
+        Assert.Contains(groups, g => !inBlocks.Contains(g.Param.Handle));
+    }
+
     [Fact]
     public void CompleteP_at_its_base_depth_is_pre_norm() =>
         Assert.True(Compare(new PreNormScheme(), new CompletePScheme(1, BaseDepth: Tiny.NLayer)) < 1e-12);

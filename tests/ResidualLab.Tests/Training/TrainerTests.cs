@@ -99,6 +99,20 @@ public class TrainerTests
     }
 
     [Fact]
+    public void A_groups_learning_rate_factor_scales_its_step_and_its_decay()
+    {
+        var plain = new TorchSharp.Modules.Parameter(ones(2));
+        var scaled = new TorchSharp.Modules.Parameter(ones(2));
+        var opt = new AdamW([(plain, true, 1.0), (scaled, true, 0.5)], 0.9, 0.99, weightDecay: 0.1);
+        plain.grad!.fill_(1);
+        scaled.grad!.fill_(1);
+        opt.Update(lr: 0.1);
+        // First step: decay by (1 - lr s wd), then -lr s sign(g): the factor s acts as a PyTorch group's lr.
+        Assert.Equal(1 * (1 - 0.1 * 0.1) - 0.1, plain[0].item<float>(), 5);
+        Assert.Equal(1 * (1 - 0.05 * 0.1) - 0.05, scaled[0].item<float>(), 5);
+    }
+
+    [Fact]
     public void Flat_adamw_step_matches_the_closed_form_and_updates_the_module_parameters()
     {
         using var linear = TorchSharp.torch.nn.Linear(2, 2);

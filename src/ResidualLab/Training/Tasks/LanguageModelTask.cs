@@ -47,7 +47,10 @@ internal sealed class LanguageModelTask : ITrainingTask
 
         var t = config.Train;
         // Unit-norm weights (nGPT) train without weight decay: the renormalisation after each step sets their scale.
-        Optimizer = new AdamW(ParameterGroups.Of(Model, t.Decay), t.Beta1, t.Beta2, Model.UnitNormWeights ? 0 : t.WeightDecay);
+        // A scheme's AdamW rule (CompleteP's depth rule) scales the blocks' learning rate and eps.
+        var rule = config.Connection.OptimizerRule(shape.NLayer);
+        Optimizer = new AdamW(ParameterGroups.Of(Model, t.Decay, Model.Blocks, rule), t.Beta1, t.Beta2,
+            Model.UnitNormWeights ? 0 : t.WeightDecay, eps: AdamW.DefaultEps * rule.Eps);
         Schedule = new LrSchedule(t.Lr, t.MinLr, t.WarmupIters, t.MaxIters);
         TrainBatches = new TokenBatcher(corpus.Train, t.BatchSize, config.Model.BlockSize, (ulong)t.Seed);
         _gradientProbe = new GradientNormProbe(Model.Blocks.ToList<nn.Module>());
