@@ -54,7 +54,8 @@ internal static class StudyCommand
             using var cancel = new CancellationTokenSource();
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
             var outcome = TerminalProgress.Track(progress => SweepRunner.Run(plan, outDir, store, n,
-                cfg => progress.For($"{cfg.Label} {cfg.RunId}"), line => AnsiConsole.WriteLine(line), cancel.Token));
+                cfg => progress.For($"{cfg.Label} {cfg.RunId}"), line => AnsiConsole.WriteLine(line), cancel.Token,
+                beforeTraining: todo => SweepCommand.PrintEstimate(todo, n)));
             AnsiConsole.MarkupLineInterpolated(
                 $"{outcome.Total} runs: {outcome.Skipped.Count} already finished, {outcome.Trained.Count} trained, {outcome.Unfinished.Count} unfinished, in {clock.Elapsed.TotalSeconds:0} s");
 

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using ResidualLab.Cluster;
 using ResidualLab.Config;
+using ResidualLab.Data;
 using ResidualLab.Experiments;
 using ResidualLab.Results;
 using ResidualLab.Processes;
@@ -27,10 +28,11 @@ internal static class SweepCommand
         var cpus = new Option<int?>("--cpus-per-task") { Description = "slurm: CPUs per task, also the task's thread count" };
         var gpus = new Option<int?>("--gpus") { Description = "slurm: GPUs per task (--gres=gpu:G; train with --device cuda)" };
         var retryFailed = new Option<bool>("--retry-failed") { Description = "slurm: resubmit only the failed and interrupted runs" };
+        var noEstimate = new Option<bool>("--no-estimate") { Description = "local: start at once, without timing each model for the expected wall time" };
         var run = new RunOptions();
         var command = new Command("sweep", "Train a grid of runs (scheme x depth x seed x any key); finished runs are skipped.");
         command.Arguments.Add(file);
-        foreach (var option in new Option[] { parallel, runner, partition, time, cpus, gpus, retryFailed }) command.Options.Add(option);
+        foreach (var option in new Option[] { parallel, runner, partition, time, cpus, gpus, retryFailed, noEstimate }) command.Options.Add(option);
         run.AddTo(command);
         command.SetAction(parsed =>
         {
@@ -59,12 +61,12 @@ internal static class SweepCommand
             if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160; // logs: one line per message
             return slurm
                 ? Submit(plan, Path.GetFullPath(outDir), Path.GetFileNameWithoutExtension(path), slurmOptions, parsed.GetValue(retryFailed))
-                : RunHere(plan, outDir, Path.GetFileName(path), n);
+                : RunHere(plan, outDir, Path.GetFileName(path), n, !parsed.GetValue(noEstimate));
         });
         return command;
     }
 
-    static int RunHere(SweepPlan plan, string outDir, string name, int n)
+    static int RunHere(SweepPlan plan, string outDir, string name, int n, bool estimate)
     {
         using var store = ResultsStore.Open(outDir);
         using var cancel = new CancellationTokenSource();
@@ -72,7 +74,8 @@ internal static class SweepCommand
         AnsiConsole.MarkupLineInterpolated($"[bold]sweep {name}[/]: {plan.Runs.Count} runs ({SweepGrid.Describe(plan.Axes, plan.TunedKeys)}), {n} at a time -> {store.FilePath}");
         var clock = Stopwatch.StartNew();
         var outcome = TerminalProgress.Track(progress => SweepRunner.Run(plan, outDir, store, n,
-            cfg => progress.For($"{cfg.Label} {cfg.RunId}"), line => AnsiConsole.WriteLine(line), cancel.Token));
+            cfg => progress.For($"{cfg.Label} {cfg.RunId}"), line => AnsiConsole.WriteLine(line), cancel.Token,
+            beforeTraining: estimate ? todo => PrintEstimate(todo, n) : null));
         AnsiConsole.MarkupLineInterpolated(
             $"{outcome.Total} runs: {outcome.Skipped.Count} already finished (skipped), {outcome.Trained.Count} trained, {outcome.Unfinished.Count} unfinished, in {clock.Elapsed.TotalSeconds:0} s");
         var states = store.Runs().Where(r => plan.Runs.Any(p => p.RunId == r.RunId)).GroupBy(r => r.Status)
@@ -80,6 +83,10 @@ internal static class SweepCommand
         AnsiConsole.MarkupLineInterpolated($"store: {string.Join(", ", states)}. Next: reslab report {outDir}");
         return outcome.Unfinished.Count == 0 ? 0 : 1;
     }
+
+    /// <summary>Times each model of the runs about to train and prints the sweep's expected wall time.</summary>
+    internal static void PrintEstimate(IReadOnlyList<RunConfig> todo, int parallel) =>
+        AnsiConsole.MarkupLineInterpolated($"{SweepEstimate.For(todo, parallel, new DataCache()).Describe(parallel)}");
 
     /// <summary>Plans the sweep in the results folder and submits its unfinished runs as one Slurm job array.</summary>
     static int Submit(SweepPlan plan, string outDir, string name, SlurmOptions options, bool retryFailed)

@@ -25,9 +25,10 @@ internal sealed record SweepOutcome(int Total, IReadOnlyList<string> Skipped, IR
 internal static class SweepRunner
 {
     /// <param name="reslab">How to start child processes when <paramref name="parallel"/> is above 1.</param>
+    /// <param name="beforeTraining">Called with the runs about to be trained, before the first starts (the expected wall time).</param>
     public static SweepOutcome Run(SweepPlan plan, string resultsDir, ResultsStore store, int parallel,
         Func<RunConfig, ITrainingObserver?> progress, Action<string> log, CancellationToken cancel = default,
-        ReslabCommand? reslab = null)
+        ReslabCommand? reslab = null, Action<IReadOnlyList<RunConfig>>? beforeTraining = null)
     {
         using var folderLock = FolderLock.Acquire(resultsDir, "a local sweep", log);
         var jobs = store.Submissions().Select(t => t.JobId).Distinct().ToList();
@@ -51,6 +52,7 @@ internal static class SweepRunner
             else todo.Add(run);
         }
 
+        if (todo.Count > 0) beforeTraining?.Invoke(todo);
         var trained = new List<string>();
         var unfinished = new List<string>();
         if (parallel <= 1) InProcess(todo, resultsDir, store, progress, log, cancel, trained, unfinished);
