@@ -33,27 +33,6 @@ public class ModelNeedsGradientTests
             .Select(np => (np.name, (Tensor)np.parameter, np.parameter.grad!.clone())).ToList();
         Assert.Contains(checks, c => c.name.Contains("h.3.conn_attn"));
         if (scheme == "ngpt") Assert.Equal(9, checks.Count(c => c.name.EndsWith("_scale"))); // s_qk and s_u per block, s_z
-        var rng = new Random(5);
-        const double h = 1e-6;
-        foreach (var (name, value, grad) in checks)
-        {
-            var flat = value.detach().view(-1);
-            var g = grad.view(-1);
-            foreach (int i in Enumerable.Range(0, (int)flat.numel()).OrderBy(_ => rng.Next()).Take(4))
-            {
-                double original = flat[i].item<double>(), plus, minus;
-                using (no_grad())
-                {
-                    flat[i].fill_(original + h);
-                    plus = Loss().item<double>();
-                    flat[i].fill_(original - h);
-                    minus = Loss().item<double>();
-                    flat[i].fill_(original);
-                }
-                double numeric = (plus - minus) / (2 * h), analytic = g[i].item<double>();
-                Assert.True(Math.Abs(numeric - analytic) <= 1e-6 + 1e-5 * Math.Abs(numeric),
-                    $"{scheme}: d loss / d {name}[{i}]: backprop {analytic:G10}, finite differences {numeric:G10}");
-            }
-        }
+        FiniteDifferences.AssertMatch(checks, Loss, samples: 4, scheme);
     }
 }
