@@ -13,6 +13,9 @@ internal sealed record GptWorkload(string Name, int NLayer, int DModel, int NHea
     /// <summary>The reference GPT: 6 layers, d 192, 6 heads, context 128, batch 32, character level.</summary>
     public static GptWorkload Reference(string connection = "pre-norm") => new("reference-gpt", 6, 192, 6, 128, 32, connection);
 
+    /// <summary>The seed experiment's model (configs/seed-1layer.toml): 1 layer, d 128, 4 heads, context 64, batch 32.</summary>
+    public static GptWorkload Seed => new("seed-gpt", 1, 128, 4, 64, 32);
+
     /// <summary>A GPT-2-small-like model for GPUs: 12 layers, d 768, 12 heads, context 1024, batch 16.</summary>
     public static GptWorkload Gpt2Small => new("gpt2-small", 12, 768, 12, 1024, 16);
 
