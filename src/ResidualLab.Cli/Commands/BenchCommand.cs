@@ -3,6 +3,7 @@ using System.Globalization;
 using ResidualLab.Bench;
 using ResidualLab.Config;
 using ResidualLab.Data;
+using ResidualLab.Experiments;
 using ResidualLab.Native;
 using Spectre.Console;
 
@@ -54,6 +55,7 @@ internal static class BenchCommand
         var command = new Command("bench", "Benchmark fixed workloads (ms/step, tokens or images/s, model FLOP utilisation, memory); 'bench connections' compares the schemes.");
         command.Arguments.Add(workload);
         command.Subcommands.Add(Connections());
+        command.Subcommands.Add(Study());
         foreach (var o in new Option[] { steps, warmup, rounds, threads, device, compare, dtype, onednn }) command.Options.Add(o);
         command.SetAction(parsed =>
         {
@@ -198,6 +200,49 @@ internal static class BenchCommand
                                   $"{F(r.StepMs25, "0")}-{F(r.StepMs75, "0")} | {F(r.StepTimeRatio, "0.00")} | " +
                                   $"{F(r.StepMemoryBytes / 1048576.0, "0")} | {F(r.StepMemoryRatio, "0.00")} |");
             return 0;
+        });
+        return command;
+    }
+
+    static Command Study()
+    {
+        var file = new Argument<string>("file") { Description = "a sweep: a TOML file with a [sweep] section, or a preset's name (connections, necessity, schemes, ...)" };
+        var runs = new Option<int>("--runs") { Description = "runs of the sweep trained in each layout, spread through its grid (default: twice the cores)", DefaultValueFactory = _ => 2 * Environment.ProcessorCount };
+        var keep = new Option<string?>("--out") { Description = "folder for the runs trained (default: a temporary folder, deleted at the end)" };
+        var command = new Command("study",
+            "Runs per hour of a sweep in every layout of runs at a time x threads that fills the cores: the same sample of its runs, at full length, trained in each layout in turn.");
+        command.Arguments.Add(file);
+        command.Options.Add(runs);
+        command.Options.Add(keep);
+        command.SetAction(parsed =>
+        {
+            int count = parsed.GetValue(runs);
+            if (count < 1) throw new ConfigException($"--runs must be at least 1, got {count}");
+            string path = SweepCommand.ResolveFile(parsed.GetValue(file)!);
+            var plan = SweepGrid.Expand(ConfigValues.FromTomlFile(path));
+            if (plan.Runs.Any(r => r.Device != "cpu")) throw new ConfigException($"{path}: reslab bench study measures CPU layouts; the sweep trains on {plan.Runs.First(r => r.Device != "cpu").Device}");
+            var sample = StudyLayoutBench.Sample(plan.Runs, count);
+            int cores = Environment.ProcessorCount;
+            string root = parsed.GetValue(keep) ?? Directory.CreateTempSubdirectory("reslab-bench-study-").FullName;
+            Console.WriteLine($"{Path.GetFileNameWithoutExtension(path)}: {sample.Count} of its {plan.Runs.Count} runs in each layout on {cores} cores; CPU: {CpuIdentity.Host.Describe()}");
+            var timings = new List<LayoutTiming>();
+            try
+            {
+                foreach (var layout in StudyLayout.Candidates(cores))
+                {
+                    var timing = StudyLayoutBench.Time(plan, sample, layout, Path.Combine(root, $"p{layout.Parallel}-t{layout.Threads}"), _ => { });
+                    timings.Add(timing);
+                    Console.WriteLine($"{layout}: {timing.Runs} runs in {timing.WallSeconds:0.0} s, {timing.RunsPerHour:0} runs/hour{(timing.Failed > 0 ? $", {timing.Failed} failed" : "")}");
+                }
+            }
+            finally
+            {
+                if (parsed.GetValue(keep) is null) Directory.Delete(root, recursive: true);
+            }
+            Console.WriteLine(StudyLayoutBench.Markdown(timings));
+            var auto = StudyLayout.Auto(plan.Runs.Count, "cpu", cores);
+            Console.WriteLine($"reslab sweep's default for this sweep: {auto} (--parallel 0)");
+            return timings.Any(t => t.Failed > 0) ? 1 : 0;
         });
         return command;
     }

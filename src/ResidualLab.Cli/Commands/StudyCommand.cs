@@ -21,7 +21,7 @@ internal static class StudyCommand
         var study = new Command("study", "Studies that ask one question across initialisations, learning rates, budgets and seeds.");
         var full = new Option<bool>("--full") { Description = "the seed preset's size (d_model 128, batch 32, 600 and 3000 steps): hours on a CPU" };
         var steps = new Option<int?>("--steps") { Description = $"the short budget in steps (the long one is {NecessityStudy.LongBudgetFactor}x); default: the preset's" };
-        var parallel = new Option<int>("--parallel") { Description = "runs trained at the same time, each in its own process", DefaultValueFactory = _ => 1 };
+        var parallel = new Option<int>("--parallel") { Description = StudyLayoutOption.Description, DefaultValueFactory = _ => 0 };
         var run = new RunOptions();
         var necessity = new Command("necessity",
             "With vs without the residual at depth 1, 2 and 6; inits gpt2 and pytorch; 3 learning rates per arm (chosen on validation); 3 seeds; a short and a 5x longer budget. Verdicts on the test split.");
@@ -32,20 +32,20 @@ internal static class StudyCommand
         necessity.SetAction(parsed =>
         {
             int n = parsed.GetValue(parallel);
-            if (n < 1) throw new ConfigException($"--parallel must be at least 1, got {n}");
+            if (n < 0) throw new ConfigException($"--parallel must be 0 (auto) or at least 1, got {n}");
             var values = RunOptions.LoadPreset(NecessityStudy.Preset);
             if (parsed.GetValue(full)) NecessityStudy.Full(values);
             if (parsed.GetValue(steps) is int s) NecessityStudy.Budgets(values, s, "--steps");
             run.Apply(parsed, values);
-            if (n > 1 && values.Int("train.threads") == 0)
-                values.Set("train.threads", (long)Math.Max(1, Environment.ProcessorCount / n), "--parallel");
+            var layout = StudyLayoutOption.Resolve(n, values);
+            n = layout.Parallel;
             var plan = SweepGrid.Expand(values);
             string outDir = Path.Combine(parsed.GetValue(run.Out)!, parsed.GetValue(full) ? "necessity-full" : "necessity");
             if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
 
             var first = plan.Runs[0];
             AnsiConsole.MarkupLineInterpolated(
-                $"[bold]necessity study[/]: {NecessityStudy.Describe(plan)}, {n} at a time; d_model {first.Model.DModel}, n_head {first.Model.NHead}, block_size {first.Model.BlockSize}, batch {first.Train.BatchSize} -> {outDir}");
+                $"[bold]necessity study[/]: {NecessityStudy.Describe(plan)}, {layout}; d_model {first.Model.DModel}, n_head {first.Model.NHead}, block_size {first.Model.BlockSize}, batch {first.Train.BatchSize} -> {outDir}");
             var corpus = CorpusLoader.Load(first.Data, first.Model.BlockSize);
             double unigram = NecessityStudy.UnigramLoss(corpus);
 

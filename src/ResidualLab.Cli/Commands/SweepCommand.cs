@@ -20,7 +20,7 @@ internal static class SweepCommand
     public static Command Build()
     {
         var file = new Argument<string>("file") { Description = "a TOML run config with a [sweep] section of axes (a file, or a preset's name: connections)" };
-        var parallel = new Option<int>("--parallel") { Description = "runs trained at the same time, each in its own process", DefaultValueFactory = _ => 1 };
+        var parallel = new Option<int>("--parallel") { Description = StudyLayoutOption.Description, DefaultValueFactory = _ => 0 };
         var runner = new Option<string>("--runner") { Description = "where the runs train: local (this machine) or slurm (one job array)", DefaultValueFactory = _ => "local" };
         runner.AcceptOnlyFromAmong("local", "slurm");
         var partition = new Option<string?>("--partition") { Description = "slurm: the partition of the tasks" };
@@ -36,16 +36,9 @@ internal static class SweepCommand
         run.AddTo(command);
         command.SetAction(parsed =>
         {
-            string path = parsed.GetValue(file)!;
-            string preset = Path.Combine(RunOptions.PresetFolder, path + ".toml");
-            if (!File.Exists(path) && File.Exists(preset)) path = preset;
-            if (!File.Exists(path))
-            {
-                var presets = RunOptions.PresetNames();
-                throw new ConfigException($"sweep file '{path}' does not exist{Suggest.DidYouMean(path, presets)}; give a TOML file or a preset: {string.Join(", ", presets)}");
-            }
+            string path = ResolveFile(parsed.GetValue(file)!);
             int n = parsed.GetValue(parallel);
-            if (n < 1) throw new ConfigException($"--parallel must be at least 1, got {n}");
+            if (n < 0) throw new ConfigException($"--parallel must be 0 (auto) or at least 1, got {n}");
             bool slurm = parsed.GetValue(runner) == "slurm";
             var slurmOptions = new SlurmOptions(parsed.GetValue(partition), parsed.GetValue(time), parsed.GetValue(cpus), parsed.GetValue(gpus)).Checked();
             if (slurm && n > 1)
@@ -54,24 +47,34 @@ internal static class SweepCommand
                 throw new ConfigException("--partition, --time, --cpus-per-task, --gpus and --retry-failed go with --runner slurm");
             var values = ConfigValues.FromTomlFile(path);
             run.Apply(parsed, values);
-            if (!slurm && n > 1 && values.Int("train.threads") == 0)
-                values.Set("train.threads", (long)Math.Max(1, Environment.ProcessorCount / n), "--parallel");
+            var layout = slurm ? new StudyLayout(1, 0) : StudyLayoutOption.Resolve(n, values);
             var plan = SweepGrid.Expand(values);
             string outDir = Path.Combine(parsed.GetValue(run.Out)!, Path.GetFileNameWithoutExtension(path));
             if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160; // logs: one line per message
             return slurm
                 ? Submit(plan, Path.GetFullPath(outDir), Path.GetFileNameWithoutExtension(path), slurmOptions, parsed.GetValue(retryFailed))
-                : RunHere(plan, outDir, Path.GetFileName(path), n, !parsed.GetValue(noEstimate));
+                : RunHere(plan, outDir, Path.GetFileName(path), layout, !parsed.GetValue(noEstimate));
         });
         return command;
     }
 
-    static int RunHere(SweepPlan plan, string outDir, string name, int n, bool estimate)
+    /// <summary>A sweep file's path: the file itself, or the preset of that name; a one-line error when neither exists.</summary>
+    internal static string ResolveFile(string path)
     {
+        string preset = Path.Combine(RunOptions.PresetFolder, path + ".toml");
+        if (!File.Exists(path) && File.Exists(preset)) return preset;
+        if (File.Exists(path)) return path;
+        var presets = RunOptions.PresetNames();
+        throw new ConfigException($"sweep file '{path}' does not exist{Suggest.DidYouMean(path, presets)}; give a TOML file or a preset: {string.Join(", ", presets)}");
+    }
+
+    static int RunHere(SweepPlan plan, string outDir, string name, StudyLayout layout, bool estimate)
+    {
+        int n = layout.Parallel;
         using var store = ResultsStore.Open(outDir);
         using var cancel = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
-        AnsiConsole.MarkupLineInterpolated($"[bold]sweep {name}[/]: {plan.Runs.Count} runs ({SweepGrid.Describe(plan.Axes, plan.TunedKeys)}), {n} at a time -> {store.FilePath}");
+        AnsiConsole.MarkupLineInterpolated($"[bold]sweep {name}[/]: {plan.Runs.Count} runs ({SweepGrid.Describe(plan.Axes, plan.TunedKeys)}), {layout} -> {store.FilePath}");
         var clock = Stopwatch.StartNew();
         var outcome = TerminalProgress.Track(progress => SweepRunner.Run(plan, outDir, store, n,
             cfg => progress.For($"{cfg.Label} {cfg.RunId}"), line => AnsiConsole.WriteLine(line), cancel.Token,

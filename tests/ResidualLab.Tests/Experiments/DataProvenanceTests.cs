@@ -32,7 +32,7 @@ public class DataProvenanceTests
 
         File.AppendAllText(corpus, "one more line, and the text is another text.\n");
         File.WriteAllText(config, File.ReadAllText(config).Replace("\"train.seed\" = [1]", "\"train.seed\" = [1, 2]"));
-        var line = CliProcess.AssertOneLineError(CliProcess.Run(["sweep", config, "--out", results]));
+        var line = CliProcess.AssertOneLineError(CliProcess.Run(["sweep", config, "--out", results, "--parallel", "1"]));
 
         Assert.Contains($"data '{corpus}' changed under the same name", line);
         Assert.Contains($"run {firstRun} trained on sha256 {before}", line);
