@@ -2,7 +2,7 @@
 
 A twin times its training step after warm-up steps and prints one JSON line that ResidualLab's
 `reslab bench --compare-pytorch` reads: per-step milliseconds, their median, items per second,
-peak and resident memory, the parameter count.
+peak and resident memory (and on CUDA the peak memory torch allocated), the parameter count.
 """
 import json
 import time
@@ -37,7 +37,7 @@ def time_steps(step, steps, warmup):
     return sorted(times), rss_after_warmup
 
 
-def report(times, rss_after_warmup, items_per_step, unit, model):
+def report(times, rss_after_warmup, items_per_step, unit, model, device=torch.device("cpu")):
     """Prints the JSON line: median step (the mean of the middle two for an even count), items per second."""
     n = len(times)
     median = times[n // 2] if n % 2 else (times[n // 2 - 1] + times[n // 2]) / 2
@@ -50,5 +50,6 @@ def report(times, rss_after_warmup, items_per_step, unit, model):
         "peak_rss_bytes": status_bytes("VmHWM"),
         "rss_after_warmup_bytes": rss_after_warmup,
         "final_rss_bytes": status_bytes("VmRSS"),
+        "peak_cuda_allocated_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
         "parameters": sum(w.numel() for w in model.parameters()),
     }))

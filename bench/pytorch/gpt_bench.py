@@ -5,9 +5,14 @@ Same math as ResidualLab's pre-norm GPT (nanoGPT): token + position embeddings, 
 blocks of causal self-attention and a 4x GELU MLP, final LayerNorm, head tied to the token
 embedding; GPT-2 init (N(0, 0.02), projections into the stream N(0, 0.02 / sqrt(2 n_layer)));
 AdamW (weight decay 0.1 on matrices only, betas 0.9/0.99), gradient clipping at 1.0.
-Prints one JSON object: per-step milliseconds, tokens per second, peak and final RSS.
+--device cuda runs it on the GPU; --dtype bfloat16 runs the forward pass under bf16 autocast (fp32
+weights, bf16 matrix products, as nanoGPT trains; ResidualLab keeps bf16 weights with fp32 masters);
+--compile wraps the model in torch.compile (PyTorch >= 2.0).
+Prints one JSON object: per-step milliseconds, tokens per second, peak and final RSS, and on CUDA the
+peak memory torch allocated.
 """
 import argparse
+import contextlib
 import math
 
 import torch
@@ -96,29 +101,39 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--compile", action="store_true", help="train the torch.compile'd model (PyTorch >= 2.0)")
     a = p.parse_args()
+    if a.compile and not hasattr(torch, "compile"):
+        p.error(f"--compile needs PyTorch >= 2.0; this is {torch.__version__}")
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    model = GPT(a.vocab, a.n_layer, a.d_model, a.n_head, a.block_size)
+    device = torch.device(a.device)
+    model = GPT(a.vocab, a.n_layer, a.d_model, a.n_head, a.block_size).to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=1e-3, betas=(0.9, 0.99), eps=1e-8)
     g = torch.Generator().manual_seed(a.seed)
+    trained = torch.compile(model) if a.compile else model
+    precision = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if a.dtype == "bfloat16"
+                 else contextlib.nullcontext())
 
     def step():
-        x = torch.randint(a.vocab, (a.batch_size, a.block_size), generator=g)
-        y = torch.randint(a.vocab, (a.batch_size, a.block_size), generator=g)
-        loss = model(x, y)
+        x = torch.randint(a.vocab, (a.batch_size, a.block_size), generator=g).to(device)
+        y = torch.randint(a.vocab, (a.batch_size, a.block_size), generator=g).to(device)
+        with precision:
+            loss = trained(x, y)
         opt.zero_grad(set_to_none=False)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        loss.item()
+        loss.item()  # waits for the GPU's queued work
 
     times, rss_after_warmup = time_steps(step, a.steps, a.warmup)
-    report(times, rss_after_warmup, a.batch_size * a.block_size, "token", model)
+    report(times, rss_after_warmup, a.batch_size * a.block_size, "token", model, device)
 
 if __name__ == "__main__":
     main()
