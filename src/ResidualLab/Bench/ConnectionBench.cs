@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using ResidualLab.Config;
 using ResidualLab.Connections;
 using ResidualLab.Data;
@@ -101,27 +100,12 @@ internal static class ConnectionBench
 
     static long StepMemory(Trainer trainer, double lr)
     {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        MallocTrim(0);
+        ProcessMemory.Trim();
         long before = ProcessMemory.RssBytes();
-        ResetPeakRss();
+        ProcessMemory.ResetPeakRss();
         trainer.Step(lr);
         return Math.Max(0, ProcessMemory.PeakRssBytes() - before);
     }
-
-    /// <summary>Resets VmHWM to the current RSS (Linux: "5" to /proc/self/clear_refs).</summary>
-    static void ResetPeakRss()
-    {
-        try { File.WriteAllText("/proc/self/clear_refs", "5"); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new IOException($"cannot reset the peak resident memory (/proc/self/clear_refs): {e.Message}", e);
-        }
-    }
-
-    [DllImport("libc", EntryPoint = "malloc_trim")]
-    static extern int MallocTrim(nuint pad);
 
     static double Quantile(List<double> values, double q)
     {

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace ResidualLab.Training;
 
 /// <summary>The process's resident memory, from /proc (Linux).</summary>
@@ -8,6 +10,28 @@ internal static class ProcessMemory
 
     /// <summary>Current resident set size (VmRSS) in bytes.</summary>
     public static long RssBytes() => ReadStatus("VmRSS:");
+
+    /// <summary>Returns freed memory to the system (a full garbage collection, then glibc's malloc_trim), so that
+    /// the resident size counts what is alive.</summary>
+    public static void Trim()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        MallocTrim(0);
+    }
+
+    /// <summary>Resets VmHWM to the current RSS (Linux: "5" to /proc/self/clear_refs).</summary>
+    public static void ResetPeakRss()
+    {
+        try { File.WriteAllText("/proc/self/clear_refs", "5"); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot reset the peak resident memory (/proc/self/clear_refs): {e.Message}", e);
+        }
+    }
+
+    [DllImport("libc", EntryPoint = "malloc_trim")]
+    static extern int MallocTrim(nuint pad);
 
     static long ReadStatus(string field)
     {
