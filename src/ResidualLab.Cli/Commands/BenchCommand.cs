@@ -14,6 +14,7 @@ namespace ResidualLab.Cli.Commands;
 /// ResNet-20), never part of the tests. With --compare-pytorch the PyTorch twin runs in the same
 /// invocation, interleaved round by round, and the table gives the ratios. reslab bench connections
 /// [--steps N] [--schemes a,b:key=value]: every scheme's step time and memory relative to pre-norm.
+/// reslab bench suite (<see cref="BenchSuiteCommand"/>): every GPU measurement in one run, into files.
 /// </summary>
 internal static class BenchCommand
 {
@@ -52,10 +53,11 @@ internal static class BenchCommand
             DefaultValueFactory = _ => "auto",
         };
         onednn.AcceptOnlyFromAmong("on", "off", "auto");
-        var command = new Command("bench", "Benchmark fixed workloads (ms/step, tokens or images/s, model FLOP utilisation, memory); 'bench connections' compares the schemes.");
+        var command = new Command("bench", "Benchmark fixed workloads (ms/step, tokens or images/s, model FLOP utilisation, memory); 'bench connections' compares the schemes; 'bench suite' runs every GPU measurement into files.");
         command.Arguments.Add(workload);
         command.Subcommands.Add(Connections());
         command.Subcommands.Add(Study());
+        command.Subcommands.Add(BenchSuiteCommand.Build());
         foreach (var o in new Option[] { steps, warmup, rounds, threads, device, compare, dtype, onednn }) command.Options.Add(o);
         command.SetAction(parsed =>
         {

@@ -82,16 +82,16 @@ internal static class StepTimer
     }
 }
 
-/// <summary>The machine's practical fp32 matrix-multiply peak, measured now (best of several n x n sgemms).</summary>
+/// <summary>The machine's practical matrix-multiply peak in a dtype (fp32 unless told), measured now (best of several n x n products).</summary>
 internal static class MatmulPeak
 {
-    public static double MeasureFlops(string device = "cpu", int n = 1536, int repeats = 10)
+    public static double MeasureFlops(string device = "cpu", int n = 1536, int repeats = 10, ScalarType dtype = ScalarType.Float32)
     {
         var dev = TorchRuntime.ResolveDevice(device);
         using var scope = NewDisposeScope();
-        var a = randn(n, n, device: dev);
-        var b = randn(n, n, device: dev);
-        var c = empty(n, n, device: dev);
+        var a = randn(n, n, dtype: dtype, device: dev);
+        var b = randn(n, n, dtype: dtype, device: dev);
+        var c = empty(n, n, dtype: dtype, device: dev);
         // Into one preallocated result (beta 0: c's contents are ignored), so no page faults of a fresh
         // output are timed; CPU operations are synchronous, CUDA ones are waited for.
         for (int i = 0; i < 2; i++) c.addmm_(a, b, beta: 0);

@@ -67,11 +67,16 @@ internal static class GptBench
         var trainer = new Trainer(task, config);
         var times = StepTimer.Time(() => trainer.Step(1e-4), steps, warmup, dev);
         long parameters = task.Model.ParameterCount();
-        long nonEmbedding = parameters - (long)workload.BlockSize * workload.DModel;
-        double flopsPerToken = 6.0 * nonEmbedding + 12.0 * workload.NLayer * workload.BlockSize * workload.DModel;
-        var result = BenchResult.FromSteps(workload.Name, times, workload.ItemsPerStep, flopsPerToken, peakFlops, parameters);
+        var result = BenchResult.FromSteps(workload.Name, times, workload.ItemsPerStep, FlopsPerToken(workload, parameters), peakFlops, parameters);
         task.Dispose();
         return result;
+    }
+
+    /// <summary>Model FLOPs per token of a GPT of this shape with <paramref name="parameters"/> parameters: 6 N + 12 L T d.</summary>
+    public static double FlopsPerToken(GptWorkload workload, long parameters)
+    {
+        long nonEmbedding = parameters - (long)workload.BlockSize * workload.DModel;
+        return 6.0 * nonEmbedding + 12.0 * workload.NLayer * workload.BlockSize * workload.DModel;
     }
 
     /// <summary>Random text over <see cref="GptWorkload.Vocabulary"/> characters, long enough for any context.</summary>
