@@ -79,7 +79,7 @@ internal static class SuiteFiles
         md.AppendLine($"Model: {w.Name}, {w.NLayer} layers, d {w.DModel}, {w.NHead} heads, context {w.BlockSize}, batch {w.BatchSize}, " +
                       $"vocabulary {GptWorkload.Vocabulary}; device {s.Device}, torch threads {report.Environment.Threads}; " +
                       $"{s.Steps} timed steps after {s.Warmup} warm-up, {s.Rounds} interleaved rounds; " +
-                      $"measured matmul peak {string.Join(", ", report.PeakFlops.Select(p => $"{p.Key} {F(p.Value / 1e9, "0.0")} GFLOP/s"))}.")
+                      $"matmul peak (the highest measured, before and after each round) {string.Join(", ", report.PeakFlops.Select(p => $"{p.Key} {F(p.Value / 1e9, "0.0")} GFLOP/s"))}.")
             .AppendLine();
         md.AppendLine("| measurement | implementation | connection | dtype | ms/step | spread over rounds | tokens/s | MFU | peak memory | x baseline | status |");
         md.AppendLine("|---|---|---|---|---:|---:|---:|---:|---:|---:|---|");
@@ -95,7 +95,7 @@ internal static class SuiteFiles
         md.AppendLine();
         md.AppendLine("ms/step: the median over rounds of each round's median step; spread: the lowest and highest round. " +
                       "MFU: model FLOPs (6N + 12 L T d per token, N the parameters without the position embedding) per second " +
-                      "over the measured matrix-multiply peak of the row's dtype. x baseline: this row's ms/step over the baseline's. " +
+                      "over the matrix-multiply peak of the row's dtype. x baseline: this row's ms/step over the baseline's. " +
                       "Peak memory: " + string.Join("; ", report.Rows.GroupBy(r => r.Measurement.IsPyTorch ? "PyTorch" : "ResidualLab")
                           .Select(g => $"{g.Key}, {g.First().PeakMemoryKind}")) + ".");
         return md.ToString();
