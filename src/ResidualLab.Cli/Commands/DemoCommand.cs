@@ -66,7 +66,7 @@ internal static class DemoCommand
             AnsiConsole.MarkupLineInterpolated(
                 $"published (1 layer): 1.70 with, 2.47 without. {grid.Count} runs in {clock.Elapsed.TotalSeconds:0} s, peak RSS {ProcessMemory.PeakRssBytes() / 1048576.0:0} MiB; table in {Path.Combine(outDir, "summary.csv")}");
             AnsiConsole.MarkupLineInterpolated(
-                $"This answer is for one learning rate ({first.Train.Lr}), one init ({Layers.Init.Name(first.Model.Init)}) and one budget ({first.Train.MaxIters} steps); for the answer across inits, learning rates and budgets: reslab study necessity --parallel 2");
+                $"This answer is for one learning rate ({first.Train.Lr}), one init ({Layers.Init.Name(first.Model.Init)}) and one budget ({first.Train.MaxIters} steps); for the answer across inits, learning rates and budgets: reslab study necessity");
             return diverged.Count == 0 ? 0 : 1;
         });
         return command;
