@@ -25,6 +25,14 @@ internal static class RunExecutor
         ? new ImageClassificationTask(config, data.Images(vision.Images), device)
         : new LanguageModelTask(config, data.Corpus(config.Data, config.Model.BlockSize), device);
 
+    /// <summary>Sets libtorch up for the run (intra-op threads, oneDNN) and returns its device.</summary>
+    public static torch.Device PrepareRuntime(RunConfig config)
+    {
+        TorchRuntime.SetThreads(config.Threads);
+        OneDnn.Enabled = config.OneDnn;
+        return TorchRuntime.ResolveDevice(config.Device);
+    }
+
     /// <param name="data">Data already loaded in this process (a sweep's runs share it); loaded on demand otherwise.</param>
     /// <param name="resume">Continue from the run folder's checkpoint if there is one.</param>
     /// <param name="finished">Called with the task once training has ended, before it is disposed (a family's own results).</param>
@@ -32,9 +40,7 @@ internal static class RunExecutor
         DataCache? data = null, CancellationToken cancel = default, ResultsStore? store = null, bool resume = false,
         Action<ITrainingTask, TrainResult>? finished = null)
     {
-        TorchRuntime.SetThreads(config.Threads);
-        OneDnn.Enabled = config.OneDnn;
-        var device = TorchRuntime.ResolveDevice(config.Device);
+        var device = PrepareRuntime(config);
         string checkpoint = Path.Combine(runDir, CheckpointFile);
         int? resumeStep = resume ? TrainingCheckpoint.PeekStep(checkpoint, config.RunId) : null;
         store?.BeginRun(config, RunEnvironment.Capture(device.ToString()), resumeStep ?? 0);

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using ResidualLab.Config;
 using ResidualLab.Data;
-using ResidualLab.Native;
 using ResidualLab.Training;
 
 namespace ResidualLab.Experiments;
@@ -64,9 +63,7 @@ internal static class SweepEstimate
 
     static ShapeTiming Time(RunConfig run, DataCache data, int timedSteps)
     {
-        TorchRuntime.SetThreads(run.Threads);
-        OneDnn.Enabled = run.OneDnn;
-        var device = TorchRuntime.ResolveDevice(run.Device);
+        var device = RunExecutor.PrepareRuntime(run);
         using var task = RunExecutor.CreateTask(run, data, device);
         var trainer = new Trainer(task, run);
         task.Model.train();
