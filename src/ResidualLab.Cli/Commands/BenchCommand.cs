@@ -108,7 +108,7 @@ internal static class BenchCommand
         var theirs = new List<PeerBenchResult>();
         for (int round = 0; round < rounds; round++)
         {
-            ours.Add(load.Run(steps, warmup, device, threads, peaks[0]));
+            ours.Add(load.Run(steps, warmup, device, threads));
             peaks.Add(MatmulPeak.MeasureFlops(device));
             Console.WriteLine($"round {round + 1}: ResidualLab {ours[^1].MedianStepMs:0.0} ms/step; matmul peak after it {peaks[^1] / 1e9:0.0} GFLOP/s");
             if (layout is null) continue;
@@ -121,10 +121,9 @@ internal static class BenchCommand
 
         double peak = peaks.Max();
         var best = ours.MinBy(o => o.MedianStepMs)!;
-        double utilisation = best.FlopsPerItem * best.ItemsPerSecond / peak;
         long peakRss = ours.Max(o => o.PeakRssBytes);
         var table = new Table().AddColumns("", "ms/step", $"{load.Unit}s/s", "MFU", "peak RSS", "RSS drift");
-        table.AddRow("ResidualLab", F(best.MedianStepMs), F(best.ItemsPerSecond, "0"), $"{utilisation:P1}",
+        table.AddRow("ResidualLab", F(best.MedianStepMs), F(best.ItemsPerSecond, "0"), $"{best.Utilisation(peak):P1}",
             Mib(peakRss), Mib(best.RssDriftBytes));
         if (theirs.Count > 0)
         {

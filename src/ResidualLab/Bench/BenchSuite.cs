@@ -134,7 +134,7 @@ internal static class BenchSuite
                 if (status[i] != SuiteRow.Ok) continue;
                 try
                 {
-                    rounds[i].Add(RunOnce(plan[i], settings, cuda, peaks[plan[i].Workload.DType]));
+                    rounds[i].Add(RunOnce(plan[i], settings, cuda));
                     log($"round {round}/{settings.Rounds}: {plan[i].Name} {rounds[i][^1].MedianStepMs:0.00} ms/step");
                 }
                 catch (Exception e)
@@ -183,13 +183,13 @@ internal static class BenchSuite
 
     /// <summary>Trains the measurement's model for warm-up and timed steps once. What earlier runs left is freed first
     /// (their tensors, on the GPU too), and on the CPU the peak RSS is this run's alone.</summary>
-    static SuiteRound RunOnce(SuiteMeasurement m, SuiteSettings s, bool cuda, double peakFlops)
+    static SuiteRound RunOnce(SuiteMeasurement m, SuiteSettings s, bool cuda)
     {
         if (!m.IsPyTorch)
         {
             ProcessMemory.Trim();
             if (!cuda) ProcessMemory.ResetPeakRss();
-            var ours = GptBench.Run(m.Workload, s.Steps, s.Warmup, s.Device, s.Threads, peakFlops,
+            var ours = GptBench.Run(m.Workload, s.Steps, s.Warmup, s.Device, s.Threads,
                 m.ConnectionOptions.Select(o => $"connection.{o}"));
             return new SuiteRound(ours.MedianStepMs, ours.Parameters, cuda ? null : ours.PeakRssBytes);
         }

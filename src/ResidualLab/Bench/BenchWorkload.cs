@@ -32,7 +32,7 @@ internal interface IBenchWorkload
     IReadOnlyList<string> PeerArguments(int steps, int warmup, int threads);
 
     /// <summary>Builds the model and its trainer, times <paramref name="steps"/> training steps after <paramref name="warmup"/>, frees both.</summary>
-    BenchResult Run(int steps, int warmup, string device, int threads, double peakFlops);
+    BenchResult Run(int steps, int warmup, string device, int threads);
 }
 
 /// <summary>Measured speed and memory of one workload; items are the workload's unit (tokens, images).</summary>
@@ -41,7 +41,6 @@ internal sealed record BenchResult(
     double MedianStepMs,
     double ItemsPerSecond,
     double FlopsPerItem,
-    double ModelFlopUtilisation,
     long Parameters,
     long PeakRssBytes,
     long RssAfterWarmupBytes,
@@ -49,12 +48,15 @@ internal sealed record BenchResult(
 {
     public long RssDriftBytes => FinalRssBytes - RssAfterWarmupBytes;
 
-    /// <summary>The result of timed steps: median step time, throughput, utilisation of <paramref name="peakFlops"/>, memory now.</summary>
-    public static BenchResult FromSteps(string name, StepTimes times, int itemsPerStep, double flopsPerItem, double peakFlops, long parameters)
+    /// <summary>Model FLOP utilisation: the model FLOPs per second over a measured matrix-multiply peak.</summary>
+    public double Utilisation(double peakFlops) => FlopsPerItem * ItemsPerSecond / peakFlops;
+
+    /// <summary>The result of timed steps: median step time, throughput, memory now.</summary>
+    public static BenchResult FromSteps(string name, StepTimes times, int itemsPerStep, double flopsPerItem, long parameters)
     {
         double median = Statistics.Median(times.StepMs);
         double itemsPerSecond = itemsPerStep / (median / 1000);
-        return new BenchResult(name, median, itemsPerSecond, flopsPerItem, flopsPerItem * itemsPerSecond / peakFlops, parameters,
+        return new BenchResult(name, median, itemsPerSecond, flopsPerItem, parameters,
             ProcessMemory.PeakRssBytes(), times.RssAfterWarmupBytes, ProcessMemory.RssBytes());
     }
 }

@@ -33,8 +33,8 @@ internal sealed record GptWorkload(string Name, int NLayer, int DModel, int NHea
         "--batch-size", $"{BatchSize}", "--vocab", $"{Vocabulary}", "--steps", $"{steps}", "--warmup", $"{warmup}", "--threads", $"{threads}",
     ];
 
-    public BenchResult Run(int steps, int warmup, string device, int threads, double peakFlops) =>
-        GptBench.Run(this, steps, warmup, device, threads, peakFlops);
+    public BenchResult Run(int steps, int warmup, string device, int threads) =>
+        GptBench.Run(this, steps, warmup, device, threads);
 
     public RunConfig Config(string device, int threads, IEnumerable<string>? extra = null)
     {
@@ -57,7 +57,7 @@ internal sealed record GptWorkload(string Name, int NLayer, int DModel, int NHea
 /// </summary>
 internal static class GptBench
 {
-    public static BenchResult Run(GptWorkload workload, int steps, int warmup, string device, int threads, double peakFlops,
+    public static BenchResult Run(GptWorkload workload, int steps, int warmup, string device, int threads,
         IEnumerable<string>? extraConfig = null)
     {
         var config = workload.Config(device, threads, extraConfig);
@@ -67,7 +67,7 @@ internal static class GptBench
         var trainer = new Trainer(task, config);
         var times = StepTimer.Time(() => trainer.Step(1e-4), steps, warmup, dev);
         long parameters = task.Model.ParameterCount();
-        var result = BenchResult.FromSteps(workload.Name, times, workload.ItemsPerStep, FlopsPerToken(workload, parameters), peakFlops, parameters);
+        var result = BenchResult.FromSteps(workload.Name, times, workload.ItemsPerStep, FlopsPerToken(workload, parameters), parameters);
         task.Dispose();
         return result;
     }

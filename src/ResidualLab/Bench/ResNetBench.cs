@@ -1,6 +1,6 @@
 using ResidualLab.Config;
 using ResidualLab.Data;
-using ResidualLab.Native;
+using ResidualLab.Experiments;
 using ResidualLab.Training;
 using static TorchSharp.torch;
 using ResidualLab.Training.Tasks;
@@ -42,8 +42,8 @@ internal sealed record ResNetWorkload(
     /// <summary>Synthetic training images the batches are drawn from: eight batches' worth.</summary>
     public int SyntheticImageCount => 8 * BatchSize;
 
-    public BenchResult Run(int steps, int warmup, string device, int threads, double peakFlops) =>
-        ResNetBench.Run(this, steps, warmup, device, threads, peakFlops);
+    public BenchResult Run(int steps, int warmup, string device, int threads) =>
+        ResNetBench.Run(this, steps, warmup, device, threads);
 
     public RunConfig Config(string device, int threads)
     {
@@ -70,18 +70,16 @@ internal static class ResNetBench
 {
     const ulong ImageSeed = 12345;
 
-    public static BenchResult Run(ResNetWorkload workload, int steps, int warmup, string device, int threads, double peakFlops)
+    public static BenchResult Run(ResNetWorkload workload, int steps, int warmup, string device, int threads)
     {
         var config = workload.Config(device, threads);
-        TorchRuntime.SetThreads(config.Threads);
-        OneDnn.Enabled = config.OneDnn;
-        var dev = TorchRuntime.ResolveDevice(config.Device);
+        var dev = RunExecutor.PrepareRuntime(config);
         var images = SyntheticImages(workload);
         using var task = new ImageClassificationTask(config, images, dev);
         var trainer = new Trainer(task, config);
         double flopsPerImage = 3 * 2.0 * ModelFlops.ForwardMultiplyAdds(task.Model, workload.Channels, workload.ImageSize, workload.ImageSize);
         var times = StepTimer.Time(() => trainer.Step(ResNetWorkload.LearningRate), steps, warmup, dev);
-        var result = BenchResult.FromSteps(workload.Name, times, workload.ItemsPerStep, flopsPerImage, peakFlops, task.Model.ParameterCount());
+        var result = BenchResult.FromSteps(workload.Name, times, workload.ItemsPerStep, flopsPerImage, task.Model.ParameterCount());
         images.Train.Pixels.Dispose();
         images.Train.Labels.Dispose();
         return result;

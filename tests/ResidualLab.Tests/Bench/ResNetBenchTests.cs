@@ -73,13 +73,13 @@ public class ResNetBenchTests
         var tiny = ResNetWorkload.ResNet20 with { Width = 2, BatchSize = 16 };
         const double peak = 1e11;
 
-        var r = ResNetBench.Run(tiny, steps: 3, warmup: 1, "cpu", get_num_threads(), peak);
+        var r = ResNetBench.Run(tiny, steps: 3, warmup: 1, "cpu", get_num_threads());
 
         Assert.Equal(3 * 2.0 * ResNet20MultiplyAdds(28, 1, w: 2), r.FlopsPerItem);
-        foreach (double x in new[] { r.MedianStepMs, r.ItemsPerSecond, r.ModelFlopUtilisation })
+        foreach (double x in new[] { r.MedianStepMs, r.ItemsPerSecond, r.Utilisation(peak) })
             Assert.True(double.IsFinite(x) && x > 0, $"{x}");
         Assert.Equal(16 / (r.MedianStepMs / 1000), r.ItemsPerSecond, 9);
-        Assert.Equal(r.FlopsPerItem * r.ItemsPerSecond / peak, r.ModelFlopUtilisation, 9);
+        Assert.Equal(r.FlopsPerItem * r.ItemsPerSecond / peak, r.Utilisation(peak), 9);
         Assert.True(r.Parameters > 0 && r.PeakRssBytes > 0 && r.RssAfterWarmupBytes > 0 && r.FinalRssBytes > 0);
     }
 
