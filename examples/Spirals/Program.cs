@@ -15,7 +15,7 @@ manual_seed(1);
 const int width = 32;
 ConnectionScheme scheme;
 try { scheme = ConnectionCatalog.Create(schemeName, options); }
-catch (ConfigException ex)
+catch (ArgumentException ex)
 {
     Console.Error.WriteLine($"Spirals: error: {ex.Message}");
     return 2;

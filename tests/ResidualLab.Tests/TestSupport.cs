@@ -11,7 +11,7 @@ static class TestSupport
     [ModuleInitializer]
     internal static void LoadTorch()
     {
-        TorchRuntime.EnsureLoaded();
+        LabRuntime.EnsureLoaded();
         TorchSharp.torch.set_num_threads(1); // tests run in parallel; keep each one on one core
     }
 

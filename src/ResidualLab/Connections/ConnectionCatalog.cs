@@ -181,10 +181,10 @@ public static class ConnectionCatalog
     /// The scheme <paramref name="name"/> with <paramref name="options"/> (key to bool, long, double or
     /// string; omitted keys take their defaults), e.g. <c>Create("mhc", new Dictionary&lt;string, object&gt; { ["n"] = 4L })</c>.
     /// </summary>
-    /// <exception cref="ConfigException">An unknown name, an option the scheme does not take, or a value of the wrong type or out of range; the message says which.</exception>
+    /// <exception cref="ArgumentException">An unknown name, an option the scheme does not take, or a value of the wrong type or out of range; the message says which.</exception>
     public static ConnectionScheme Create(string name, IReadOnlyDictionary<string, object>? options = null)
     {
-        var definition = Find(name) ?? throw new ConfigException(
+        var definition = Find(name) ?? throw new ArgumentException(
             $"unknown connection '{name}'{Suggest.DidYouMean(name, Names.Concat(All.SelectMany(e => e.Aliases ?? [])))}; 'reslab list connections' shows them all");
         var reader = new SchemeOptions(definition, options ?? new Dictionary<string, object>());
         var scheme = definition.Create(reader);
@@ -209,15 +209,15 @@ public sealed class SchemeOptions(SchemeDefinition definition, IReadOnlyDictiona
     }
 
     /// <summary>The option <paramref name="key"/> as a bool.</summary>
-    /// <exception cref="ConfigException">The value is not a bool.</exception>
+    /// <exception cref="ArgumentException">The value is not a bool.</exception>
     public bool Bool(string key) => Get(key) switch
     {
         bool b => b,
-        var v => throw new ConfigException($"connection.{key} must be true or false, got '{v}'"),
+        var v => throw new ArgumentException($"connection.{key} must be true or false, got '{v}'"),
     };
 
     /// <summary>The option <paramref name="key"/> as an integer in [<paramref name="min"/>, <paramref name="max"/>].</summary>
-    /// <exception cref="ConfigException">The value is not an integer or out of range.</exception>
+    /// <exception cref="ArgumentException">The value is not an integer or out of range.</exception>
     public long Int(string key, long min = long.MinValue, long max = long.MaxValue)
     {
         long value = Get(key) switch
@@ -225,15 +225,15 @@ public sealed class SchemeOptions(SchemeDefinition definition, IReadOnlyDictiona
             long l => l,
             int i => i,
             double d when d == Math.Floor(d) => (long)d,
-            var v => throw new ConfigException($"connection.{key} must be an integer, got '{v}'"),
+            var v => throw new ArgumentException($"connection.{key} must be an integer, got '{v}'"),
         };
         if (value < min || value > max)
-            throw new ConfigException($"connection.{key} must be in [{min}, {max}], got {value}");
+            throw new ArgumentException($"connection.{key} must be in [{min}, {max}], got {value}");
         return value;
     }
 
     /// <summary>The option <paramref name="key"/> as a number in [<paramref name="min"/>, <paramref name="max"/>].</summary>
-    /// <exception cref="ConfigException">The value is not a number or out of range.</exception>
+    /// <exception cref="ArgumentException">The value is not a number or out of range.</exception>
     public double Double(string key, double min = double.NegativeInfinity, double max = double.PositiveInfinity)
     {
         double value = Get(key) switch
@@ -241,20 +241,20 @@ public sealed class SchemeOptions(SchemeDefinition definition, IReadOnlyDictiona
             double d => d,
             long l => l,
             int i => i,
-            var v => throw new ConfigException($"connection.{key} must be a number, got '{v}'"),
+            var v => throw new ArgumentException($"connection.{key} must be a number, got '{v}'"),
         };
         if (!(value >= min && value <= max))
-            throw new ConfigException($"connection.{key} must be in [{min}, {max}], got {value}");
+            throw new ArgumentException($"connection.{key} must be in [{min}, {max}], got {value}");
         return value;
     }
 
     /// <summary>The option <paramref name="key"/> as a string, one of <paramref name="allowed"/> when any are given.</summary>
-    /// <exception cref="ConfigException">The value is not a string or not allowed.</exception>
+    /// <exception cref="ArgumentException">The value is not a string or not allowed.</exception>
     public string String(string key, params string[] allowed)
     {
-        string value = Get(key) as string ?? throw new ConfigException($"connection.{key} must be a string");
+        string value = Get(key) as string ?? throw new ArgumentException($"connection.{key} must be a string");
         if (allowed.Length > 0 && !allowed.Contains(value))
-            throw new ConfigException($"connection.{key} must be one of {string.Join(", ", allowed)}, got '{value}'");
+            throw new ArgumentException($"connection.{key} must be one of {string.Join(", ", allowed)}, got '{value}'");
         return value;
     }
 
@@ -265,7 +265,7 @@ public sealed class SchemeOptions(SchemeDefinition definition, IReadOnlyDictiona
             if (_used.Contains(key)) continue;
             var valid = definition.Options.Select(o => o.Key).ToList();
             string takes = valid.Count == 0 ? "it takes no options" : $"it takes: {string.Join(", ", valid)}";
-            throw new ConfigException($"option connection.{key} does not apply to '{definition.Name}'{Suggest.DidYouMean(key, valid)}; {takes}");
+            throw new ArgumentException($"option connection.{key} does not apply to '{definition.Name}'{Suggest.DidYouMean(key, valid)}; {takes}");
         }
     }
 }

@@ -56,7 +56,7 @@ internal sealed class FracConnections : Connection
     public FracConnections(ConnectionSite site, int fracs, bool dynamic) : base(nameof(FracConnections))
     {
         if (site.Width % fracs != 0)
-            throw new ConfigException($"connection.fracs = {fracs} must divide the width {site.Width}; choose a divisor of it");
+            throw new ArgumentException($"connection.fracs = {fracs} must divide the width {site.Width}; choose a divisor of it");
         m = fracs;
         norm = site.MakeNorm();
         read = nn.Parameter(eye(m));

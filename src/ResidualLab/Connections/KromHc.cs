@@ -41,7 +41,7 @@ internal sealed record KromHcScheme(int N = KromHcScheme.DefaultN, double ResGap
     /// <summary>log2(n) for a power of two; otherwise an error naming the option.</summary>
     public static int Factors(int n) =>
         n >= 1 && (n & (n - 1)) == 0 ? System.Numerics.BitOperations.Log2((uint)n)
-            : throw new ConfigException($"connection.n must be a power of two for kromhc, got {n}");
+            : throw new ArgumentException($"connection.n must be a power of two for kromhc, got {n}");
 }
 
 internal sealed class KromHc : ConvexStreamMixing

@@ -71,7 +71,6 @@ public static class TorchRuntime
                 catch (Exception ex) { reason = ex.Message; }
                 throw new NativeLoadException($"libtorch could not be loaded: {reason}");
             }
-            MallocSettings.Apply();
             try { torch.InitializeDeviceType(DeviceType.CPU); }
             catch (Exception ex) { throw new NativeLoadException($"libtorch could not be initialised: {ex.Message}"); }
             _loaded = true;

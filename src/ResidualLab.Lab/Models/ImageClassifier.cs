@@ -29,7 +29,7 @@ internal abstract class ImageClassifier(string name) : nn.Module<Tensor, Tensor>
 
     static string Loaded(string name)
     {
-        Native.TorchRuntime.EnsureLoaded();
+        Native.LabRuntime.EnsureLoaded();
         return name;
     }
 }

@@ -74,7 +74,7 @@ internal sealed class Gpt : nn.Module<Tensor, Tensor>
 
     static string Loaded(string name)
     {
-        Native.TorchRuntime.EnsureLoaded();
+        Native.LabRuntime.EnsureLoaded();
         return name;
     }
 

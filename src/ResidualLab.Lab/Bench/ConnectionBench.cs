@@ -25,7 +25,8 @@ internal sealed record BenchScheme(string Label, ConnectionScheme Scheme)
             probe.Set($"connection.{part[..eq]}", part[(eq + 1)..], $"scheme '{text}'");
             options[part[..eq]] = probe.SchemeOptions[part[..eq]];
         }
-        return new BenchScheme(text.Trim(), ConnectionCatalog.Create(parts[0], options));
+        try { return new BenchScheme(text.Trim(), ConnectionCatalog.Create(parts[0], options)); }
+        catch (ArgumentException ex) { throw new ConfigException($"scheme '{text}': {ex.Message}"); }
     }
 
     /// <summary>Every scheme of the catalog with its defaults, plus the variants its options select.</summary>

@@ -1,8 +1,5 @@
 namespace ResidualLab;
 
-/// <summary>A user's configuration or input is wrong; the message says what, where and how to fix it.</summary>
-public class ConfigException(string message) : Exception(message);
-
 /// <summary>"Did you mean" suggestions by edit distance.</summary>
 internal static class Suggest
 {

@@ -107,7 +107,7 @@ internal sealed record RunConfig(
 
         ConnectionScheme connection;
         try { connection = ConnectionCatalog.Create(v.String("connection.name"), v.SchemeOptions); }
-        catch (ConfigException ex) { throw new ConfigException($"{v.OriginOf("connection.name")}: {ex.Message}"); }
+        catch (ArgumentException ex) { throw new ConfigException($"{v.OriginOf("connection.name")}: {ex.Message}"); }
 
         var data = new DataSettings(v.String("data.corpus"), v.String("data.path"), Float("data.val_fraction", 0, 1, true), v.String("data.tokenizer"),
             Float("data.test_fraction", 0, 1));
@@ -176,7 +176,7 @@ internal sealed record RunConfig(
         if (modelName != "gpt")
             throw new ConfigException($"{v.OriginOf("model.match_params")}: model.match_params is for the GPT; '{modelName}' sets its width with model.width");
         try { return ConnectionCatalog.Create(name); }
-        catch (ConfigException ex) { throw new ConfigException($"{v.OriginOf("model.match_params")}: {ex.Message}"); }
+        catch (ArgumentException ex) { throw new ConfigException($"{v.OriginOf("model.match_params")}: {ex.Message}"); }
     }
 
     /// <summary>

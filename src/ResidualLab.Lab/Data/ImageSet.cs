@@ -27,7 +27,7 @@ internal sealed record ImageSet(string Name, ImageSplit Train, ImageSplit Test, 
     /// <summary>Builds a set from IDX arrays (images [n, h, w], labels [n]); checks that they agree.</summary>
     public static ImageSet FromIdx(string name, IdxArray trainImages, IdxArray trainLabels, IdxArray testImages, IdxArray testLabels)
     {
-        Native.TorchRuntime.EnsureLoaded();
+        Native.LabRuntime.EnsureLoaded();
         return FromSplits(name, Split(name, "train", trainImages, trainLabels), Split(name, "test", testImages, testLabels));
     }
 

@@ -27,7 +27,7 @@ public static unsafe class OneDnn
     static void Bind()
     {
         if (_set != null) return;
-        TorchRuntime.EnsureLoaded();
+        LabRuntime.EnsureLoaded();
         if (!NativeLibrary.TryLoad(Library, typeof(OneDnn).Assembly, null, out var handle))
             throw new NativeLoadException($"{Library} could not be loaded to switch oneDNN; leave train.onednn at its default");
         IntPtr Export(string name) => NativeLibrary.TryGetExport(handle, name, out var address) ? address
