@@ -88,7 +88,7 @@ internal static class Cli
         var (code, message) = Unwrap(ex) switch
         {
             ConfigException c => (UsageError, c.Message),
-            ArgumentException a => (UsageError, a.Message),
+            ArgumentException a => (UsageError, ConfigException.MessageOf(a)),
             NativeLoadException n => (NativeError, n.Message),
             TypeInitializationException t => (NativeError, $"libtorch could not be initialised: {t.InnerException?.Message ?? t.Message}"),
             DllNotFoundException d => (NativeError, $"libtorch could not be loaded: {d.Message}"),

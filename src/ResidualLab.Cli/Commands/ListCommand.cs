@@ -21,11 +21,11 @@ internal static class ListCommand
                     Console.WriteLine(Path.GetFileNameWithoutExtension(file));
                 return 0;
             }
-            var table = new Table().AddColumns("name", "what it does", "options (default)", "models", "on the ResNet");
+            var table = new Table().AddColumns("name", "what it does", "options (default)", "models");
             foreach (var e in ConnectionCatalog.All)
                 table.AddRow(Markup.Escape(e.Aliases is { Count: > 0 } aliases ? $"{e.Name}\n(alias: {string.Join(", ", aliases)})" : e.Name), Markup.Escape(e.Description),
                     Markup.Escape(string.Join("\n", e.Options.Select(o => $"{o.Key} ({Show(o.Default)}): {o.Description}"))),
-                    Markup.Escape(Models(ConnectionCatalog.Create(e.Name).Needs)), Markup.Escape(e.OnResNet));
+                    Markup.Escape(Models(ConnectionCatalog.Create(e.Name).Needs)));
             AnsiConsole.Write(table);
             return 0;
         });

@@ -26,7 +26,7 @@ internal sealed record BenchScheme(string Label, ConnectionScheme Scheme)
             options[part[..eq]] = probe.SchemeOptions[part[..eq]];
         }
         try { return new BenchScheme(text.Trim(), ConnectionCatalog.Create(parts[0], options)); }
-        catch (ArgumentException ex) { throw new ConfigException($"scheme '{text}': {ex.Message}"); }
+        catch (ArgumentException ex) { throw ConfigException.At($"scheme '{text}'", ex); }
     }
 
     /// <summary>Every scheme of the catalog with its defaults, plus the variants its options select.</summary>

@@ -107,7 +107,7 @@ internal sealed record RunConfig(
 
         ConnectionScheme connection;
         try { connection = ConnectionCatalog.Create(v.String("connection.name"), v.SchemeOptions); }
-        catch (ArgumentException ex) { throw new ConfigException($"{v.OriginOf("connection.name")}: {ex.Message}"); }
+        catch (ArgumentException ex) { throw ConfigException.At(SchemeOrigin(v, ex), ex); }
 
         var data = new DataSettings(v.String("data.corpus"), v.String("data.path"), Float("data.val_fraction", 0, 1, true), v.String("data.tokenizer"),
             Float("data.test_fraction", 0, 1));
@@ -169,6 +169,10 @@ internal sealed record RunConfig(
             Int("train.checkpoint_interval", 0), v.Canonical(), v.Full()) { Vision = vision, OneDnn = OneDnnOf(v, modelName), MatchParams = MatchParamsOf(v, modelName) };
     }
 
+    /// <summary>Where the option a scheme complained of was set: connection.KEY when the config gave it, else connection.name.</summary>
+    static string SchemeOrigin(ConfigValues v, ArgumentException ex) =>
+        ex.ParamName is { } key && v.SchemeOptions.ContainsKey(key) ? v.OriginOf($"connection.{key}") : v.OriginOf("connection.name");
+
     static ConnectionScheme? MatchParamsOf(ConfigValues v, string modelName)
     {
         string name = v.String("model.match_params");
@@ -176,7 +180,7 @@ internal sealed record RunConfig(
         if (modelName != "gpt")
             throw new ConfigException($"{v.OriginOf("model.match_params")}: model.match_params is for the GPT; '{modelName}' sets its width with model.width");
         try { return ConnectionCatalog.Create(name); }
-        catch (ArgumentException ex) { throw new ConfigException($"{v.OriginOf("model.match_params")}: {ex.Message}"); }
+        catch (ArgumentException ex) { throw ConfigException.At(v.OriginOf("model.match_params"), ex); }
     }
 
     /// <summary>

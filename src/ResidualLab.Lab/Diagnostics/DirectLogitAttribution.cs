@@ -81,7 +81,7 @@ internal static class DirectLogitAttribution
         List<Tensor> outputs, Tensor start, int alone)
     {
         var ctx = new LayerContext(branches.Count);
-        ctx.History.Add(start);
+        ctx.Record(start);
         var stream = start;
         for (int k = 0; k < branches.Count; k++)
         {
@@ -89,7 +89,7 @@ internal static class DirectLogitAttribution
             var output = k == alone ? outputs[k] : zeros_like(outputs[k]);
             stream = conn.Combine(output, branch with { Stream = stream }, ctx);
             ctx.Advance();
-            ctx.History.Add(stream);
+            ctx.Record(stream);
         }
         return scheme.Reduce(stream);
     }

@@ -115,12 +115,15 @@ internal sealed class CifarResNet : ImageClassifier
         public override Tensor forward(Tensor h)
         {
             if (down is not null) h = down.call(h);
-            return StreamStack.Run(_connection, blocks, blocks.Count, h, meanOfStreams: true, hooks: _hooks(), prefix: _hookPrefix);
+            var pass = new ResidualPass(_connection, h, blocks.Count, hooks: _hooks(), hookPrefix: _hookPrefix);
+            foreach (var block in blocks) pass.Step(block.Connection, b => block.Branch.call(b.Input), then: x => F.relu(x));
+            return pass.Finish(meanOfStreams: true);
         }
     }
 
-    /// <summary>An identity-shaped basic block: h = relu(h + F(h)) for the residual scheme, relu(F(h)) for none.</summary>
-    sealed class ResidualBlock : nn.Module<Tensor, LayerContext, Tensor>
+    /// <summary>An identity-shaped basic block, h = relu(conn.Combine(F(conn.Prepare(h)))): relu(h + F(h)) for the residual
+    /// scheme, relu(F(h)) for none. The stage's <see cref="ResidualPass"/> runs it.</summary>
+    sealed class ResidualBlock : nn.Module
     {
         readonly Connection conn;
         readonly BasicBranch branch;
@@ -133,14 +136,8 @@ internal sealed class CifarResNet : ImageClassifier
             conn.InitializeSublayer(branch);
         }
 
+        public Connection Connection => conn;
         public BasicBranch Branch => branch;
-
-        public override Tensor forward(Tensor h, LayerContext ctx)
-        {
-            var b = conn.Prepare(h, ctx);                   // resid_pre
-            var y = branch.call(b.Input);
-            return F.relu(conn.Combine(y, b, ctx));         // resid_post
-        }
     }
 
     /// <summary>

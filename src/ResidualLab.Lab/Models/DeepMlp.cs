@@ -50,7 +50,9 @@ internal sealed class DeepMlp : ImageClassifier
     public override Tensor forward(Tensor images)
     {
         var h = F.relu(bn.call(input.call(images.flatten(1))));   // [b, d]
-        return fc.call(StreamStack.Run(Connection, blocks, blocks.Count, h, meanOfStreams: true, hooks: Hooks));
+        var pass = new ResidualPass(Connection, h, blocks.Count, hooks: Hooks);
+        foreach (var block in blocks) pass.Step(block.Connection, b => block.Branch.call(b.Input), then: x => F.relu(x));
+        return fc.call(pass.Finish(meanOfStreams: true));
     }
 
     internal static Linear HeLinear(long inFeatures, long outFeatures)
@@ -61,7 +63,8 @@ internal sealed class DeepMlp : ImageClassifier
         return linear;
     }
 
-    sealed class MlpBlock : nn.Module<Tensor, LayerContext, Tensor>
+    /// <summary>One block, h = relu(conn.Combine(F(conn.Prepare(h)))); the model's <see cref="ResidualPass"/> runs it.</summary>
+    sealed class MlpBlock : nn.Module
     {
         readonly Connection conn;
         readonly MlpBranch branch;
@@ -74,14 +77,8 @@ internal sealed class DeepMlp : ImageClassifier
             conn.InitializeSublayer(branch);
         }
 
+        public Connection Connection => conn;
         public MlpBranch Branch => branch;
-
-        public override Tensor forward(Tensor h, LayerContext ctx)
-        {
-            var b = conn.Prepare(h, ctx);
-            var y = branch.call(b.Input);
-            return F.relu(conn.Combine(y, b, ctx));
-        }
     }
 }
 

@@ -101,13 +101,11 @@ internal sealed class Gpt : nn.Module<Tensor, Tensor>
         using var pos = arange(t, dtype: ScalarType.Int64, device: idx.device);
         var streamDtype = ln_f.weight!.dtype;
         var x = drop.call(wte.call(idx).to(streamDtype) + wpe.call(pos).to(streamDtype)); // (b, t, d)
-        var stream = Connection.Expand(x);
-        var ctx = new LayerContext(2 * Config.NLayer, hooks) { Branches = branches };
-        ctx.History.Add(stream);
         int depth = order?.Count ?? h.Count;
+        var pass = new ResidualPass(Connection, x, new LayerContext(2 * depth, hooks) { Branches = branches }, sublayersPerLayer: 2, hookPrefix: "");
         for (int i = 0; i < depth; i++)
-            stream = h[order is null ? i : order[i]].call(stream, ctx);
-        return Connection.Reduce(stream);
+            h[order is null ? i : order[i]].Run(pass);
+        return pass.Finish();
     }
 
     /// <summary>Token ids [b, t] to logits [b, t, vocab], with hooks at every hook point.</summary>
@@ -160,7 +158,7 @@ internal sealed class Gpt : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>One transformer block: attention then MLP, each wrapped by its own connection.</summary>
-internal sealed class GptBlock : nn.Module<Tensor, LayerContext, Tensor>
+internal sealed class GptBlock : nn.Module
 {
     readonly Connection conn_attn;
     readonly CausalSelfAttention attn;
@@ -195,24 +193,13 @@ internal sealed class GptBlock : nn.Module<Tensor, LayerContext, Tensor>
     public Connection AttentionConnection => conn_attn;
     public Connection MlpConnection => conn_mlp;
 
-    public override Tensor forward(Tensor h, LayerContext ctx)
+    /// <summary>Attention then MLP, each through its connection, on the pass's stream.</summary>
+    public void Run(ResidualPass pass)
     {
-        int block = ctx.SublayerIndex / 2;            // the position in the stack names the hook points
-        h = ctx.Hook(HookNames.ResidPre(block), h);   // [b, t, (s,) d]
-        ctx.History[^1] = h;
-        var a = conn_attn.Prepare(h, ctx);
-        ctx.Branches?.Add((conn_attn, a));
-        var attended = a.Attention is { } qkv ? attn.Forward(qkv.Query, qkv.Key, qkv.Value, ctx) : attn.call(a.Input, ctx);
-        h = conn_attn.Combine(ctx.Hook(HookNames.AttnOut(block), attended), a, ctx);
-        ctx.Advance();
-        h = ctx.Hook(HookNames.ResidMid(block), h);
-        ctx.History.Add(h);
-        var m = conn_mlp.Prepare(h, ctx);
-        ctx.Branches?.Add((conn_mlp, m));
-        h = conn_mlp.Combine(ctx.Hook(HookNames.MlpOut(block), mlp.call(m.Input)), m, ctx);
-        ctx.Advance();
-        h = ctx.Hook(HookNames.ResidPost(block), h);
-        ctx.History.Add(h);
-        return h;
+        int block = pass.Context.SublayerIndex / 2;   // the position in the stack names the hook points
+        pass.Step(conn_attn, b => b.Attention is { } qkv
+            ? attn.Forward(qkv.Query, qkv.Key, qkv.Value, pass.Context)
+            : attn.call(b.Input, pass.Context), HookNames.AttnOut(block));
+        pass.Step(conn_mlp, b => mlp.call(b.Input), HookNames.MlpOut(block));
     }
 }

@@ -20,7 +20,7 @@ internal abstract class ImageClassifier(string name) : nn.Module<Tensor, Tensor>
 
     public abstract ConnectionScheme Connection { get; }
 
-    /// <summary>Hooks at the residual stacks' hook points (<see cref="StreamStack"/>), applied by every forward; null: none.</summary>
+    /// <summary>Hooks at the residual stacks' hook points (<see cref="ResidualPass"/>), applied by every forward; null: none.</summary>
     public HookSet? Hooks { get; set; }
 
     public Tensor Loss(Tensor images, Tensor labels) => F.cross_entropy(call(images), labels);

@@ -19,11 +19,15 @@ namespace ResidualLab.Connections;
 /// Representation: with no stream to add to, the "stream" each depth step returns is the sublayer's output
 /// v_{l+1}, so the model's <see cref="LayerContext.History"/> is exactly the list of values; the last depth step
 /// returns the model's output aggregate instead.
-/// On the CIFAR ResNet: trains at lr 0.1 (ResNet-8, 40 steps: loss 1.72).
 /// </summary>
-internal sealed record AttentionResidualsScheme(int Blocks = 0) : ConnectionScheme
+public sealed record AttentionResidualsScheme(int Blocks = 0) : ConnectionScheme
 {
+    /// <summary>0: full AttnRes over every earlier output; N in [1, 4096]: block AttnRes over N block summaries.</summary>
+    public int Blocks { get; } = SchemeArguments.InRange(Blocks, 0, 4096, "attn-res", "blocks");
+
+    /// <inheritdoc/>
     public override string Name => "attn-res";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new AttentionResiduals(site, Blocks);
     /// <summary>
     /// Sublayer l attends over k sources: RMSNorm of each (4 k d), their dot products with the query (2 k d),
@@ -31,7 +35,7 @@ internal sealed record AttentionResidualsScheme(int Blocks = 0) : ConnectionSche
     /// blocks begun, and the block sums are formed anew (one add of d per value past each block's first).
     /// The last sublayer attends once more, over all S + 1 values, for the model's output.
     /// </summary>
-    public override double ForwardFlops(ConnectionSite site)
+    internal override double ForwardFlops(ConnectionSite site)
     {
         int d = site.Width;
         int blockSize = Blocks <= 0 ? 1 : (site.SublayerCount + Blocks - 1) / Blocks;
@@ -45,6 +49,7 @@ internal sealed record AttentionResidualsScheme(int Blocks = 0) : ConnectionSche
         return Attend(site.SublayerIndex + 1) + ConnectionFlops.LayerNorm(d)
             + (site.SublayerIndex == site.SublayerCount - 1 ? Attend(site.SublayerCount + 1) : 0);
     }
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object> { ["blocks"] = (long)Blocks };
 }
 

@@ -15,16 +15,24 @@ namespace ResidualLab.Connections;
 /// m^(alpha - 1) (1 for CompleteP, alpha = 1), and AdamW's eps times m^(-alpha) for all parameters, as the
 /// reference code's parameter groups do; embeddings and the final norm keep the base learning rate. The width
 /// rules of muP are not part of this scheme (width multiplier 1).
-/// On the CIFAR ResNet: L = blocks of the stage (pre-norm at depth 8); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73).
+/// On the CIFAR ResNet: L = blocks of the stage (pre-norm at depth 8).
 /// </summary>
-internal sealed record CompletePScheme(double Alpha = 1, int BaseDepth = 1, bool LrRule = true) : ConnectionScheme
+public sealed record CompletePScheme(double Alpha = 1, int BaseDepth = 1, bool LrRule = true) : ConnectionScheme
 {
+    /// <summary>The depth exponent alpha, in [0, 2]: 1 CompleteP, 0.5 depth-muP.</summary>
+    public double Alpha { get; } = SchemeArguments.InRange(Alpha, 0, 2, "completep", "alpha");
+    /// <summary>L_base, the depth at which the multiplier is 1, in [1, 10000].</summary>
+    public int BaseDepth { get; } = SchemeArguments.InRange(BaseDepth, 1, 10000, "completep", "base_depth");
+
+    /// <inheritdoc/>
     public override string Name => "completep";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new CompletePResidual(site, Multiplier(site.LayerCount));
-    public override AdamWRule OptimizerRule(int layers) =>
+    internal override AdamWRule OptimizerRule(int layers) =>
         LrRule ? new AdamWRule(Math.Pow((double)layers / BaseDepth, Alpha - 1), Multiplier(layers)) : AdamWRule.None;
     /// <summary>LN(x), then x + m y: 7 d + 2 d.</summary>
-    public override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + 2.0 * site.Width;
+    internal override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + 2.0 * site.Width;
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options =>
         new Dictionary<string, object> { ["alpha"] = Alpha, ["base_depth"] = (long)BaseDepth, ["lr_rule"] = LrRule };
 

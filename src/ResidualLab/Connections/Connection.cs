@@ -95,18 +95,15 @@ public interface IResidualSublayer
 }
 
 /// <summary>
-/// Per-forward-pass state shared by the connections of one model: which sublayer runs, and the
-/// stream after each sublayer. A model makes one per forward pass and calls <see cref="Advance"/>
-/// after each sublayer (see <see cref="ResidualStack"/>, which does it for you).
+/// Per-forward-pass state shared by the connections of one model: which sublayer runs, and the stream after each
+/// sublayer. A <see cref="ResidualPass"/> makes one, records every stream in it and advances it; connections read it.
 /// </summary>
 public sealed class LayerContext
 {
     readonly HookSet? hooks;
+    readonly List<Tensor> history = [];
 
-    /// <summary>The state of one forward pass through <paramref name="sublayerCount"/> residual sublayers.</summary>
-    public LayerContext(int sublayerCount) : this(sublayerCount, null) { }
-
-    internal LayerContext(int sublayerCount, HookSet? hooks)
+    internal LayerContext(int sublayerCount, HookSet? hooks = null)
     {
         SublayerCount = sublayerCount;
         this.hooks = hooks;
@@ -125,9 +122,15 @@ public sealed class LayerContext
     /// <summary>Number of residual sublayers in the model.</summary>
     public int SublayerCount { get; }
 
-    /// <summary>The stream after Expand and after each sublayer so far, in order; the model appends to it
-    /// (DenseFormer reads it).</summary>
-    public List<Tensor> History { get; } = [];
+    /// <summary>The stream after Expand and after each sublayer so far, in order (DenseFormer, MUDD and Attention
+    /// Residuals read it).</summary>
+    public IReadOnlyList<Tensor> History => history;
+
+    /// <summary>Appends the stream after a sublayer (or after Expand) to <see cref="History"/>.</summary>
+    internal void Record(Tensor stream) => history.Add(stream);
+
+    /// <summary>Replaces the newest stream of <see cref="History"/> (a hook patched it).</summary>
+    internal void ReplaceNewest(Tensor stream) => history[^1] = stream;
 
     /// <summary>The first attention layer's values, [b, nh, t, hs] (value residual reads them).</summary>
     internal Tensor? FirstValues { get; set; }
@@ -136,5 +139,5 @@ public sealed class LayerContext
     internal Dictionary<string, Tensor> PassState { get; } = [];
 
     /// <summary>Moves on to the next sublayer.</summary>
-    public void Advance() => SublayerIndex++;
+    internal void Advance() => SublayerIndex++;
 }

@@ -12,14 +12,12 @@ public sealed record SchemeOption(string Key, object Default, string Description
 /// <param name="Options">The options it takes, with their defaults.</param>
 /// <param name="Create">Builds the scheme from option values read through <see cref="SchemeOptions"/>.</param>
 /// <param name="Aliases">Other names of the same scheme (a later paper's name for an equal update); they select this scheme.</param>
-/// <param name="OnResNet">What training the CIFAR ResNet with it showed, in one line (the README's table 'Schemes on the ResNet' has the numbers).</param>
 public sealed record SchemeDefinition(
     string Name,
     string Description,
     IReadOnlyList<SchemeOption> Options,
     Func<SchemeOptions, ConnectionScheme> Create,
-    IReadOnlyList<string>? Aliases = null,
-    string OnResNet = "");
+    IReadOnlyList<string>? Aliases = null);
 
 /// <summary>
 /// The only list of connection schemes. Vocabulary: a <em>scheme</em> is a way of carrying the residual
@@ -35,40 +33,29 @@ public static class ConnectionCatalog
     [
         new("none", "no residual: x = F(LN(x)); the stream is replaced",
             [new("norm", true, "normalise the sublayer's input (false: x = F(x))")],
-            o => new NoResidualScheme(o.Bool("norm")),
-            OnResNet: "plain block relu(F(BN x)); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.80; residual 1.71)"),
-        new("pre-norm", "x = x + F(LN(x)) (GPT-2, Xiong et al. 2020)", [], _ => new PreNormScheme(),
-            OnResNet: "adds a BN before the branch; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73)"),
-        new("post-norm", "x = LN(x + F(x)) (Vaswani et al. 2017)", [], _ => new PostNormScheme(),
-            OnResNet: "BN after the sum; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.71)"),
+            o => new NoResidualScheme(o.Bool("norm"))),
+        new("pre-norm", "x = x + F(LN(x)) (GPT-2, Xiong et al. 2020)", [], _ => new PreNormScheme()),
+        new("post-norm", "x = LN(x + F(x)) (Vaswani et al. 2017)", [], _ => new PostNormScheme()),
         new("sandwich", "x = x + LN2(F(LN1(x))) (CogView, Ding et al. 2021; also Peri-LN, Kim et al. 2025)", [], _ => new SandwichScheme(),
-            Aliases: ["peri-ln"],
-            OnResNet: "BNs before and after the branch; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73)"),
-        new("rezero", "x = x + a F(x), scalar a = 0 at init, no norm (Bachlechner et al. 2020)", [], _ => new ReZeroScheme(),
-            OnResNet: "gain a = 0 at init; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.82)"),
-        new("skipinit", "x = x + a F(LN(x)), scalar a = 0 at init (De and Smith 2020)", [], _ => new SkipInitScheme(),
-            OnResNet: "gain a = 0 at init; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.82)"),
+            Aliases: ["peri-ln"]),
+        new("rezero", "x = x + a F(x), scalar a = 0 at init, no norm (Bachlechner et al. 2020)", [], _ => new ReZeroScheme()),
+        new("skipinit", "x = x + a F(LN(x)), scalar a = 0 at init (De and Smith 2020)", [], _ => new SkipInitScheme()),
         new("layerscale", "x = x + diag(l) F(LN(x)), per-channel l small at init (CaiT, Touvron et al. 2021)",
             [new("init", LayerScaleScheme.DefaultInit, "initial value of every entry of l")],
-            o => new LayerScaleScheme(o.Double("init", 0, 10)),
-            OnResNet: "l = 0.1 at init; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.81)"),
+            o => new LayerScaleScheme(o.Double("init"))),
         new("deepnorm", "x = LN(alpha x + F(x)), F's v/out/ffn weights x beta at init (DeepNet, Wang et al. 2022)", [],
-            _ => new DeepNormScheme(),
-            OnResNet: "alpha, beta from the blocks of the stage; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.72)"),
+            _ => new DeepNormScheme()),
         new("highway", "x = T F(LN(x)) + (1 - T) x, gate T = sigmoid(W LN(x) + b) (Srivastava et al. 2015)",
             [new("gate_bias", HighwayScheme.DefaultGateBias, "initial gate bias b (negative: start by carrying x)")],
-            o => new HighwayScheme(o.Double("gate_bias", -100, 100)),
-            OnResNet: "gate starts carrying x (T = 0.12); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.90)"),
+            o => new HighwayScheme(o.Double("gate_bias"))),
         new("denseformer", "pre-norm reading a learned weighted average of all earlier streams, identity at init (Pagliardini et al. 2024)", [],
-            _ => new DenseFormerScheme(),
-            OnResNet: "trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73)"),
+            _ => new DenseFormerScheme()),
         new("hyper-connections", "n streams mixed by learned read/residual/write weights, pre-norm at init (Zhu et al. 2024)",
             [
                 new("n", (long)HyperConnectionsScheme.DefaultN, "expansion rate: number of residual streams"),
                 new("dynamic", true, "add per-token (dynamic) weights to the static ones"),
             ],
-            o => new HyperConnectionsScheme((int)o.Int("n", 1, 64), o.Bool("dynamic")),
-            OnResNet: "streams reduced to their mean per stage (their sum blew up); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73)"),
+            o => new HyperConnectionsScheme(o.Int("n"), o.Bool("dynamic"))),
         new("mhc", "n streams, doubly stochastic residual mixing by Sinkhorn-Knopp (mHC, Xie et al. 2025)",
             [
                 new("n", (long)ManifoldHyperConnectionsScheme.DefaultN, "expansion rate: number of residual streams"),
@@ -79,94 +66,72 @@ public static class ConnectionCatalog
                 new("write", "uniform", "write bias at init: uniform (H_post = 1 on every stream) or stream (sublayer k writes mostly to stream k mod n)"),
                 new("stream_embed", false, "add a learned per-stream embedding, zero at init, to the expanded stream"),
             ],
-            o => new ManifoldHyperConnectionsScheme((int)o.Int("n", 1, 64), (int)o.Int("sinkhorn_iters", 1, 10000),
-                o.Double("alpha_init", 0, 100), o.Double("res_diag", -100, 100),
+            o => new ManifoldHyperConnectionsScheme(o.Int("n"), o.Int("sinkhorn_iters"),
+                o.Double("alpha_init"), o.Double("res_diag"),
                 o.String("init", "stream", "uniform") == "stream" ? MhcInit.Stream : MhcInit.Uniform,
                 o.String("write", "uniform", "stream") == "stream" ? MhcWrite.Stream : MhcWrite.Uniform,
-                o.Bool("stream_embed")),
-            OnResNet: "streams reduced to their mean per stage (their sum blew up); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.85)"),
-        new("residual", "x = x + F(x), no norm of its own (He et al. 2016, the ResNet's identity shortcut)", [], _ => new ResidualScheme(),
-            OnResNet: "the paper's ResNet; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.71 seed 1, 1.35 seed 2)"),
+                o.Bool("stream_embed"))),
+        new("residual", "x = x + F(x), no norm of its own (He et al. 2016, the ResNet's identity shortcut)", [], _ => new ResidualScheme()),
         new("layernorm-scaling", "x = x + F(LN(x) / sqrt(l)), l the 1-based layer (Sun et al. 2025, the curse of depth)", [],
-            _ => new LayerNormScalingScheme(),
-            OnResNet: "l counts the blocks of a stage (pre-norm at depth 8); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73)"),
+            _ => new LayerNormScalingScheme()),
         new("mix-ln", "post-norm in the first floor(alpha L) layers, pre-norm after (Li et al. 2024)",
             [new("post_fraction", MixLnScheme.DefaultPostFraction, "alpha: the fraction of layers, from the input, that are post-norm")],
-            o => new MixLnScheme(o.Double("post_fraction", 0, 1)),
-            OnResNet: "the fraction is of a stage's blocks (pre-norm at depth 8); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73)"),
+            o => new MixLnScheme(o.Double("post_fraction"))),
         new("orthogonal", "x = x + F_perp(LN(x)), only the part of F orthogonal to x (Oh et al. 2025)",
             [new("eps", OrthogonalScheme.DefaultEps, "added to <x, x> in the projection")],
-            o => new OrthogonalScheme(o.Double("eps", 0, 1)),
-            OnResNet: "projection per pixel over channels; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.78)"),
+            o => new OrthogonalScheme(o.Double("eps"))),
         new("completep", "x = x + (L / L_base)^(-alpha) F(LN(x)) (CompleteP, Dey et al. 2025; alpha = 0.5: depth-muP)",
             [
                 new("alpha", 1.0, "depth exponent: 1 CompleteP, 0.5 depth-muP"),
                 new("base_depth", 1L, "L_base: the depth at which the multiplier is 1"),
                 new("lr_rule", true, "apply the paper's AdamW rule: block parameters' lr x m^(alpha-1), eps x m^(-alpha)"),
             ],
-            o => new CompletePScheme(o.Double("alpha", 0, 2), (int)o.Int("base_depth", 1, 10000), o.Bool("lr_rule")),
-            OnResNet: "L = blocks of the stage (pre-norm at depth 8); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73)"),
+            o => new CompletePScheme(o.Double("alpha"), o.Int("base_depth"), o.Bool("lr_rule"))),
         new("laurel", "x = alpha F(LN(x)) + g(x, earlier x): rw beta x, lr x + B A x, pa x + sum gamma_j x_(i-j) (LAuReL, Menghani et al. 2024)",
             [
                 new("variant", "rw", "rw (learned residual weight), lr (low-rank) or pa (previous activations)"),
                 new("rank", (long)LaurelScheme.DefaultRank, "lr: the rank r of B A"),
                 new("previous", (long)LaurelScheme.DefaultPrevious, "pa: how many earlier streams are added"),
             ],
-            o => new LaurelScheme(o.String("variant", LaurelScheme.Variants), (int)o.Int("rank", 1, 4096), (int)o.Int("previous", 1, 1024)),
-            OnResNet: "trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73)"),
+            o => new LaurelScheme(o.String("variant"), o.Int("rank"), o.Int("previous"))),
         new("resi-dual", "post-norm stream x_a and dual stream x_d += F(x_a); output x_a + LN(x_d) (ResiDual, Xie et al. 2023)", [],
-            _ => new ResiDualScheme(),
-            OnResNet: "two streams per stage, reduced to their mean; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.71)"),
+            _ => new ResiDualScheme()),
         new("mhc-lite", "mHC with H_res a convex combination of the n! permutation matrices: exactly doubly stochastic (Yang et al. 2026)",
             [
                 new("n", (long)MhcLiteScheme.DefaultN, $"expansion rate: number of residual streams (at most {MhcLiteScheme.MaxN})"),
                 new("res_gap", MhcLiteScheme.DefaultResGap, "initial logit of the identity above the other permutations'"),
             ],
-            o => new MhcLiteScheme((int)o.Int("n", 1, MhcLiteScheme.MaxN), o.Double("res_gap", -100, 100)),
-            OnResNet: "streams reduced to their mean per stage; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.75)"),
+            o => new MhcLiteScheme(o.Int("n"), o.Double("res_gap"))),
         new("kromhc", "mHC with H_res a Kronecker product of doubly stochastic 2 x 2 factors: exact (Wang et al. 2026)",
             [
                 new("n", (long)KromHcScheme.DefaultN, "expansion rate: number of residual streams (a power of two)"),
                 new("res_gap", MhcLiteScheme.DefaultResGap, "initial logit of each factor's identity above its swap's"),
             ],
-            o =>
-            {
-                int n = (int)o.Int("n", 1, 64);
-                KromHcScheme.Factors(n);
-                return new KromHcScheme(n, o.Double("res_gap", -100, 100));
-            },
-            OnResNet: "streams reduced to their mean per stage; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.95)"),
+            o => new KromHcScheme(o.Int("n"), o.Double("res_gap"))),
         new("frac-connections", "Hyper-Connections over m fractions of the hidden state: the width does not grow (Zhu et al. 2025)",
             [
                 new("fracs", (long)FracConnectionsScheme.DefaultFracs, "m: number of fractions (must divide d_model)"),
                 new("dynamic", true, "add per-token (dynamic) weights to the static ones"),
             ],
-            o => new FracConnectionsScheme((int)o.Int("fracs", 1, 1024), o.Bool("dynamic")),
-            OnResNet: "trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73)"),
+            o => new FracConnectionsScheme(o.Int("fracs"), o.Bool("dynamic"))),
         new("deep-delta", "x = (I - beta k k^T) x + beta v k, k the unit direction of F(LN(x)), beta in [0, 2] (Deep Delta Learning, Zhang et al. 2026)",
             [new("beta_init", 1.0, "initial gate beta (0 identity, 1 projection, 2 reflection)")],
-            o => new DeepDeltaScheme(o.Double("beta_init", 0, 2)),
-            OnResNet: "trains at lr 0.1 (ResNet-8, 40 steps: loss 1.61)"),
+            o => new DeepDeltaScheme(o.Double("beta_init"))),
         new("attn-res", "sublayer input = softmax(w_l . RMSNorm(v_i)) weighted sum of all earlier outputs v_i (Attention Residuals, Kimi Team 2026)",
             [new("blocks", 0L, "0: full (every earlier output); N > 0: block AttnRes over N block summaries")],
-            o => new AttentionResidualsScheme((int)o.Int("blocks", 0, 4096)),
-            OnResNet: "trains at lr 0.1 (ResNet-8, 40 steps: loss 1.72)"),
+            o => new AttentionResidualsScheme(o.Int("blocks"))),
         new("admin", "x = LN(omega x + F(x)), omega profiled on the first batch to sqrt(sum of earlier branch variances) (Admin, Liu et al. 2020)", [],
-            _ => new AdminScheme(),
-            OnResNet: "omega profiled per stage on the first batch; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73)"),
+            _ => new AdminScheme()),
         new("ngpt", "h = Norm(h + alpha (Norm(F(h)) - h)) on the unit sphere, unit-norm weights, no norms (nGPT, Loshchilov et al. 2024)",
             [
                 new("alpha_init", NGptScheme.DefaultAlphaInit, "initial eigen learning rate alpha of every dimension"),
                 new("alpha_scale", 0.0, "the scale alpha is stored at (its effective learning rate); 0: 1/sqrt(d_model)"),
             ],
-            o => new NGptScheme(o.Double("alpha_init", 0, 1), o.Double("alpha_scale", 0, 1)),
-            OnResNet: "does not apply: the vision models lack what it needs (see models)"),
+            o => new NGptScheme(o.Double("alpha_init"), o.Double("alpha_scale"))),
         new("mudd", "separate per-token dense sums of all earlier layer outputs for the query, key, value and residual inputs (MUDDFormer, Xiao et al. 2025)",
-            [], _ => new MuddScheme(), Aliases: ["muddformer"],
-            OnResNet: "does not apply: the vision models lack what it needs (see models)"),
+            [], _ => new MuddScheme(), Aliases: ["muddformer"]),
         new("dca", "query, key and value from input-dependent per-dimension mixtures of all earlier layer outputs (DeepCrossAttention, Heddes et al. 2025)",
-            [], _ => new DeepCrossAttentionScheme(), Aliases: ["deep-cross-attention"],
-            OnResNet: "does not apply: the vision models lack what it needs (see models)"),
+            [], _ => new DeepCrossAttentionScheme(), Aliases: ["deep-cross-attention"]),
     ];
 
     /// <summary>The names of every scheme.</summary>
@@ -180,12 +145,16 @@ public static class ConnectionCatalog
     /// <summary>
     /// The scheme <paramref name="name"/> with <paramref name="options"/> (key to bool, long, double or
     /// string; omitted keys take their defaults), e.g. <c>Create("mhc", new Dictionary&lt;string, object&gt; { ["n"] = 4L })</c>.
+    /// In code, the scheme's record says the same with types: <c>new ManifoldHyperConnectionsScheme(N: 4)</c>.
     /// </summary>
-    /// <exception cref="ArgumentException">An unknown name, an option the scheme does not take, or a value of the wrong type or out of range; the message says which.</exception>
+    /// <exception cref="ArgumentException">An unknown name (<see cref="ArgumentException.ParamName"/> "name"), or an option the
+    /// scheme does not take, of the wrong type or out of range (<see cref="ArgumentException.ParamName"/>: the option's key);
+    /// the message names the scheme, the option and what it takes.</exception>
     public static ConnectionScheme Create(string name, IReadOnlyDictionary<string, object>? options = null)
     {
         var definition = Find(name) ?? throw new ArgumentException(
-            $"unknown connection '{name}'{Suggest.DidYouMean(name, Names.Concat(All.SelectMany(e => e.Aliases ?? [])))}; 'reslab list connections' shows them all");
+            $"unknown connection scheme '{name}'{Suggest.DidYouMean(name, Names.Concat(All.SelectMany(e => e.Aliases ?? [])))}; the schemes: {string.Join(", ", Names)}",
+            nameof(name));
         var reader = new SchemeOptions(definition, options ?? new Dictionary<string, object>());
         var scheme = definition.Create(reader);
         reader.ThrowOnUnused();
@@ -193,7 +162,8 @@ public static class ConnectionCatalog
     }
 }
 
-/// <summary>Typed access to a scheme's options, with the scheme's defaults; remembers what was read.</summary>
+/// <summary>Typed access to a scheme's options as a config gives them, with the scheme's defaults; remembers what was read.
+/// It converts types only: each scheme's record checks its own ranges.</summary>
 /// <param name="definition">The scheme whose options these are.</param>
 /// <param name="raw">The values given, by key; a key not given reads as the option's default.</param>
 public sealed class SchemeOptions(SchemeDefinition definition, IReadOnlyDictionary<string, object> raw)
@@ -208,53 +178,44 @@ public sealed class SchemeOptions(SchemeDefinition definition, IReadOnlyDictiona
         return raw.TryGetValue(key, out var v) ? v : option.Default;
     }
 
+    ArgumentException Wrong(string key, string expected, object value) =>
+        new($"{definition.Name}: {key} must be {expected}, got '{value}'", key);
+
     /// <summary>The option <paramref name="key"/> as a bool.</summary>
     /// <exception cref="ArgumentException">The value is not a bool.</exception>
     public bool Bool(string key) => Get(key) switch
     {
         bool b => b,
-        var v => throw new ArgumentException($"connection.{key} must be true or false, got '{v}'"),
+        var v => throw Wrong(key, "true or false", v),
     };
 
-    /// <summary>The option <paramref name="key"/> as an integer in [<paramref name="min"/>, <paramref name="max"/>].</summary>
-    /// <exception cref="ArgumentException">The value is not an integer or out of range.</exception>
-    public long Int(string key, long min = long.MinValue, long max = long.MaxValue)
+    /// <summary>The option <paramref name="key"/> as an integer.</summary>
+    /// <exception cref="ArgumentException">The value is not an integer of 32 bits.</exception>
+    public int Int(string key) => Get(key) switch
     {
-        long value = Get(key) switch
-        {
-            long l => l,
-            int i => i,
-            double d when d == Math.Floor(d) => (long)d,
-            var v => throw new ArgumentException($"connection.{key} must be an integer, got '{v}'"),
-        };
-        if (value < min || value > max)
-            throw new ArgumentException($"connection.{key} must be in [{min}, {max}], got {value}");
-        return value;
-    }
+        int i => i,
+        long l when l is >= int.MinValue and <= int.MaxValue => (int)l,
+        double d when d == Math.Floor(d) && d is >= int.MinValue and <= int.MaxValue => (int)d,
+        var v => throw Wrong(key, "an integer", v),
+    };
 
-    /// <summary>The option <paramref name="key"/> as a number in [<paramref name="min"/>, <paramref name="max"/>].</summary>
-    /// <exception cref="ArgumentException">The value is not a number or out of range.</exception>
-    public double Double(string key, double min = double.NegativeInfinity, double max = double.PositiveInfinity)
+    /// <summary>The option <paramref name="key"/> as a number.</summary>
+    /// <exception cref="ArgumentException">The value is not a number.</exception>
+    public double Double(string key) => Get(key) switch
     {
-        double value = Get(key) switch
-        {
-            double d => d,
-            long l => l,
-            int i => i,
-            var v => throw new ArgumentException($"connection.{key} must be a number, got '{v}'"),
-        };
-        if (!(value >= min && value <= max))
-            throw new ArgumentException($"connection.{key} must be in [{min}, {max}], got {value}");
-        return value;
-    }
+        double d => d,
+        long l => l,
+        int i => i,
+        var v => throw Wrong(key, "a number", v),
+    };
 
     /// <summary>The option <paramref name="key"/> as a string, one of <paramref name="allowed"/> when any are given.</summary>
     /// <exception cref="ArgumentException">The value is not a string or not allowed.</exception>
     public string String(string key, params string[] allowed)
     {
-        string value = Get(key) as string ?? throw new ArgumentException($"connection.{key} must be a string");
-        if (allowed.Length > 0 && !allowed.Contains(value))
-            throw new ArgumentException($"connection.{key} must be one of {string.Join(", ", allowed)}, got '{value}'");
+        var raw = Get(key);
+        string value = raw as string ?? throw Wrong(key, "a string", raw);
+        if (allowed.Length > 0 && !allowed.Contains(value)) throw Wrong(key, $"one of {string.Join(", ", allowed)}", value);
         return value;
     }
 
@@ -265,7 +226,7 @@ public sealed class SchemeOptions(SchemeDefinition definition, IReadOnlyDictiona
             if (_used.Contains(key)) continue;
             var valid = definition.Options.Select(o => o.Key).ToList();
             string takes = valid.Count == 0 ? "it takes no options" : $"it takes: {string.Join(", ", valid)}";
-            throw new ArgumentException($"option connection.{key} does not apply to '{definition.Name}'{Suggest.DidYouMean(key, valid)}; {takes}");
+            throw new ArgumentException($"option '{key}' does not apply to '{definition.Name}'{Suggest.DidYouMean(key, valid)}; {takes}", key);
         }
     }
 }

@@ -25,10 +25,10 @@ public abstract record ConnectionScheme
     /// Forward FLOPs per token of the connection around the sublayer at <paramref name="site"/>: its norms,
     /// gates, mixing maps and additions, not the sublayer's own work (counted as <see cref="ConnectionFlops"/> says).
     /// </summary>
-    public abstract double ForwardFlops(ConnectionSite site);
+    internal virtual double ForwardFlops(ConnectionSite site) => double.NaN;
 
     /// <summary>Forward FLOPs per token of <see cref="Expand"/> and <see cref="Reduce"/> at width <paramref name="width"/>, once per model.</summary>
-    public virtual double StreamFlops(int width) => 0;
+    internal virtual double StreamFlops(int width) => 0;
 
     /// <summary>What the scheme needs from the model beyond Prepare and Combine; <see cref="ModelNeeds.None"/> for most.</summary>
     public virtual ModelNeeds Needs => ModelNeeds.None;
@@ -38,7 +38,7 @@ public abstract record ConnectionScheme
     /// the learning rate of the parameters inside the blocks and one on eps. <see cref="AdamWRule.None"/> for most;
     /// the language-model task applies it (the vision models train with SGD and ignore it).
     /// </summary>
-    public virtual AdamWRule OptimizerRule(int layers) => AdamWRule.None;
+    internal virtual AdamWRule OptimizerRule(int layers) => AdamWRule.None;
 
     /// <summary>The options as config key/value pairs (for the canonical config and reports).</summary>
     public abstract IReadOnlyDictionary<string, object> Options { get; }
@@ -46,7 +46,7 @@ public abstract record ConnectionScheme
 
 /// <summary>Factors on AdamW's settings a scheme asks for: <paramref name="HiddenLr"/> multiplies the learning rate (and so the
 /// decoupled weight decay) of every parameter inside the blocks, <paramref name="Eps"/> multiplies eps for all.</summary>
-public sealed record AdamWRule(double HiddenLr, double Eps)
+internal sealed record AdamWRule(double HiddenLr, double Eps)
 {
     /// <summary>No change: one learning rate and eps for every parameter.</summary>
     public static AdamWRule None { get; } = new(1, 1);

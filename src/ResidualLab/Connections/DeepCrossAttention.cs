@@ -28,12 +28,15 @@ namespace ResidualLab.Connections;
 /// Not for the vision models: they have no attention, so the query, key and value mixtures would have nothing to feed.
 /// On the CIFAR ResNet: does not apply: the vision models lack what it needs (see models).
 /// </summary>
-internal sealed record DeepCrossAttentionScheme : ConnectionScheme
+public sealed record DeepCrossAttentionScheme : ConnectionScheme
 {
+    /// <inheritdoc/>
     public override string Name => "dca";
 
+    /// <inheritdoc/>
     public override ModelNeeds Needs => ModelNeeds.AttentionInputs;
 
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new DeepCrossAttention(site);
 
     /// <summary>
@@ -41,7 +44,7 @@ internal sealed record DeepCrossAttentionScheme : ConnectionScheme
     /// output and the residual add; later sublayers of the layer a pre-norm and two adds (the stream and the layer's
     /// output); the last sublayer adds the output GRN over L + 1 outputs.
     /// </summary>
-    public override double ForwardFlops(ConnectionSite site)
+    internal override double ForwardFlops(ConnectionSite site)
     {
         int d = site.Width;
         bool first = site.SublayerIndex % site.SublayersPerLayer == 0;
@@ -53,6 +56,7 @@ internal sealed record DeepCrossAttentionScheme : ConnectionScheme
         return flops;
     }
 
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

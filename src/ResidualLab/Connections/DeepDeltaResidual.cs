@@ -15,20 +15,27 @@ namespace ResidualLab.Connections;
 /// Zhang et al. 2026, "Deep Delta Learning" (arXiv 2601.00417), eq. 2; the value-dimension-1 form of the
 /// reference code yifanzhang-pro/deep-delta-learning (DDL-vdim1), whose defaults are taken: eps = 1e-5,
 /// value scale 4, beta_init = 1 (c_b = logit(beta_init / 2)), w ~ N(0, 0.02^2), c_v = 0.
-/// On the CIFAR ResNet: trains at lr 0.1 (ResNet-8, 40 steps: loss 1.61).
 /// </summary>
-internal sealed record DeepDeltaScheme(double BetaInit = 1) : ConnectionScheme
+public sealed record DeepDeltaScheme(double BetaInit = 1) : ConnectionScheme
 {
+    /// <summary>Added to |y| when y is normalised to the direction k.</summary>
     public const double Eps = 1e-5;
+    /// <summary>The bound of the value gate: v = ValueScale sigmoid(w_v . x + c_v).</summary>
     public const double ValueScale = 4;
 
+    /// <summary>Initial gate beta, in [0, 2].</summary>
+    public double BetaInit { get; } = SchemeArguments.InRange(BetaInit, 0, 2, "deep-delta", "beta_init");
+
+    /// <inheritdoc/>
     public override string Name => "deep-delta";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new DeepDeltaResidual(site, BetaInit);
     /// <summary>
     /// LN(x) 7 d; beta = 2 sigmoid(w_b . LN(x) + c_b) 2 d; k = y / |y| 3 d; v = 4 sigmoid(w_v . x + c_v) 2 d;
     /// k^T x 2 d; x + beta (v - k^T x) k 2 d (the scalars' few FLOPs left out).
     /// </summary>
-    public override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + 11.0 * site.Width;
+    internal override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + 11.0 * site.Width;
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object> { ["beta_init"] = BetaInit };
 }
 

@@ -12,14 +12,17 @@ namespace ResidualLab.Connections;
 /// residual sublayers (attention and feed-forward per layer), so with S residual sublayers
 /// alpha = S^(1/4) and beta = (4S)^(-1/4): the paper's values for the GPT (S = 2N), and the same rule
 /// for models whose blocks hold another number of sublayers.
-/// On the CIFAR ResNet: alpha, beta from the blocks of the stage; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.72).
+/// On the CIFAR ResNet: alpha, beta from the blocks of the stage.
 /// </summary>
-internal sealed record DeepNormScheme : ConnectionScheme
+public sealed record DeepNormScheme : ConnectionScheme
 {
+    /// <inheritdoc/>
     public override string Name => "deepnorm";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new DeepNormResidual(site);
     /// <summary>alpha x + y, then LN: 2 d + 7 d.</summary>
-    public override double ForwardFlops(ConnectionSite site) => 2.0 * site.Width + ConnectionFlops.LayerNorm(site.Width);
+    internal override double ForwardFlops(ConnectionSite site) => 2.0 * site.Width + ConnectionFlops.LayerNorm(site.Width);
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 
     /// <summary>alpha for a model with <paramref name="sublayers"/> residual sublayers.</summary>

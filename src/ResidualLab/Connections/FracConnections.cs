@@ -16,25 +16,31 @@ namespace ResidualLab.Connections;
 /// reference code lucidrains/hyper-connections (num_fracs). Chosen init: A_m = A_r = I, B = 1, which is the
 /// pre-norm model exactly (the reference code's init for a single stream feeds fraction 0 to every input
 /// fraction instead). m = 1 is pre-norm with a learned scalar read, residual and write.
-/// On the CIFAR ResNet: trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73).
 /// </summary>
-internal sealed record FracConnectionsScheme(int Fracs = FracConnectionsScheme.DefaultFracs, bool Dynamic = true) : ConnectionScheme
+public sealed record FracConnectionsScheme(int Fracs = FracConnectionsScheme.DefaultFracs, bool Dynamic = true) : ConnectionScheme
 {
+    /// <summary>The default number of fractions m.</summary>
     public const int DefaultFracs = 4;
 
+    /// <summary>m, the number of fractions, in [1, 1024] (it must also divide the model's width).</summary>
+    public int Fracs { get; } = SchemeArguments.InRange(Fracs, 1, 1024, "frac-connections", "fracs");
+
+    /// <inheritdoc/>
     public override string Name => "frac-connections";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new FracConnections(site, Fracs, Dynamic);
     /// <summary>
     /// With c = d / m: the read A_m^T [m, c] (2 m d), LN of it (7 d), the residual A_r^T [m, c] (2 m d) and
     /// x + diag(B) y (2 d). Dynamic adds N(h) (7 d), its fractions times [W_m | W_r | W_b] [c, 2m + 1]
     /// (2 d (2m + 1)), tanh (m (2m + 1)) and the scaled sums with the static weights (2 m (2m + 1)).
     /// </summary>
-    public override double ForwardFlops(ConnectionSite site)
+    internal override double ForwardFlops(ConnectionSite site)
     {
         int d = site.Width, m = Fracs;
         double dynamic = Dynamic ? ConnectionFlops.LayerNorm(d) + m * ConnectionFlops.MatVec(d / m, 2 * m + 1) + 3.0 * m * (2 * m + 1) : 0;
         return dynamic + 2.0 * m * d + ConnectionFlops.LayerNorm(d) + 2.0 * m * d + 2.0 * d;
     }
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options =>
         new Dictionary<string, object> { ["fracs"] = (long)Fracs, ["dynamic"] = Dynamic };
 }

@@ -13,22 +13,28 @@ namespace ResidualLab.Connections;
 /// with W = 0 and s_a = s_b = 0.01 at init.
 /// The init equals pre-norm: B = 1, A_m = e_(k mod n), A_r = I: every stream stays the pre-norm stream
 /// and the model output (the sum of the streams) is n times pre-norm's. The vision models reduce each
-/// stage's streams to their mean instead (<see cref="StreamStack"/>), so a stage's output is pre-norm's.
+/// stage's streams to their mean instead (<see cref="ResidualPass.Finish"/>), so a stage's output is pre-norm's.
 /// Zhu et al. 2024, "Hyper-Connections" (arXiv 2409.19606).
-/// On the CIFAR ResNet: streams reduced to their mean per stage (their sum blew up); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73).
+/// On the CIFAR ResNet: streams reduced to their mean per stage (their sum blew up).
 /// </summary>
-internal sealed record HyperConnectionsScheme(int N = HyperConnectionsScheme.DefaultN, bool Dynamic = true) : ConnectionScheme
+public sealed record HyperConnectionsScheme(int N = HyperConnectionsScheme.DefaultN, bool Dynamic = true) : ConnectionScheme
 {
+    /// <summary>The default expansion rate (number of streams), as the paper's experiments.</summary>
     public const int DefaultN = 4;
 
+    /// <summary>The expansion rate n, in [1, 64].</summary>
+    public int N { get; } = SchemeArguments.InRange(N, 1, 64, "hyper-connections", "n");
+
+    /// <inheritdoc/>
     public override string Name => "hyper-connections";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new HyperConnections(site, N, Dynamic);
     /// <summary>
     /// The read A_m^T H (2 n d), LN of it (7 d) and the write D [H; y] (2 n (n + 1) d). Dynamic adds N(H)
     /// on each stream (7 n d), N(H) [W_m | W_r | W_b] (2 n d (n + 2)), tanh (n (n + 2)) and the scaled sums
     /// with the static weights (2 n (n + 2)).
     /// </summary>
-    public override double ForwardFlops(ConnectionSite site)
+    internal override double ForwardFlops(ConnectionSite site)
     {
         int d = site.Width;
         double dynamic = Dynamic ? N * ConnectionFlops.LayerNorm(d) + N * ConnectionFlops.MatVec(d, N + 2) + 3.0 * N * (N + 2) : 0;
@@ -36,9 +42,12 @@ internal sealed record HyperConnectionsScheme(int N = HyperConnectionsScheme.Def
     }
 
     /// <summary>The sum of the n streams at the output.</summary>
-    public override double StreamFlops(int width) => ConnectionFlops.StreamSum(N, width);
+    internal override double StreamFlops(int width) => ConnectionFlops.StreamSum(N, width);
+    /// <inheritdoc/>
     public override Tensor Expand(Tensor x0) => Streams.Expand(x0, N);
+    /// <inheritdoc/>
     public override Tensor Reduce(Tensor stream) => Streams.Reduce(stream);
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options =>
         new Dictionary<string, object> { ["n"] = (long)N, ["dynamic"] = Dynamic };
 }

@@ -12,19 +12,29 @@ namespace ResidualLab.Connections;
 /// Wang et al. 2026, "KromHC" (arXiv 2601.21579); reference code wz1119/KromHC (factors of 2 for n a power
 /// of two, the case built here). Each identity logit starts res_gap above the swap's (reference: 0 and -8).
 /// H_pre, H_post and their init as in <see cref="ConvexStreamMixing"/>.
-/// On the CIFAR ResNet: streams reduced to their mean per stage; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.95).
+/// On the CIFAR ResNet: streams reduced to their mean per stage.
 /// </summary>
-internal sealed record KromHcScheme(int N = KromHcScheme.DefaultN, double ResGap = MhcLiteScheme.DefaultResGap) : ConnectionScheme
+public sealed record KromHcScheme(int N = KromHcScheme.DefaultN, double ResGap = MhcLiteScheme.DefaultResGap) : ConnectionScheme
 {
+    /// <summary>The default expansion rate (number of streams).</summary>
     public const int DefaultN = 4;
 
+    /// <summary>The expansion rate n, a power of two in [1, 64].</summary>
+    public int N { get; } = SchemeArguments.InRange(N, 1, 64, "kromhc", "n") is var n && (n & (n - 1)) == 0 ? n
+        : throw new ArgumentOutOfRangeException("n", $"kromhc: n must be a power of two, got {N}");
+
+    /// <summary>Initial logit of each factor's identity above its swap's, in [-100, 100].</summary>
+    public double ResGap { get; } = SchemeArguments.InRange(ResGap, -100, 100, "kromhc", "res_gap");
+
+    /// <inheritdoc/>
     public override string Name => "kromhc";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new KromHc(site, N, ResGap);
     /// <summary>
     /// <see cref="ConvexStreamMixing.ForwardFlops"/> with r = 2K logits (K = log2 n): K two-way softmaxes (6 K),
     /// 1 - p_k (K), and the Kronecker products, each a product per entry of the growing matrix: 4^2 + ... + 4^K.
     /// </summary>
-    public override double ForwardFlops(ConnectionSite site)
+    internal override double ForwardFlops(ConnectionSite site)
     {
         int factors = Factors(N);
         double kronecker = Enumerable.Range(2, Math.Max(0, factors - 1)).Sum(k => Math.Pow(4, k));
@@ -32,9 +42,12 @@ internal sealed record KromHcScheme(int N = KromHcScheme.DefaultN, double ResGap
     }
 
     /// <summary>The sum of the n streams at the output.</summary>
-    public override double StreamFlops(int width) => ConnectionFlops.StreamSum(N, width);
+    internal override double StreamFlops(int width) => ConnectionFlops.StreamSum(N, width);
+    /// <inheritdoc/>
     public override Tensor Expand(Tensor x0) => Streams.Expand(x0, N);
+    /// <inheritdoc/>
     public override Tensor Reduce(Tensor stream) => Streams.Reduce(stream);
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options =>
         new Dictionary<string, object> { ["n"] = (long)N, ["res_gap"] = ResGap };
 

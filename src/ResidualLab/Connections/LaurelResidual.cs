@@ -18,22 +18,33 @@ namespace ResidualLab.Connections;
 /// Choices where the paper leaves them open: every form starts as the pre-norm residual (alpha = beta = 1,
 /// B = 0 with A ~ N(0, 1/d), gamma = 0); PA adds the earlier streams themselves (the paper allows a
 /// low-rank map of each) and reads the streams before each residual sublayer (attention and MLP apart).
-/// On the CIFAR ResNet: trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73).
 /// </summary>
-internal sealed record LaurelScheme(string Variant = "rw", int Rank = LaurelScheme.DefaultRank, int Previous = LaurelScheme.DefaultPrevious)
+public sealed record LaurelScheme(string Variant = "rw", int Rank = LaurelScheme.DefaultRank, int Previous = LaurelScheme.DefaultPrevious)
     : ConnectionScheme
 {
+    /// <summary>The default rank r of the low-rank variant.</summary>
     public const int DefaultRank = 16;
+    /// <summary>The default number of earlier streams the previous-activations variant adds.</summary>
     public const int DefaultPrevious = 4;
+    /// <summary>The variants: rw (learned residual weight), lr (low rank), pa (previous activations).</summary>
     public static readonly string[] Variants = ["rw", "lr", "pa"];
 
+    /// <summary>The variant, one of <see cref="Variants"/>.</summary>
+    public string Variant { get; } = SchemeArguments.OneOf(Variant, Variants, "laurel", "variant");
+    /// <summary>lr: the rank r of B A, in [1, 4096].</summary>
+    public int Rank { get; } = SchemeArguments.InRange(Rank, 1, 4096, "laurel", "rank");
+    /// <summary>pa: how many earlier streams are added, in [1, 1024].</summary>
+    public int Previous { get; } = SchemeArguments.InRange(Previous, 1, 1024, "laurel", "previous");
+
+    /// <inheritdoc/>
     public override string Name => "laurel";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new LaurelResidual(site, this);
     /// <summary>
     /// LN(x) (7 d) and alpha y + g (2 d), with g: rw beta x (d); lr x + B A x (4 r d + d); pa x + sum_j gamma_j x_(i-j)
     /// over the p = min(previous, i) earlier streams (2 p d + d).
     /// </summary>
-    public override double ForwardFlops(ConnectionSite site)
+    internal override double ForwardFlops(ConnectionSite site)
     {
         int d = site.Width;
         double g = Variant switch
@@ -44,6 +55,7 @@ internal sealed record LaurelScheme(string Variant = "rw", int Rank = LaurelSche
         };
         return ConnectionFlops.LayerNorm(d) + 2.0 * d + g;
     }
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>
     {
         ["variant"] = Variant, ["rank"] = (long)Rank, ["previous"] = (long)Previous,

@@ -10,14 +10,17 @@ namespace ResidualLab.Connections;
 /// Sun et al. 2025, "The Curse of Depth in Large Language Models" (arXiv 2502.05795), eq. 5. The paper
 /// scales every LayerNorm of layer l, here the ones in front of the sublayers; the model's final norm is
 /// not scaled (the paper does not count it as a layer).
-/// On the CIFAR ResNet: l counts the blocks of a stage (pre-norm at depth 8); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73).
+/// On the CIFAR ResNet: l counts the blocks of a stage (pre-norm at depth 8).
 /// </summary>
-internal sealed record LayerNormScalingScheme : ConnectionScheme
+public sealed record LayerNormScalingScheme : ConnectionScheme
 {
+    /// <inheritdoc/>
     public override string Name => "layernorm-scaling";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new LayerNormScalingResidual(site);
     /// <summary>LN(x) / sqrt(l), then x + y: 7 d + d + d.</summary>
-    public override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + 2.0 * site.Width;
+    internal override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + 2.0 * site.Width;
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

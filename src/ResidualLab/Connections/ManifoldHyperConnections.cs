@@ -48,9 +48,9 @@ namespace ResidualLab.Connections;
 /// On the CPU the width step and the depth step run as fused kernels (MhcWidthStepKernel, StreamWriteKernel),
 /// tested equal to these tensor operations in value and gradient.
 /// Xie et al. 2025 (DeepSeek), "mHC: Manifold-Constrained Hyper-Connections" (arXiv 2512.24880).
-/// On the CIFAR ResNet: streams reduced to their mean per stage (their sum blew up); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.85).
+/// On the CIFAR ResNet: streams reduced to their mean per stage (their sum blew up).
 /// </summary>
-internal sealed record ManifoldHyperConnectionsScheme(
+public sealed record ManifoldHyperConnectionsScheme(
     int N = ManifoldHyperConnectionsScheme.DefaultN,
     int SinkhornIterations = Sinkhorn.DefaultIterations,
     double AlphaInit = ManifoldHyperConnectionsScheme.DefaultAlphaInit,
@@ -59,14 +59,28 @@ internal sealed record ManifoldHyperConnectionsScheme(
     MhcWrite Write = MhcWrite.Uniform,
     bool StreamEmbed = false) : ConnectionScheme
 {
+    /// <summary>The paper's expansion rate n.</summary>
     public const int DefaultN = 4;
+    /// <summary>The paper's initial gating factor alpha.</summary>
     public const double DefaultAlphaInit = 0.01;
+    /// <summary>The default diagonal of H_res's bias (H_res near the identity, as the public implementations start).</summary>
     public const double DefaultResDiag = 2;
+
+    /// <summary>The expansion rate n, in [1, 64].</summary>
+    public int N { get; } = SchemeArguments.InRange(N, 1, 64, "mhc", "n");
+    /// <summary>Sinkhorn-Knopp iterations t_max, in [1, 10000].</summary>
+    public int SinkhornIterations { get; } = SchemeArguments.InRange(SinkhornIterations, 1, 10000, "mhc", "sinkhorn_iters");
+    /// <summary>Initial gating factors alpha of the per-token maps, in [0, 100].</summary>
+    public double AlphaInit { get; } = SchemeArguments.InRange(AlphaInit, 0, 100, "mhc", "alpha_init");
+    /// <summary>Initial diagonal of H_res's bias, in [-100, 100] (0: uniform mixing; larger: closer to the identity).</summary>
+    public double ResDiag { get; } = SchemeArguments.InRange(ResDiag, -100, 100, "mhc", "res_diag");
     /// <summary>|b_pre| of <see cref="MhcInit.Stream"/> and |b_post| of <see cref="MhcWrite.Stream"/>: sigmoid(4) = 0.982
     /// on the stream read (2 sigmoid(4) = 1.96 on the stream written), sigmoid(-4) = 0.018 elsewhere.</summary>
     public const double StreamReadLogit = 4;
 
+    /// <inheritdoc/>
     public override string Name => "mhc";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new ManifoldHyperConnections(site, this);
     /// <summary>
     /// mHC's maps, H_pre, H_post and H_res, from the n d-wide flattened streams: x phi, phi [n d, 2n + n^2]
@@ -75,7 +89,7 @@ internal sealed record ManifoldHyperConnectionsScheme(
     /// max subtraction and exp (2 n^2), then per round the row and column sums and divisions (4 n^2).
     /// Then the read H_pre x (2 n d), LN (7 d) and the write [H_res | H_post] [x; y] (2 n (n + 1) d).
     /// </summary>
-    public override double ForwardFlops(ConnectionSite site)
+    internal override double ForwardFlops(ConnectionSite site)
     {
         int d = site.Width;
         int coefficients = 2 * N + N * N;
@@ -85,9 +99,12 @@ internal sealed record ManifoldHyperConnectionsScheme(
     }
 
     /// <summary>The sum of the n streams at the output.</summary>
-    public override double StreamFlops(int width) => ConnectionFlops.StreamSum(N, width);
+    internal override double StreamFlops(int width) => ConnectionFlops.StreamSum(N, width);
+    /// <inheritdoc/>
     public override Tensor Expand(Tensor x0) => Streams.Expand(x0, N);
+    /// <inheritdoc/>
     public override Tensor Reduce(Tensor stream) => Streams.Reduce(stream);
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>
     {
         ["n"] = (long)N, ["sinkhorn_iters"] = (long)SinkhornIterations, ["alpha_init"] = AlphaInit, ["res_diag"] = ResDiag,
@@ -98,7 +115,7 @@ internal sealed record ManifoldHyperConnectionsScheme(
 }
 
 /// <summary>How mHC's read bias b_pre starts (see <see cref="ManifoldHyperConnectionsScheme"/>).</summary>
-internal enum MhcInit
+public enum MhcInit
 {
     /// <summary>Sublayer k reads stream k mod n, as Hyper-Connections do at init.</summary>
     Stream,
@@ -107,7 +124,7 @@ internal enum MhcInit
 }
 
 /// <summary>How mHC's write bias b_post starts (see <see cref="ManifoldHyperConnectionsScheme"/>).</summary>
-internal enum MhcWrite
+public enum MhcWrite
 {
     /// <summary>Every stream receives the sublayer's output (H_post = 1), as the public implementations start.</summary>
     Uniform,

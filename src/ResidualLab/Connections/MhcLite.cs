@@ -10,30 +10,43 @@ namespace ResidualLab.Connections;
 /// Yang et al. 2026, "mHC-lite" (arXiv 2601.05732); reference code FFTYYY/mhc-lite. The identity's logit
 /// starts res_gap above the other n! - 1 (reference: 0 against -8, H_res = 0.992 I + ... at n = 4).
 /// H_pre, H_post and their init as in <see cref="ConvexStreamMixing"/>. n is at most 6 (720 permutations).
-/// On the CIFAR ResNet: streams reduced to their mean per stage; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.75).
+/// On the CIFAR ResNet: streams reduced to their mean per stage.
 /// </summary>
-internal sealed record MhcLiteScheme(int N = MhcLiteScheme.DefaultN, double ResGap = MhcLiteScheme.DefaultResGap) : ConnectionScheme
+public sealed record MhcLiteScheme(int N = MhcLiteScheme.DefaultN, double ResGap = MhcLiteScheme.DefaultResGap) : ConnectionScheme
 {
+    /// <summary>The default expansion rate (number of streams).</summary>
     public const int DefaultN = 4;
+    /// <summary>The largest expansion rate: H_res mixes n! permutation matrices.</summary>
     public const int MaxN = 6;
+    /// <summary>The default initial logit of the identity above the other permutations'.</summary>
     public const double DefaultResGap = 8;
 
+    /// <summary>The expansion rate n, in [1, <see cref="MaxN"/>].</summary>
+    public int N { get; } = SchemeArguments.InRange(N, 1, MaxN, "mhc-lite", "n");
+    /// <summary>Initial logit of the identity above the other permutations', in [-100, 100].</summary>
+    public double ResGap { get; } = SchemeArguments.InRange(ResGap, -100, 100, "mhc-lite", "res_gap");
+
+    /// <inheritdoc/>
     public override string Name => "mhc-lite";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new MhcLite(site, N, ResGap);
     /// <summary>
     /// <see cref="ConvexStreamMixing.ForwardFlops"/> with r = n! logits and H_res = softmax(logits) [n!] times
     /// the permutations [n!, n^2]: 3 n! for the softmax (exp, sum, divide) and 2 n! n^2 for the product.
     /// </summary>
-    public override double ForwardFlops(ConnectionSite site)
+    internal override double ForwardFlops(ConnectionSite site)
     {
         int permutations = Enumerable.Range(1, N).Aggregate(1, (f, k) => f * k);
         return ConvexStreamMixing.ForwardFlops(N, site.Width, permutations, 3.0 * permutations + 2.0 * permutations * N * N);
     }
 
     /// <summary>The sum of the n streams at the output.</summary>
-    public override double StreamFlops(int width) => ConnectionFlops.StreamSum(N, width);
+    internal override double StreamFlops(int width) => ConnectionFlops.StreamSum(N, width);
+    /// <inheritdoc/>
     public override Tensor Expand(Tensor x0) => Streams.Expand(x0, N);
+    /// <inheritdoc/>
     public override Tensor Reduce(Tensor stream) => Streams.Reduce(stream);
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options =>
         new Dictionary<string, object> { ["n"] = (long)N, ["res_gap"] = ResGap };
 }

@@ -9,16 +9,23 @@ namespace ResidualLab.Connections;
 /// rest, x_{l+1} = x_l + F(LN(x_l)). Both sublayers of a layer use the same rule.
 /// Li, Yin and Liu 2024, "Mix-LN: Unleashing the Power of Deeper Layers by Combining Pre-LN and Post-LN"
 /// (arXiv 2412.13795), sec. 4: alpha = 0.25 is the paper's setting for its LLaMA models (the default here).
-/// On the CIFAR ResNet: the fraction is of a stage's blocks (pre-norm at depth 8); trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73).
+/// On the CIFAR ResNet: the fraction is of a stage's blocks (pre-norm at depth 8).
 /// </summary>
-internal sealed record MixLnScheme(double PostFraction = MixLnScheme.DefaultPostFraction) : ConnectionScheme
+public sealed record MixLnScheme(double PostFraction = MixLnScheme.DefaultPostFraction) : ConnectionScheme
 {
+    /// <summary>The paper's alpha: a quarter of the layers post-norm.</summary>
     public const double DefaultPostFraction = 0.25;
 
+    /// <summary>alpha, the fraction of layers from the input that are post-norm, in [0, 1].</summary>
+    public double PostFraction { get; } = SchemeArguments.InRange(PostFraction, 0, 1, "mix-ln", "post_fraction");
+
+    /// <inheritdoc/>
     public override string Name => "mix-ln";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new MixLnResidual(site, PostLayers(site.LayerCount) > site.Layer);
     /// <summary>One LN and one addition, before the sublayer (pre-norm) or after it (post-norm): 7 d + d.</summary>
-    public override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + site.Width;
+    internal override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + site.Width;
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object> { ["post_fraction"] = PostFraction };
 
     /// <summary>How many of <paramref name="layers"/> layers are post-norm: floor(alpha L).</summary>

@@ -26,12 +26,15 @@ namespace ResidualLab.Connections;
 /// Not for the vision models: they have no attention, so three of the four ways would have nothing to feed.
 /// On the CIFAR ResNet: does not apply: the vision models lack what it needs (see models).
 /// </summary>
-internal sealed record MuddScheme : ConnectionScheme
+public sealed record MuddScheme : ConnectionScheme
 {
+    /// <inheritdoc/>
     public override string Name => "mudd";
 
+    /// <inheritdoc/>
     public override ModelNeeds Needs => ModelNeeds.AttentionInputs;
 
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new MuddConnection(site);
 
     /// <summary>
@@ -40,7 +43,7 @@ internal sealed record MuddScheme : ConnectionScheme
     /// residual add. Elsewhere in the layer: pre-norm. The last sublayer adds the output's sum (C = 1, four times the
     /// hidden width).
     /// </summary>
-    public override double ForwardFlops(ConnectionSite site)
+    internal override double ForwardFlops(ConnectionSite site)
     {
         int d = site.Width, layer = site.Layer;
         bool first = site.SublayerIndex % site.SublayersPerLayer == 0;
@@ -51,6 +54,7 @@ internal sealed record MuddScheme : ConnectionScheme
         return flops;
     }
 
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

@@ -27,13 +27,20 @@ namespace ResidualLab.Connections;
 /// normalised matrices.
 /// On the CIFAR ResNet: does not apply: the vision models lack what it needs (see models).
 /// </summary>
-internal sealed record NGptScheme(double AlphaInit = NGptScheme.DefaultAlphaInit, double AlphaScale = 0) : ConnectionScheme
+public sealed record NGptScheme(double AlphaInit = NGptScheme.DefaultAlphaInit, double AlphaScale = 0) : ConnectionScheme
 {
     /// <summary>The paper's alpha_init for attention and MLP (of the order of 1 / n_layer).</summary>
     public const double DefaultAlphaInit = 0.05;
 
+    /// <summary>Initial eigen learning rate alpha of every dimension, in [0, 1].</summary>
+    public double AlphaInit { get; } = SchemeArguments.InRange(AlphaInit, 0, 1, "ngpt", "alpha_init");
+    /// <summary>The scale alpha is stored at, in [0, 1]; 0: 1/sqrt(d_model).</summary>
+    public double AlphaScale { get; } = SchemeArguments.InRange(AlphaScale, 0, 1, "ngpt", "alpha_scale");
+
+    /// <inheritdoc/>
     public override string Name => "ngpt";
 
+    /// <inheritdoc/>
     public override ModelNeeds Needs => ModelNeeds.UnitNormWeights;
 
     /// <summary>alpha_scale; 0 stands for the paper's 1/sqrt(d).</summary>
@@ -45,14 +52,15 @@ internal sealed record NGptScheme(double AlphaInit = NGptScheme.DefaultAlphaInit
     /// h + alpha (. - h) (3 d) and the final Norm (3 d + 1). The model-side work of unit-norm weights (normalised
     /// q and k, the MLP and logit scales) is not the connection's and is not counted.
     /// </summary>
-    public override double ForwardFlops(ConnectionSite site) => 10.0 * site.Width + 2;
+    internal override double ForwardFlops(ConnectionSite site) => 10.0 * site.Width + 2;
 
     /// <summary>Expand normalises the embedding: 3 d + 1.</summary>
-    public override double StreamFlops(int width) => 3.0 * width + 1;
+    internal override double StreamFlops(int width) => 3.0 * width + 1;
 
     /// <summary>The embedding onto the sphere.</summary>
     public override Tensor Expand(Tensor x0) => Unit(x0);
 
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options =>
         new Dictionary<string, object> { ["alpha_init"] = AlphaInit, ["alpha_scale"] = AlphaScale };
 

@@ -5,14 +5,17 @@ namespace ResidualLab.Connections;
 /// <summary>
 /// Post-norm residual: x_{l+1} = LN(x_l + F(x_l)).
 /// Vaswani et al. 2017, "Attention Is All You Need" (arXiv 1706.03762), section 3.1.
-/// On the CIFAR ResNet: BN after the sum; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.71).
+/// On the CIFAR ResNet: BN after the sum.
 /// </summary>
-internal sealed record PostNormScheme : ConnectionScheme
+public sealed record PostNormScheme : ConnectionScheme
 {
+    /// <inheritdoc/>
     public override string Name => "post-norm";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new PostNormResidual(site);
     /// <summary>x + y, then LN: d + 7 d.</summary>
-    public override double ForwardFlops(ConnectionSite site) => site.Width + ConnectionFlops.LayerNorm(site.Width);
+    internal override double ForwardFlops(ConnectionSite site) => site.Width + ConnectionFlops.LayerNorm(site.Width);
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

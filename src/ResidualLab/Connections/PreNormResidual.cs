@@ -5,14 +5,17 @@ namespace ResidualLab.Connections;
 /// <summary>
 /// Pre-norm residual: x_{l+1} = x_l + F(LN(x_l)).
 /// Xiong et al. 2020, "On Layer Normalization in the Transformer Architecture" (arXiv 2002.04745); GPT-2.
-/// On the CIFAR ResNet: adds a BN before the branch; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73).
+/// On the CIFAR ResNet: adds a BN before the branch.
 /// </summary>
-internal sealed record PreNormScheme : ConnectionScheme
+public sealed record PreNormScheme : ConnectionScheme
 {
+    /// <inheritdoc/>
     public override string Name => "pre-norm";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new PreNormResidual(site);
     /// <summary>LN(x), then x + y: 7 d + d.</summary>
-    public override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + site.Width;
+    internal override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + site.Width;
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

@@ -13,21 +13,26 @@ namespace ResidualLab.Connections;
 /// The stream is [..., 2, d]; the last sublayer's depth step stores LN(x_d) in the dual slot, so the model's
 /// Reduce (the sum of the two) is the paper's output, and the model's own final norm follows it (the paper's
 /// output layer takes x_a + LN(x_d) directly).
-/// On the CIFAR ResNet: two streams per stage, reduced to their mean; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.71).
+/// On the CIFAR ResNet: two streams per stage, reduced to their mean.
 /// </summary>
-internal sealed record ResiDualScheme : ConnectionScheme
+public sealed record ResiDualScheme : ConnectionScheme
 {
+    /// <inheritdoc/>
     public override string Name => "resi-dual";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new ResiDualResidual(site);
     /// <summary>x_a + y and its LN (7 d + d), x_d + y (d); the last sublayer adds LN(x_d) (7 d).</summary>
-    public override double ForwardFlops(ConnectionSite site) =>
+    internal override double ForwardFlops(ConnectionSite site) =>
         ConnectionFlops.LayerNorm(site.Width) + 2.0 * site.Width
         + (site.SublayerIndex == site.SublayerCount - 1 ? ConnectionFlops.LayerNorm(site.Width) : 0);
 
     /// <summary>The sum of the two streams at the output: d.</summary>
-    public override double StreamFlops(int width) => ConnectionFlops.StreamSum(2, width);
+    internal override double StreamFlops(int width) => ConnectionFlops.StreamSum(2, width);
+    /// <inheritdoc/>
     public override Tensor Expand(Tensor x0) => Streams.Expand(x0, 2);
+    /// <inheritdoc/>
     public override Tensor Reduce(Tensor stream) => Streams.Reduce(stream);
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

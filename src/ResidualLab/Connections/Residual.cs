@@ -6,14 +6,17 @@ namespace ResidualLab.Connections;
 /// The residual connection as first published, with no norm of its own: x_{l+1} = x_l + F(x_l).
 /// He et al. 2016, "Deep Residual Learning for Image Recognition" (arXiv 1512.03385), eq. 1: the
 /// identity shortcut of the ResNet, whose branch F carries its own batch norms.
-/// On the CIFAR ResNet: the paper's ResNet; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.71 seed 1, 1.35 seed 2).
+/// On the CIFAR ResNet: the paper's ResNet.
 /// </summary>
-internal sealed record ResidualScheme : ConnectionScheme
+public sealed record ResidualScheme : ConnectionScheme
 {
+    /// <inheritdoc/>
     public override string Name => "residual";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new Residual();
     /// <summary>x + y: d.</summary>
-    public override double ForwardFlops(ConnectionSite site) => site.Width;
+    internal override double ForwardFlops(ConnectionSite site) => site.Width;
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

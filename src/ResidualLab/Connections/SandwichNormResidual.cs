@@ -7,14 +7,17 @@ namespace ResidualLab.Connections;
 /// <summary>
 /// Sandwich-LN residual: x_{l+1} = x_l + LN2(F(LN1(x_l))): pre-norm plus a norm on the branch's output.
 /// Ding et al. 2021, "CogView: Mastering Text-to-Image Generation via Transformers" (arXiv 2105.13290).
-/// On the CIFAR ResNet: BNs before and after the branch; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.73).
+/// On the CIFAR ResNet: BNs before and after the branch.
 /// </summary>
-internal sealed record SandwichScheme : ConnectionScheme
+public sealed record SandwichScheme : ConnectionScheme
 {
+    /// <inheritdoc/>
     public override string Name => "sandwich";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new SandwichNormResidual(site);
     /// <summary>LN1(x), LN2(y), x + LN2(y): 2 x 7 d + d.</summary>
-    public override double ForwardFlops(ConnectionSite site) => 2 * ConnectionFlops.LayerNorm(site.Width) + site.Width;
+    internal override double ForwardFlops(ConnectionSite site) => 2 * ConnectionFlops.LayerNorm(site.Width) + site.Width;
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

@@ -10,14 +10,17 @@ namespace ResidualLab.Connections;
 /// (ReZero without removing the norm), so every block is the identity at init.
 /// De and Smith 2020, "Batch Normalization Biases Residual Blocks Towards the Identity Function in
 /// Deep Networks" (arXiv 2002.10444).
-/// On the CIFAR ResNet: gain a = 0 at init; trains at lr 0.1 (ResNet-8, 40 steps: loss 1.82).
+/// On the CIFAR ResNet: gain a = 0 at init.
 /// </summary>
-internal sealed record SkipInitScheme : ConnectionScheme
+public sealed record SkipInitScheme : ConnectionScheme
 {
+    /// <inheritdoc/>
     public override string Name => "skipinit";
+    /// <inheritdoc/>
     public override Connection Build(ConnectionSite site) => new SkipInitResidual(site);
     /// <summary>LN(x), then x + a y: 7 d + 2 d.</summary>
-    public override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + 2.0 * site.Width;
+    internal override double ForwardFlops(ConnectionSite site) => ConnectionFlops.LayerNorm(site.Width) + 2.0 * site.Width;
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>();
 }
 

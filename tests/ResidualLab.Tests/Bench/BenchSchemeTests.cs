@@ -15,7 +15,7 @@ public class BenchSchemeTests
 
     [Theory]
     [InlineData("mhc:n", "expected name:key=value")]
-    [InlineData("mhc:n=x", "connection.n must be an integer")]
+    [InlineData("mhc:n=x", "scheme 'mhc:n=x': mhc: n must be an integer, got 'x'")]
     [InlineData("mhx", "did you mean 'mhc'")]
     public void A_bad_scheme_is_one_clear_error(string text, string message) =>
         Assert.Contains(message, Assert.Throws<ConfigException>(() => BenchScheme.Parse(text)).Message);

@@ -87,6 +87,6 @@ public class ConfigTests
         v.Override("connection.name=pre-norm");
         v.Override("connection.n=4");
         var ex = Assert.Throws<ConfigException>(() => RunConfig.From(v));
-        Assert.Contains("connection.n does not apply to 'pre-norm'", ex.Message);
+        Assert.Contains("--set connection.n: option 'n' does not apply to 'pre-norm'", ex.Message);
     }
 }

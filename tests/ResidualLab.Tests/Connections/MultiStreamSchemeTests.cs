@@ -67,7 +67,7 @@ public class MultiStreamSchemeTests
         var u2 = Factor(1 / (1 + Math.Exp(-0.5)));
         var kron = (u1.unsqueeze(1).unsqueeze(3) * u2.unsqueeze(0).unsqueeze(2)).reshape(4, 4); // [i k, j l] = u1[i j] u2[k l]
         Assert.True(MaxDiff(h, kron) < 1e-12);
-        var ex = Assert.Throws<ArgumentException>(() => ConnectionCatalog.Create("kromhc", new Dictionary<string, object> { ["n"] = 6L }));
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => ConnectionCatalog.Create("kromhc", new Dictionary<string, object> { ["n"] = 6L }));
         Assert.Contains("power of two", ex.Message);
     }
 

@@ -154,7 +154,7 @@ public class RecentSchemeTests
         gamma.copy_(tensor(new[] { 0.3, -0.7 }, dtype: ScalarType.Float64));
         var ctx = new LayerContext(8);
         var history = Enumerable.Range(0, 4).Select(_ => randn([2, 8, 16], dtype: ScalarType.Float64)).ToList();
-        ctx.History.AddRange(history);
+        foreach (var stream in history) ctx.Record(stream);
         for (int i = 0; i < 3; i++) ctx.Advance();
         var y = randn([2, 8, 16], dtype: ScalarType.Float64);
         var result = conn.Combine(y, conn.Prepare(history[3], ctx), ctx);
@@ -252,18 +252,14 @@ public class RecentSchemeTests
         List<Tensor> Pass()
         {
             var outputs = new List<Tensor>();
-            var ctx = new LayerContext(4);
-            ctx.History.Add(x0);
-            var h = x0;
+            var pass = new ResidualPass(scheme, x0, sublayerCount: 4);
             for (int k = 0; k < 4; k++)
-            {
-                var branch = conns[k].Prepare(h, ctx);
-                var f = branch.Input.matmul(weights[k]).tanh();
-                outputs.Add(f);
-                h = conns[k].Combine(f, branch, ctx);
-                ctx.Advance();
-                ctx.History.Add(h);
-            }
+                pass.Step(conns[k], branch =>
+                {
+                    var f = branch.Input.matmul(weights[k]).tanh();
+                    outputs.Add(f);
+                    return f;
+                });
             return outputs;
         }
         using var _ = no_grad();

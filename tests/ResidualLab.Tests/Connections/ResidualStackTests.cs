@@ -1,4 +1,5 @@
 using ResidualLab.Connections;
+using ResidualLab.Hooks;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -25,8 +26,8 @@ public class ResidualStackTests
         var x = Input();
         using var _ = no_grad();
         var expected = x;
-        foreach (var block in stack.Blocks) // LayerNorm at init: weight 1, bias 0
-            expected = expected + block.Sublayer.call(nn.functional.layer_norm(expected, [8]));
+        foreach (var sublayer in stack.Sublayers) // LayerNorm at init: weight 1, bias 0
+            expected = expected + sublayer.call(nn.functional.layer_norm(expected, [8]));
         Assert.Equal(0, (stack.call(x) - expected).abs().max().item<double>(), 12);
     }
 
@@ -45,7 +46,7 @@ public class ResidualStackTests
         var y = stack.call(x);
         Assert.Equal(x.shape, y.shape);
         y.sum().backward();
-        Assert.All(stack.Blocks, b => Assert.NotNull(b.Sublayer.parameters().First().grad));
+        Assert.All(stack.Sublayers, f => Assert.NotNull(f.parameters().First().grad));
         var streams = stack.Trace(x);
         Assert.Equal(4, streams.Count);
         Assert.Equal(scheme.Expand(x).shape, streams[^1].shape);
@@ -58,10 +59,10 @@ public class ResidualStackTests
         var plain = new TinySublayer(8);
         manual_seed(5);
         var scaled = new TinySublayer(8);
-        var block = new ResidualBlock(new DeepNormScheme().Build(new ConnectionSite(8, 0, 2, () => nn.LayerNorm(8))), scaled);
+        using var stack = new ResidualStack(new DeepNormScheme(), 8, [scaled, new TinySublayer(8)]);
         double beta = DeepNormScheme.Beta(2);
         var w0 = plain.parameters().First(p => p.dim() == 2);
-        var w1 = block.Sublayer.parameters().First(p => p.dim() == 2);
+        var w1 = stack.Sublayers[0].parameters().First(p => p.dim() == 2);
         Assert.Equal(0.0, (double)(w1 - beta * w0).abs().max().item<float>(), 6);
     }
 
@@ -90,5 +91,34 @@ public class ResidualStackTests
         Assert.Equal(2 / Math.Sqrt(2) / 3, StreamSimilarity.Mean(h), 12);
         var ex = Assert.Throws<ArgumentException>(() => StreamSimilarity.Mean(x.unsqueeze(-2)));
         Assert.Contains("at least 2 streams", ex.Message);
+    }
+
+    [Fact]
+    public void A_pass_names_the_hook_points_by_layer_and_refuses_a_step_too_many_or_an_early_finish()
+    {
+        using var residual = new ResidualConnections(new PreNormScheme(), 8, sublayers: 4, sublayersPerLayer: 2);
+        residual.to(ScalarType.Float64);
+        var seen = new List<string>();
+        var hooks = new HookSet().Add(_ => true, (name, x) => { seen.Add(name); return x; });
+        var pass = residual.Begin(Input(), hooks);
+        for (int k = 0; k < 3; k++) pass.Step(residual[k], b => b.Input, outputHook: $"out{k}");
+        Assert.Throws<InvalidOperationException>(() => pass.Finish());
+        pass.Step(residual[3], b => b.Input);
+        Assert.Throws<InvalidOperationException>(() => pass.Step(residual[3], b => b.Input));
+        Assert.Equal(Input().shape, pass.Finish().shape);
+        Assert.Equal(["blocks.0.hook_resid_pre", "out0", "blocks.0.hook_resid_mid", "out1", "blocks.0.hook_resid_post",
+            "blocks.1.hook_resid_pre", "out2", "blocks.1.hook_resid_mid", "blocks.1.hook_resid_post"], seen);
+        Assert.Equal(5, pass.Context.History.Count); // the embedding and the stream after each sublayer
+    }
+
+    [Fact]
+    public void Schemes_that_feed_an_attention_apart_need_one_to_be_named()
+    {
+        var refused = Assert.Throws<ArgumentException>(() => new ResidualConnections(new MuddScheme(), 8, sublayers: 4, sublayersPerLayer: 2));
+        Assert.Contains("attentionSublayer", refused.Message);
+        using var residual = new ResidualConnections(new MuddScheme(), 8, sublayers: 4, sublayersPerLayer: 2, attentionSublayer: 0);
+        Assert.Equal(4, residual.Count);
+        Assert.Throws<ArgumentException>(() => new ResidualConnections(new NGptScheme(), 8, sublayers: 4, sublayersPerLayer: 2, attentionSublayer: 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ResidualConnections(new PreNormScheme(), 0, sublayers: 4));
     }
 }

@@ -59,19 +59,9 @@ public class SchemeTrainingTests
             Assert.Equal(entry.Options.Select(o => o.Key).Order(), ConnectionCatalog.Create(entry.Name).Options.Keys.Order());
     }
 
-    [Fact]
-    public void Every_scheme_states_its_behaviour_on_the_resnet_in_one_line()
-    {
-        foreach (var definition in ConnectionCatalog.All)
-        {
-            Assert.False(string.IsNullOrWhiteSpace(definition.OnResNet), $"{definition.Name} has no ResNet note");
-            Assert.DoesNotContain('\n', definition.OnResNet);
-        }
-    }
-
     [Theory]
-    [InlineData("mhc", "n", "0", "connection.n must be in [1, 64]")]
-    [InlineData("hyper-connections", "dynamic", "yes", "connection.dynamic must be true or false")]
+    [InlineData("mhc", "n", "0", "--set connection.n: mhc: n must be in [1, 64], got 0")]
+    [InlineData("hyper-connections", "dynamic", "yes", "--set connection.dynamic: hyper-connections: dynamic must be true or false")]
     [InlineData("rezero", "init", "0.1", "does not apply to 'rezero'")]
     public void Bad_options_are_one_clear_error(string scheme, string key, string value, string message)
     {

@@ -72,8 +72,9 @@ sealed class TinySublayer : nn.Module<Tensor, Tensor>, IResidualSublayer
 }
 
 /// <summary>
-/// A model-free stack of residual sublayers wired by one scheme, the way every model does it:
-/// Expand, then Prepare / sublayer / Combine per sublayer (recording History), then Reduce.
+/// A model-free stack of residual sublayers wired by one scheme through the driver every model uses
+/// (<see cref="ResidualPass"/>); unlike <see cref="ResidualStack"/> it takes every scheme, including those whose needs
+/// it does not provide (they fall back to reading the branch's input).
 /// </summary>
 sealed class TinyStack : nn.Module<Tensor, Tensor>
 {
@@ -93,16 +94,12 @@ sealed class TinyStack : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var stream = scheme.Expand(x);
-        var ctx = new LayerContext(layers.Count);
-        ctx.History.Add(stream);
+        var pass = new ResidualPass(scheme, x, layers.Count);
         for (int k = 0; k < layers.Count; k++)
         {
-            var branch = connections[k].Prepare(stream, ctx);
-            stream = connections[k].Combine(layers[k].call(branch.Input), branch, ctx);
-            ctx.Advance();
-            ctx.History.Add(stream);
+            var layer = layers[k];
+            pass.Step(connections[k], branch => layer.call(branch.Input));
         }
-        return scheme.Reduce(stream);
+        return pass.Finish();
     }
 }

@@ -36,7 +36,7 @@ public class PackedExampleTests
         var (exit, error) = Run(bin, Path.Combine(bin, "Spirals.dll"), "mhcc");
         Assert.Equal(2, exit);
         Assert.Single(error.Trim().Split('\n'));
-        Assert.StartsWith("Spirals: error: unknown connection 'mhcc' (did you mean 'mhc'?)", error);
+        Assert.StartsWith("Spirals: error: unknown connection scheme 'mhcc' (did you mean 'mhc'?)", error);
 
         // The library's load fix ran on the example's own copy of the native library.
         string native = Directory.EnumerateFiles(bin, TorchRuntime.NativeLibraryName, SearchOption.AllDirectories).Single();
