@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using ResidualLab.Config;
 using ResidualLab.Data;
+using ResidualLab.Families;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
 
@@ -51,7 +52,7 @@ static class TestSupport
     /// <summary>A GPT task on <paramref name="corpus"/> and the training loop that runs it.</summary>
     public static (LanguageModelTask Task, Trainer Trainer) GptTrainer(RunConfig config, TokenCorpus corpus)
     {
-        var task = new LanguageModelTask(config, corpus, TorchSharp.torch.CPU);
+        var task = new LanguageModelTask(config, config.Gpt, corpus, TorchSharp.torch.CPU);
         return (task, new Trainer(task, config));
     }
 
@@ -64,5 +65,15 @@ static class TestSupport
         string dir = Path.Combine(Path.GetTempPath(), "reslab-tests", Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         return dir;
+    }
+}
+
+/// <summary>The family settings of a test's run config, typed (the tests know which family they built).</summary>
+static class RunConfigTestExtensions
+{
+    extension(RunConfig config)
+    {
+        public GptSettings Gpt => config.Settings<GptSettings>();
+        public VisionSettings Vision => config.Settings<VisionSettings>();
     }
 }

@@ -5,6 +5,7 @@ using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
 using ResidualLab.Native;
+using ResidualLab.Families;
 using Spectre.Console;
 
 namespace ResidualLab.Cli.Commands;
@@ -188,8 +189,9 @@ internal static class BenchCommand
             var cfg = RunConfig.From(values);
             if (cfg.Device != "cpu") throw new ConfigException("reslab bench connections measures the CPU; drop --device");
             TorchRuntime.SetThreads(cfg.Threads);
-            var corpus = CorpusLoader.Load(cfg.Data, cfg.Model.BlockSize);
-            var m = cfg.Model;
+            var gpt = cfg.Settings<GptSettings>();
+            var corpus = CorpusLoader.Load(gpt.Data, gpt.Shape.BlockSize);
+            var m = gpt.Shape;
             Console.WriteLine($"GPT {m.NLayer} layers, d_model {m.DModel}, {m.NHead} heads, block {m.BlockSize}, batch {cfg.Train.BatchSize}, vocab {corpus.VocabSize}; " +
                               $"{TorchSharp.torch.get_num_threads()} threads; {w} warm-up + {n} timed steps per scheme, interleaved");
             var rows = ConnectionBench.Run(cfg, corpus, list, n, w, msg => Console.Error.WriteLine(msg));

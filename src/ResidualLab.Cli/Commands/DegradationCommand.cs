@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using ResidualLab.Data;
+using ResidualLab.Families;
 using ResidualLab.Experiments;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
@@ -45,17 +46,17 @@ internal static class DegradationCommand
             if (grid.Count == 0) throw new ConfigException("--cnn-depths and --mlp-depths are both empty; e.g. --cnn-depths 20,56");
             string outDir = Path.Combine(parsed.GetValue(run.Out)!, "degradation");
 
-            var first = grid[0].Config;
-            var t = first.Train;
-            var cnn = grid.FirstOrDefault(g => g.Arm.Kind == "cnn").Config?.Vision?.Model;
-            var mlp = grid.FirstOrDefault(g => g.Arm.Kind == "mlp").Config?.Vision?.Model;
-            AnsiConsole.MarkupLineInterpolated($"[bold]The degradation problem[/]: plain vs residual, {grid.Count} runs, {k} seed(s), {first.Vision!.Images}");
+            var first = grid[0].Config.Settings<VisionSettings>();
+            var t = grid[0].Config.Train;
+            var cnn = grid.FirstOrDefault(g => g.Arm.Kind == "cnn").Config?.Settings<VisionSettings>().Model;
+            var mlp = grid.FirstOrDefault(g => g.Arm.Kind == "mlp").Config?.Settings<VisionSettings>().Model;
+            AnsiConsole.MarkupLineInterpolated($"[bold]The degradation problem[/]: plain vs residual, {grid.Count} runs, {k} seed(s), {first.Images}");
             Console.WriteLine(plan.Full
                 ? $"the paper's schedule (He et al. 2016, sec. 4.2): width {cnn?.Width}, {t.MaxIters} steps of {t.BatchSize}, lr {t.Lr} / 10 at 50% and 75%, all training images, random crops"
-                : $"REDUCED to fit a CPU: CNN width {cnn?.Width} (channels {cnn?.Width}/{2 * cnn?.Width}/{4 * cnn?.Width}; paper 16/32/64), MLP width {mlp?.Width}, first {first.Vision.TrainImages:N0} training images, {t.MaxIters} steps of {t.BatchSize} (paper: 64,000 steps), lr {t.Lr} / 10 at 50% and 75%, {(first.Vision.Augment ? "random crops" : "no augmentation")}; --full gives the paper's schedule");
+                : $"REDUCED to fit a CPU: CNN width {cnn?.Width} (channels {cnn?.Width}/{2 * cnn?.Width}/{4 * cnn?.Width}; paper 16/32/64), MLP width {mlp?.Width}, first {first.TrainImages:N0} training images, {t.MaxIters} steps of {t.BatchSize} (paper: 64,000 steps), lr {t.Lr} / 10 at 50% and 75%, {(first.Augment ? "random crops" : "no augmentation")}; --full gives the paper's schedule");
 
             var data = new DataCache();
-            var images = data.Images(first.Vision.Images);
+            var images = data.Images(first.Images);
             AnsiConsole.MarkupLineInterpolated($"{images.Name}: {images.Train.Count:N0} training and {images.Test.Count:N0} test images, {images.Height}x{images.Width}, {images.Classes} classes");
             Directory.CreateDirectory(outDir);
 

@@ -5,6 +5,7 @@ using ResidualLab.Data;
 using ResidualLab.Experiments;
 using ResidualLab.Results.Store;
 using ResidualLab.Training;
+using ResidualLab.Families;
 using Spectre.Console;
 
 namespace ResidualLab.Cli.Commands;
@@ -38,10 +39,11 @@ internal static class DemoCommand
             string outDir = Path.Combine(parsed.GetValue(run.Out)!, "demo");
 
             var first = grid[0];
+            var gpt = first.Settings<GptSettings>();
             AnsiConsole.MarkupLineInterpolated(
-                $"[bold]With vs without the residual[/]: {grid.Count} runs, depths {string.Join(",", depthList)}, {k} seed(s); d_model {first.Model.DModel}, n_head {first.Model.NHead}, block_size {first.Model.BlockSize}, batch {first.Train.BatchSize}, {first.Train.MaxIters} steps, lr {first.Train.Lr}");
+                $"[bold]With vs without the residual[/]: {grid.Count} runs, depths {string.Join(",", depthList)}, {k} seed(s); d_model {gpt.Shape.DModel}, n_head {gpt.Shape.NHead}, block_size {gpt.Shape.BlockSize}, batch {first.Train.BatchSize}, {first.Train.MaxIters} steps, lr {first.Train.Lr}");
             var data = new DataCache();
-            var corpus = data.Corpus(first.Data, first.Model.BlockSize);
+            var corpus = data.Corpus(gpt.Data, gpt.Shape.BlockSize);
             AnsiConsole.MarkupLineInterpolated($"corpus {corpus.Source}: {corpus.Train.Length + corpus.Val.Length + corpus.Test.Length:N0} tokens ({corpus.Tokenizer.Spec}), vocabulary {corpus.VocabSize}");
 
             using var store = ResultsStore.Open(outDir);
@@ -66,7 +68,7 @@ internal static class DemoCommand
             AnsiConsole.MarkupLineInterpolated(
                 $"published (1 layer): 1.70 with, 2.47 without. {grid.Count} runs in {clock.Elapsed.TotalSeconds:0} s, peak RSS {ProcessMemory.PeakRssBytes() / 1048576.0:0} MiB; table in {Path.Combine(outDir, "summary.csv")}");
             AnsiConsole.MarkupLineInterpolated(
-                $"This answer is for one learning rate ({first.Train.Lr}), one init ({Layers.Init.Name(first.Model.Init)}) and one budget ({first.Train.MaxIters} steps); for the answer across inits, learning rates and budgets: reslab study necessity");
+                $"This answer is for one learning rate ({first.Train.Lr}), one init ({Layers.Init.Name(gpt.Shape.Init)}) and one budget ({first.Train.MaxIters} steps); for the answer across inits, learning rates and budgets: reslab study necessity");
             return diverged.Count == 0 ? 0 : 1;
         });
         return command;

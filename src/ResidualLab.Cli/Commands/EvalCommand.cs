@@ -5,6 +5,7 @@ using ResidualLab.Data;
 using ResidualLab.Native;
 using static TorchSharp.torch;
 using ResidualLab.Training.Tasks;
+using ResidualLab.Families;
 
 namespace ResidualLab.Cli.Commands;
 
@@ -25,8 +26,9 @@ internal static class EvalCommand
             TorchRuntime.SetThreads(parsed.GetValue(threads) ?? 0);
             var loaded = GptCheckpoint.Load(parsed.GetValue(checkpoint)!);
             using var model = loaded.Model;
-            var (m, t) = (loaded.Config.Model, loaded.Config.Train);
-            var runData = loaded.Config.Data;
+            var gpt = loaded.Config.Settings<GptSettings>();
+            var (m, t) = (gpt.Shape, loaded.Config.Train);
+            var runData = gpt.Data;
             if (parsed.GetValue(data) is { } dataPath) runData = runData with { Path = dataPath };
             // The checkpoint's own tokenizer, so the text is encoded exactly as in training.
             var corpus = CorpusLoader.Load(runData, m.BlockSize, loaded.Tokenizer);

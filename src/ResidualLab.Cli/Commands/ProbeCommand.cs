@@ -9,6 +9,7 @@ using ResidualLab.Results;
 using ResidualLab.Results.Store;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
+using ResidualLab.Families;
 using Spectre.Console;
 using static TorchSharp.torch;
 
@@ -57,9 +58,10 @@ internal static class ProbeCommand
             using var model = checkpoint.Model;
             var config = checkpoint.Config;
             var t = config.Train;
-            var corpus = CorpusLoader.Load(config.Data, config.Model.BlockSize, checkpoint.Tokenizer);
+            var gpt = config.Settings<GptSettings>();
+            var corpus = CorpusLoader.Load(gpt.Data, gpt.Shape.BlockSize, checkpoint.Tokenizer);
             var probes = new LayerProbes(model, corpus.Val, t.BatchSize, t.EvalBatches, CPU);
-            var (x, y) = new TokenBatcher(corpus.Val, t.BatchSize, config.Model.BlockSize, LanguageModelTask.EvalSeed).Next(CPU);
+            var (x, y) = new TokenBatcher(corpus.Val, t.BatchSize, gpt.Shape.BlockSize, LanguageModelTask.EvalSeed).Next(CPU);
 
             double intact = probes.Intact();
             var curves = new List<LayerLosses>();
@@ -101,7 +103,7 @@ internal static class ProbeCommand
         AnsiConsole.MarkupLineInterpolated($"[bold]{config.Label}[/]  run {config.RunId}: val loss {intact.ToString("0.0000", CultureInfo.InvariantCulture)}");
         var table = new Table().AddColumn("block");
         foreach (var c in curves) table.AddColumn(new TableColumn(c.Name == LayerProbes.Swap ? "swap with next" : c.Name).RightAligned());
-        for (int i = 0; i < config.Model.NLayer; i++)
+        for (int i = 0; i < config.Model.Depth; i++)
             table.AddRow(curves.Select(c => i < c.Losses.Count ? c.Losses[i].ToString("0.0000", CultureInfo.InvariantCulture) : "")
                 .Prepend(i.ToString(CultureInfo.InvariantCulture)).ToArray());
         AnsiConsole.Write(table);

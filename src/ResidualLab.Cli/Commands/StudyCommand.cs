@@ -5,6 +5,7 @@ using ResidualLab.Data;
 using ResidualLab.Experiments;
 using ResidualLab.Reports;
 using ResidualLab.Results.Store;
+using ResidualLab.Families;
 using Spectre.Console;
 
 namespace ResidualLab.Cli.Commands;
@@ -44,9 +45,10 @@ internal static class StudyCommand
             if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
 
             var first = plan.Runs[0];
+            var gpt = first.Settings<GptSettings>();
             AnsiConsole.MarkupLineInterpolated(
-                $"[bold]necessity study[/]: {NecessityStudy.Describe(plan)}, {layout}; d_model {first.Model.DModel}, n_head {first.Model.NHead}, block_size {first.Model.BlockSize}, batch {first.Train.BatchSize} -> {outDir}");
-            var corpus = CorpusLoader.Load(first.Data, first.Model.BlockSize);
+                $"[bold]necessity study[/]: {NecessityStudy.Describe(plan)}, {layout}; d_model {gpt.Shape.DModel}, n_head {gpt.Shape.NHead}, block_size {gpt.Shape.BlockSize}, batch {first.Train.BatchSize} -> {outDir}");
+            var corpus = CorpusLoader.Load(gpt.Data, gpt.Shape.BlockSize);
             double unigram = NecessityStudy.UnigramLoss(corpus);
 
             var clock = Stopwatch.StartNew();

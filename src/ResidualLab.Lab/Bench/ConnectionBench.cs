@@ -5,6 +5,7 @@ using ResidualLab.Data;
 using ResidualLab.Training;
 using static TorchSharp.torch;
 using ResidualLab.Training.Tasks;
+using ResidualLab.Families;
 
 namespace ResidualLab.Bench;
 
@@ -61,7 +62,7 @@ internal static class ConnectionBench
     {
         if (!schemes.Any(s => s.Label == Baseline))
             schemes = [new BenchScheme(Baseline, new PreNormScheme()), .. schemes];
-        var tasks = schemes.Select(s => new LanguageModelTask(config with { Connection = s.Scheme }, corpus, CPU)).ToList();
+        var tasks = schemes.Select(s => new LanguageModelTask(config with { Connection = s.Scheme }, config.Settings<GptSettings>(), corpus, CPU)).ToList();
         var trainers = tasks.Select(task => new Trainer(task, config)).ToList();
         double lr = config.Train.Lr;
         try

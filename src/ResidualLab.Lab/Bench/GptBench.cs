@@ -3,6 +3,7 @@ using ResidualLab.Data;
 using ResidualLab.Native;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
+using ResidualLab.Families;
 
 namespace ResidualLab.Bench;
 
@@ -63,7 +64,7 @@ internal static class GptBench
         var config = workload.Config(device, threads, extraConfig);
         TorchRuntime.SetThreads(config.Threads);
         var dev = TorchRuntime.ResolveDevice(config.Device);
-        var task = new LanguageModelTask(config, SyntheticCorpus(workload.BlockSize), dev);
+        var task = new LanguageModelTask(config, config.Settings<GptSettings>(), SyntheticCorpus(workload.BlockSize), dev);
         var trainer = new Trainer(task, config);
         var times = StepTimer.Time(() => trainer.Step(1e-4), steps, warmup, dev);
         long parameters = task.Model.ParameterCount();

@@ -4,6 +4,8 @@ using ResidualLab.Experiments;
 using ResidualLab.Training;
 using static TorchSharp.torch;
 using ResidualLab.Training.Tasks;
+using ResidualLab.Families;
+using ResidualLab.Models;
 
 namespace ResidualLab.Bench;
 
@@ -75,7 +77,7 @@ internal static class ResNetBench
         var config = workload.Config(device, threads);
         var dev = RunExecutor.PrepareRuntime(config);
         var images = SyntheticImages(workload);
-        using var task = new ImageClassificationTask(config, images, dev);
+        using var task = new ImageClassificationTask(config, config.Settings<VisionSettings>(), images, dev);
         var trainer = new Trainer(task, config);
         double flopsPerImage = 3 * 2.0 * ModelFlops.ForwardMultiplyAdds(task.Model, workload.Channels, workload.ImageSize, workload.ImageSize);
         var times = StepTimer.Time(() => trainer.Step(ResNetWorkload.LearningRate), steps, warmup, dev);

@@ -5,6 +5,7 @@ using ResidualLab.Data.Tokenizers;
 using ResidualLab.Models;
 using static TorchSharp.torch;
 using ResidualLab.Training.Tasks;
+using ResidualLab.Families;
 
 namespace ResidualLab.Checkpoints;
 
@@ -49,9 +50,9 @@ internal sealed record GptCheckpoint(Gpt Model, RunConfig Config, Tokenizer Toke
             [EvalKey] = JsonSerializer.Serialize(new
             {
                 batch_size = Config.Train.BatchSize, eval_batches = Config.Train.EvalBatches,
-                val_fraction = Config.Data.ValFraction, test_fraction = Config.Data.TestFraction, seed = LanguageModelTask.EvalSeed,
+                val_fraction = Config.Settings<GptSettings>().Data.ValFraction, test_fraction = Config.Settings<GptSettings>().Data.TestFraction, seed = LanguageModelTask.EvalSeed,
                 // A corpus split by book names its validation books' places in its text; each is encoded on its own.
-                val_ranges = Config.Data.Path.Length == 0 && Config.Data.Corpus == GutenbergCorpus.Name ? GutenbergCorpus.ValRanges() : null,
+                val_ranges = Config.Settings<GptSettings>().Data.Path.Length == 0 && Config.Settings<GptSettings>().Data.Corpus == GutenbergCorpus.Name ? GutenbergCorpus.ValRanges() : null,
                 sampler = "SplitMix64 offsets, Lemire unbiased bounded draws (Data/TokenBatcher.cs)",
             }),
             [Tokenizer is CharTokenizer ? VocabularyKey : TokenizerKey] = TokenizerJson.Write(Tokenizer),
@@ -72,7 +73,7 @@ internal sealed record GptCheckpoint(Gpt Model, RunConfig Config, Tokenizer Toke
         string tokenizerKey = file.Metadata.ContainsKey(TokenizerKey) ? TokenizerKey : VocabularyKey;
         var tokenizer = TokenizerJson.Parse(Meta(tokenizerKey), $"{source} metadata '{tokenizerKey}'");
 
-        var model = new Gpt(config.Model with { VocabSize = tokenizer.VocabSize }, config.Connection);
+        var model = new Gpt(config.Settings<GptSettings>().Shape with { VocabSize = tokenizer.VocabSize }, config.Connection);
         try
         {
             Restore(model, config, file, source);

@@ -2,6 +2,7 @@ using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Data.Tokenizers;
 using ResidualLab.Models;
+using ResidualLab.Families;
 
 namespace ResidualLab.Checkpoints;
 
@@ -19,9 +20,9 @@ internal static class RunExport
             .Select(name => Path.Combine(runDir, name)).FirstOrDefault(File.Exists);
         var tokenizer = saved is not null
             ? TokenizerJson.Parse(File.ReadAllText(saved), saved)
-            : CorpusLoader.TokenizerFor(config.Data.Tokenizer, CorpusLoader.Splits(config.Data));
+            : CorpusLoader.TokenizerFor(config.Settings<GptSettings>().Data.Tokenizer, CorpusLoader.Splits(config.Settings<GptSettings>().Data));
 
-        var model = new Gpt(config.Model with { VocabSize = tokenizer.VocabSize }, config.Connection);
+        var model = new Gpt(config.Settings<GptSettings>().Shape with { VocabSize = tokenizer.VocabSize }, config.Connection);
         try
         {
             model.load(modelPath, strict: true);

@@ -58,6 +58,28 @@ internal sealed class ConfigValues
 
     public long Int(string key) => (long)Get(key);
     public double Float(string key) => (double)Get(key);
+
+    /// <summary>The integer <paramref name="key"/>, checked to lie in [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    /// <exception cref="ConfigException">Out of range: names the key, where it was set and the range.</exception>
+    public int IntIn(string key, long min, long max = int.MaxValue)
+    {
+        long x = Int(key);
+        if (x < min || x > max)
+            throw new ConfigException($"{OriginOf(key)}: '{key}' must be in [{min}, {max}], got {x}");
+        return (int)x;
+    }
+
+    /// <summary>The number <paramref name="key"/>, checked to be finite and in [<paramref name="min"/>, <paramref name="max"/>]
+    /// (open at <paramref name="min"/> when <paramref name="minExclusive"/>).</summary>
+    /// <exception cref="ConfigException">Out of range: names the key, where it was set and the range.</exception>
+    public double FloatIn(string key, double min, double max, bool minExclusive = false)
+    {
+        double x = Float(key);
+        bool ok = (minExclusive ? x > min : x >= min) && x <= max && double.IsFinite(x);
+        if (!ok)
+            throw new ConfigException($"{OriginOf(key)}: '{key}' must be in {(minExclusive ? "(" : "[")}{min}, {max}], got {x}");
+        return x;
+    }
     public bool Bool(string key) => (bool)Get(key);
     public string String(string key) => (string)Get(key);
 

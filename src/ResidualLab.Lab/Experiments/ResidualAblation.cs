@@ -51,7 +51,7 @@ internal static class ResidualAblation
 
     public static IReadOnlyList<AblationRow> Table(IEnumerable<AblationRun> runs) =>
         runs.Where(r => r.Result.FinalEval is not null)
-            .GroupBy(r => r.Config.Model.NLayer)
+            .GroupBy(r => r.Config.Model.Depth)
             .OrderBy(g => g.Key)
             .Select(g => new AblationRow(g.Key,
                 new Summary(g.Where(r => r.Config.Connection.Name == With).Select(r => r.Result.FinalEval!.TestLoss).ToList()),

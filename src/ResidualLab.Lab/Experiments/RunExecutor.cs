@@ -20,10 +20,8 @@ internal static class RunExecutor
     /// </summary>
     static readonly object InitGate = new();
 
-    /// <summary>The task that trains <paramref name="config"/>'s model family: the one place that maps a family to its task.</summary>
-    public static ITrainingTask CreateTask(RunConfig config, DataCache data, torch.Device device) => config.Vision is { } vision
-        ? new ImageClassificationTask(config, data.Images(vision.Images), device)
-        : new LanguageModelTask(config, data.Corpus(config.Data, config.Model.BlockSize), device);
+    /// <summary>The task that trains <paramref name="config"/>'s model, as its family builds it.</summary>
+    public static ITrainingTask CreateTask(RunConfig config, DataCache data, torch.Device device) => config.Family.CreateTask(config, data, device);
 
     /// <summary>Sets libtorch up for the run (intra-op threads, oneDNN) and returns its device.</summary>
     public static torch.Device PrepareRuntime(RunConfig config)
@@ -54,6 +52,7 @@ internal static class RunExecutor
                 Directory.CreateDirectory(runDir);
                 var trainedOn = task.DescribeData(runDir);
                 store?.RecordData(config.RunId, trainedOn);
+                store?.RecordFacts(config.RunId, task.Facts());
                 using var files = new RunFiles(runDir, config, resumeStep, trainedOn);
                 var observers = new CompositeObserver(files, store is null ? null : new StoreObserver(store, config.RunId), progress);
                 var result = new Trainer(task, config).Run(observers, cancel, new CheckpointPolicy(checkpoint, config.CheckpointInterval, resume));

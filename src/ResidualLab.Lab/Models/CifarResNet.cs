@@ -47,7 +47,7 @@ internal sealed class CifarResNet : ImageClassifier
 
     public CifarResNet(VisionConfig config, ConnectionScheme connection, bool shortcuts) : base(shortcuts ? "ResNet" : "PlainNet")
     {
-        if (VisionConfig.DepthProblem(config.Family, config.Depth) is { } problem) throw new ArgumentException(problem);
+        if (DepthProblem(config.Family, config.Depth) is { } problem) throw new ArgumentException(problem);
         Config = config;
         Connection = connection;
         int w = config.Width;
@@ -66,6 +66,11 @@ internal sealed class CifarResNet : ImageClassifier
     }
 
     public override IReadOnlyList<WeightLayer> WeightLayers => _weightLayers;
+
+    /// <summary>Why <paramref name="depth"/> is not 6n+2 with n &gt;= 1, or null.</summary>
+    public static string? DepthProblem(string name, int depth) => depth < 8 || (depth - 2) % 6 != 0
+        ? $"a {name} net's depth is 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got {depth}"
+        : null;
 
     /// <summary>Images [b, c, y, x] to logits [b, classes].</summary>
     public override Tensor forward(Tensor images)

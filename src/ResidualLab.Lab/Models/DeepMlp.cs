@@ -28,7 +28,7 @@ internal sealed class DeepMlp : ImageClassifier
 
     public DeepMlp(VisionConfig config, ConnectionScheme connection) : base(nameof(DeepMlp))
     {
-        if (VisionConfig.DepthProblem("mlp", config.Depth) is { } problem) throw new ArgumentException(problem);
+        if (DepthProblem(config.Depth) is { } problem) throw new ArgumentException(problem);
         Config = config;
         Connection = connection;
         int d = config.Width, k = (config.Depth - 2) / 2;
@@ -45,6 +45,11 @@ internal sealed class DeepMlp : ImageClassifier
     }
 
     public override IReadOnlyList<WeightLayer> WeightLayers => _weightLayers;
+
+    /// <summary>Why <paramref name="depth"/> is not 2k+2 with k &gt;= 1, or null.</summary>
+    public static string? DepthProblem(int depth) => depth < 4 || depth % 2 != 0
+        ? $"an mlp's depth is 2k+2 with k >= 1 residual blocks of two layers (4, 6, ..., 64), got {depth}"
+        : null;
 
     /// <summary>Images [b, c, y, x] to logits [b, classes].</summary>
     public override Tensor forward(Tensor images)

@@ -43,7 +43,4 @@ internal static class GptFlops
     /// <summary>Connections count FLOPs from the site's shape alone; none builds its norm for it.</summary>
     static nn.Module<Tensor, Tensor> NoNorm() =>
         throw new InvalidOperationException("counting FLOPs builds no norm");
-
-    /// <summary>The diagnostic under which a run records its training FLOPs per step.</summary>
-    public const string PerStepDiagnostic = "train_flops_per_step";
 }

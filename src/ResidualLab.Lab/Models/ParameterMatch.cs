@@ -14,9 +14,6 @@ internal static class ParameterMatch
 {
     public const double Tolerance = 0.02;
 
-    /// <summary>Diagnostics a matched run records at its start: the d_model and n_head it was built with.</summary>
-    public const string WidthDiagnostic = "d_model", HeadsDiagnostic = "n_head";
-
     /// <summary>The shape to build <paramref name="own"/> with so its parameters match <paramref name="target"/>'s at <paramref name="config"/>.</summary>
     public static GptConfig Width(GptConfig config, ConnectionScheme own, ConnectionScheme target)
     {

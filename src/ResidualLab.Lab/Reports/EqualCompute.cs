@@ -30,7 +30,7 @@ internal static class EqualCompute
     /// <summary>A run's training FLOPs per step as recorded when it started; NaN when it recorded none
     /// (a vision run, or a run recorded before the count existed).</summary>
     public static double FlopsPerStep(RunData run) =>
-        run.Diagnostics.FirstOrDefault(d => d.Name == Models.GptFlops.PerStepDiagnostic)?.Value ?? double.NaN;
+        run.Fact(Training.RunFact.FlopsPerStep);
 
     /// <summary>The run's validation loss against the training FLOPs spent before each evaluation: (step x FLOPs per step, loss).</summary>
     public static IReadOnlyList<(double X, double Loss)> FlopsCurve(RunData run)

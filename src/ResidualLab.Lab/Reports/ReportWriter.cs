@@ -61,12 +61,11 @@ internal static class ReportWriter
 
     /// <summary>"none L4: d_model 140, n_head 4 (head size 35), 1,234 parameters" for each group and depth whose runs matched another scheme's size.</summary>
     static IReadOnlyList<string> Widths(StudyData data) =>
-        data.Runs.Where(r => r.Diagnostics.Any(d => d.Name == Models.ParameterMatch.WidthDiagnostic))
+        data.Runs.Where(r => double.IsFinite(r.Fact(Training.RunFact.MatchedWidth)))
             .GroupBy(r => (r.Group, r.Depth)).Select(g =>
             {
                 var run = g.First();
-                double d = run.Diagnostics.First(x => x.Name == Models.ParameterMatch.WidthDiagnostic).Value;
-                double h = run.Diagnostics.First(x => x.Name == Models.ParameterMatch.HeadsDiagnostic).Value;
+                double d = run.Fact(Training.RunFact.MatchedWidth), h = run.Fact(Training.RunFact.MatchedHeads);
                 return FormattableString.Invariant($"{g.Key.Group} L{g.Key.Depth}: d_model {d}, n_head {h} (head size {d / h:0.#}), {run.Run.Parameters:N0} parameters, to match {run.Config.GetValueOrDefault("model.match_params", "").Trim('"')}");
             }).ToList();
 }

@@ -7,9 +7,14 @@ namespace ResidualLab.Reports;
 /// <summary>One finished run with everything recorded for it.</summary>
 /// <param name="Setting">The varying keys other than the scheme's, e.g. "max_iters=600 init=\"pytorch\"".</param>
 /// <param name="Tuned">The values of the [tune] keys, e.g. "lr=0.001" (empty without tuning).</param>
+/// <param name="Facts">What the run's model as built stated (<see cref="Training.RunFact"/>), by name.</param>
 internal sealed record RunData(RunRecord Run, string Group, string Setting,
-    IReadOnlyList<StepRow> Steps, IReadOnlyList<EvalRow> Evals, IReadOnlyList<DiagnosticRow> Diagnostics, string Tuned = "")
+    IReadOnlyList<StepRow> Steps, IReadOnlyList<EvalRow> Evals, IReadOnlyList<DiagnosticRow> Diagnostics, string Tuned = "",
+    IReadOnlyDictionary<string, double>? Facts = null)
 {
+    /// <summary>The fact <paramref name="name"/> the run stated; NaN when it stated none.</summary>
+    public double Fact(string name) => Facts is not null && Facts.TryGetValue(name, out double v) ? v : double.NaN;
+
     /// <summary>The run's canonical config as key -> value text.</summary>
     public IReadOnlyDictionary<string, string> Config => StudyData.ParseCanonical(Run.Config);
 
@@ -27,7 +32,8 @@ internal sealed record RunData(RunRecord Run, string Group, string Setting,
 internal sealed record StudyData(IReadOnlyList<RunData> Runs, IReadOnlyList<string> Groups, IReadOnlyList<int> Depths,
     int Unfinished, IReadOnlyList<RunEnvironment> Environments)
 {
-    static readonly string[] Axes = ["connection.name", "model.n_layer", "train.seed"];
+    /// <summary>The keys that are axes within a group, not groups: the scheme, every family's depth and the seed.</summary>
+    static readonly string[] Axes = ["connection.name", "train.seed", .. Families.ModelFamilies.All.Select(f => f.DepthKey).Distinct()];
 
     /// <param name="tuned">The [tune] keys of the folder's sweep: kept out of the groups, recorded per run.</param>
     public static StudyData Load(ResultsStore store, IReadOnlyList<string>? tuned = null)
@@ -47,7 +53,7 @@ internal sealed record StudyData(IReadOnlyList<RunData> Runs, IReadOnlyList<stri
             string setting = string.Join(" ", varying.Where(k => !k.StartsWith("connection.", StringComparison.Ordinal)).Select(k => Show(k, c)));
             string group = string.Join(" ", new[] { r.Connection, options, setting }.Where(s => s.Length > 0));
             string values = string.Join(" ", tuned.Select(k => Show(k, c)));
-            return new RunData(r, group, setting, store.Steps(r.RunId), store.Evals(r.RunId), store.Diagnostics(r.RunId), values);
+            return new RunData(r, group, setting, store.Steps(r.RunId), store.Evals(r.RunId), store.Diagnostics(r.RunId), values, store.Facts(r.RunId));
         }).ToList();
         var groups = runs.GroupBy(r => r.Group).OrderBy(g => g.Min(r => r.Run.StartedAt)).Select(g => g.Key).ToList(); // sweep order
         var environments = finished.Select(r => store.EnvironmentOf(r.RunId)).OfType<RunEnvironment>().Distinct().ToList();

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using ResidualLab.Config;
 using ResidualLab.Training.Tasks;
+using ResidualLab.Families;
 
 namespace ResidualLab.Results;
 
@@ -10,7 +11,7 @@ internal static class ClassifierFiles
 {
     public static void Write(string runDir, RunConfig config, int trainImages, ClassifierResult result)
     {
-        var v = config.Vision!;
+        var v = config.Settings<VisionSettings>();
         var json = JsonSerializer.Serialize(new
         {
             run_id = config.RunId,

@@ -47,6 +47,9 @@ internal interface ITrainingTask : IDisposable
 
     void LoadState(BinaryReader reader);
 
+    /// <summary>What the run's model as built states once (<see cref="RunFact"/>: its training FLOPs per step, a matched width).</summary>
+    IReadOnlyList<RunFact> Facts();
+
     /// <summary>Writes what the run trains on into its folder (data.json), before training; returns the data's identity.</summary>
     DataIdentity DescribeData(string runDir);
 

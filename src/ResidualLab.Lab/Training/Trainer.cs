@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using ResidualLab.Config;
 using ResidualLab.Data;
-using ResidualLab.Models;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Training;
@@ -67,16 +66,6 @@ internal sealed class Trainer(ITrainingTask task, RunConfig config)
         // the task's sampler follows the batches used, so a checkpoint records where the next one starts.
         using var upcoming = new BatchPrefetcher<IBatch>(task.Batches.Copy().NextBatch);
         observer?.OnStart(t.MaxIters);
-        if (task.Model is Gpt gpt)
-        {
-            // Training FLOPs per step of the model as built (its corpus's vocabulary, a matched width), for equal-compute comparisons.
-            observer?.OnDiagnostic(new Diagnostic(start, GptFlops.PerStepDiagnostic, 0, GptFlops.TrainingPerStep(gpt.Config, gpt.Connection, t.BatchSize)));
-            if (config.MatchParams is not null) // the width chosen for equal size, for reports
-            {
-                observer?.OnDiagnostic(new Diagnostic(start, ParameterMatch.WidthDiagnostic, 0, gpt.Config.DModel));
-                observer?.OnDiagnostic(new Diagnostic(start, ParameterMatch.HeadsDiagnostic, 0, gpt.Config.NHead));
-            }
-        }
         task.Model.train();
 
         TrainResult Finish(RunStatus status, int steps, string? note = null)

@@ -12,9 +12,9 @@ public class GptCheckpointTests
     static GptCheckpoint Fresh(string scheme, int layers = 2)
     {
         var config = TestSupport.TinyConfig($"connection.name={scheme}", $"model.n_layer={layers}");
-        var corpus = TestSupport.TinyCorpus(config.Model.BlockSize);
+        var corpus = TestSupport.TinyCorpus(config.Gpt.Shape.BlockSize);
         manual_seed(21);
-        var model = new Gpt(config.Model with { VocabSize = corpus.VocabSize }, config.Connection);
+        var model = new Gpt(config.Gpt.Shape with { VocabSize = corpus.VocabSize }, config.Connection);
         return new GptCheckpoint(model, config, corpus.Tokenizer);
     }
 
@@ -78,7 +78,7 @@ public class GptCheckpointTests
     public void Loaded_checkpoint_gives_the_trainers_val_loss()
     {
         var config = TestSupport.TinyConfig("train.max_iters=30");
-        var corpus = TestSupport.TinyCorpus(config.Model.BlockSize);
+        var corpus = TestSupport.TinyCorpus(config.Gpt.Shape.BlockSize);
         var (task, trainer) = TestSupport.GptTrainer(config, corpus);
         var result = trainer.Run();
         string path = SaveToTemp(new GptCheckpoint(task.Model, config, corpus.Tokenizer));
@@ -87,7 +87,7 @@ public class GptCheckpointTests
         var loaded = GptCheckpoint.Load(path);
         using var model = loaded.Model;
         model.eval();
-        var reencoded = ResidualLab.Data.CharCorpus.FromText(TestSupport.TinyText(), config.Data.ValFraction, config.Model.BlockSize, "tiny", Vocabulary(loaded), config.Data.TestFraction);
+        var reencoded = ResidualLab.Data.CharCorpus.FromText(TestSupport.TinyText(), config.Gpt.Data.ValFraction, config.Gpt.Shape.BlockSize, "tiny", Vocabulary(loaded), config.Gpt.Data.TestFraction);
         double loss = LanguageModelTask.FixedBatchLoss(model, reencoded.Val, config.Train.BatchSize, config.Train.EvalBatches, CPU);
         Assert.Equal(result.FinalEval!.ValLoss, loss);
     }

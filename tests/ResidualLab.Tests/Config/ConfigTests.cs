@@ -15,9 +15,9 @@ public class ConfigTests
     public void Snake_case_keys_map_and_defaults_fill_the_rest()
     {
         var cfg = RunConfig.From(Toml("[model]\nn_layer = 3\nd_model = 64\nn_head = 8\n[train]\nlr = 0.002\n"));
-        Assert.Equal(3, cfg.Model.NLayer);
-        Assert.Equal(64, cfg.Model.DModel);
-        Assert.Equal(8, cfg.Model.NHead);
+        Assert.Equal(3, cfg.Gpt.Shape.NLayer);
+        Assert.Equal(64, cfg.Gpt.Shape.DModel);
+        Assert.Equal(8, cfg.Gpt.Shape.NHead);
         Assert.Equal(0.002, cfg.Train.Lr);
         Assert.Equal(32, cfg.Train.BatchSize); // default
     }

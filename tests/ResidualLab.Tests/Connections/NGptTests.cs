@@ -63,7 +63,7 @@ public class NGptTests
     public void The_post_step_hook_puts_the_updated_weights_back_on_the_sphere()
     {
         var config = TestSupport.TinyConfig("connection.name=ngpt", "model.n_layer=2", "train.weight_decay=0.1");
-        var (task, trainer) = TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Model.BlockSize));
+        var (task, trainer) = TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Gpt.Shape.BlockSize));
         using var _ = task;
         Assert.Equal(0, task.Optimizer.WeightDecay); // the renormalisation sets the weights' scale, not decay
         for (int i = 0; i < 3; i++) trainer.Step(3e-3);
@@ -82,7 +82,7 @@ public class NGptTests
         task.AfterStep(0);
         Assert.True(WeightNormError(task.Model) < 1e-5);
         task.Model.eval();
-        using var tokens = randint(0, task.Model.Config.VocabSize, [2, config.Model.BlockSize], dtype: ScalarType.Int64);
+        using var tokens = randint(0, task.Model.Config.VocabSize, [2, config.Gpt.Shape.BlockSize], dtype: ScalarType.Int64);
         Assert.True(StreamNormError(task.Model, tokens) < 1e-5);
     }
 

@@ -114,7 +114,7 @@ public class RecentSchemeTests
         // The language-model task gives the blocks' parameters the factor, the embeddings and the final norm none.
         var config = TestSupport.TinyConfig("connection.name=completep", $"connection.alpha={alpha}",
             $"connection.base_depth={baseDepth}", "model.n_layer=4");
-        var (task, _) = TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Model.BlockSize));
+        var (task, _) = TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Gpt.Shape.BlockSize));
         var optimizer = (ResidualLab.Training.AdamW)task.Optimizer;
         Assert.Equal(ResidualLab.Training.AdamW.DefaultEps * 1e8 * eps, optimizer.Eps * 1e8, 12);
         var inBlocks = task.Model.Blocks.SelectMany(b => b.parameters()).Select(p => p.Handle).ToHashSet();
@@ -231,7 +231,7 @@ public class RecentSchemeTests
     {
         var config = TestSupport.TinyConfig($"connection.name={scheme}", "model.n_layer=2", "train.max_iters=3", "train.probe_interval=1");
         var recorder = new DiagnosticRecorder();
-        var (task, trainer) = TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Model.BlockSize));
+        var (task, trainer) = TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Gpt.Shape.BlockSize));
         trainer.Run(recorder);
         task.Dispose();
         var names = recorder.Diagnostics.Select(d => d.Name).ToHashSet();

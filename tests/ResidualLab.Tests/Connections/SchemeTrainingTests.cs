@@ -31,7 +31,7 @@ public class SchemeTrainingTests
         var config = TestSupport.TinyConfig([.. ConfigLines(scheme), "model.n_layer=4", "model.d_model=16", "train.max_iters=200"]);
         Assert.Equal(scheme, config.Connection); // the config selects exactly this scheme and its options
         // Train and validation only: the scheme's ability to leave the unigram plateau is judged on 90% of the text.
-        var corpus = CharCorpus.FromText(TestSupport.TinyText(), 0.1, config.Model.BlockSize, "tiny");
+        var corpus = CharCorpus.FromText(TestSupport.TinyText(), 0.1, config.Gpt.Shape.BlockSize, "tiny");
         var (task, trainer) = TestSupport.GptTrainer(config, corpus);
         var recorder = new Recorder();
         var result = trainer.Run(recorder);

@@ -39,7 +39,7 @@ public class GutenbergCorpusTests
         var ex = Assert.Throws<ConfigException>(() => TestSupport.TinyConfig("data.corpus=gutenberg", "data.val_fraction=0.2"));
         Assert.Contains("split by whole books", ex.Message);
         var config = TestSupport.TinyConfig("data.corpus=gutenberg");
-        Assert.Equal("gutenberg", config.Data.Corpus);
+        Assert.Equal("gutenberg", config.Gpt.Data.Corpus);
         // A run's config.txt names every value, the default val_fraction too, and reads back as the same run.
         Assert.Equal(config.RunId, RunConfig.From(ConfigValues.FromCanonical(config.Canonical, "config.txt")).RunId);
         Assert.Contains("did you mean 'gutenberg'", Assert.Throws<ConfigException>(() => TestSupport.TinyConfig("data.corpus=gutenburg")).Message);

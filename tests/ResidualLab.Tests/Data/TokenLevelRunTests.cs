@@ -37,7 +37,7 @@ public class TokenLevelRunTests
 
         var exported = RunExport.Load(runDir);
         using var model = exported.Model;
-        var learned = CorpusLoader.TokenizerFor("bpe:300", CorpusLoader.Splits(config.Data));
+        var learned = CorpusLoader.TokenizerFor("bpe:300", CorpusLoader.Splits(config.Gpt.Data));
         Assert.IsType<ByteBpeTokenizer>(exported.Tokenizer);
         Assert.Equal(learned.Id, exported.Tokenizer.Id);
 
@@ -47,7 +47,7 @@ public class TokenLevelRunTests
         using var reloaded = loaded.Model;
         Assert.Equal(learned.Id, loaded.Tokenizer.Id);
         reloaded.eval();
-        var corpus = CorpusLoader.Load(loaded.Config.Data, config.Model.BlockSize, loaded.Tokenizer);
+        var corpus = CorpusLoader.Load(loaded.Config.Gpt.Data, config.Gpt.Shape.BlockSize, loaded.Tokenizer);
         double loss = LanguageModelTask.FixedBatchLoss(reloaded, corpus.Val, config.Train.BatchSize, config.Train.EvalBatches, CPU);
         Assert.Equal(result.FinalEval!.ValLoss, loss);
     }
@@ -57,9 +57,9 @@ public class TokenLevelRunTests
     {
         var preset = ConfigValues.FromTomlFile(Path.Combine(RepositoryRoot(), "configs", "gpt2-small.toml"));
         var full = RunConfig.From(preset);
-        Assert.Equal((12, 768, 12, 1024), (full.Model.NLayer, full.Model.DModel, full.Model.NHead, full.Model.BlockSize));
-        Assert.Equal("gpt2", full.Data.Tokenizer);
-        Assert.Equal("gutenberg", full.Data.Corpus);
+        Assert.Equal((12, 768, 12, 1024), (full.Gpt.Shape.NLayer, full.Gpt.Shape.DModel, full.Gpt.Shape.NHead, full.Gpt.Shape.BlockSize));
+        Assert.Equal("gpt2", full.Gpt.Data.Tokenizer);
+        Assert.Equal("gutenberg", full.Gpt.Data.Corpus);
 
         string dir = TestSupport.TempDir();
         string text = Path.Combine(dir, "corpus.txt");

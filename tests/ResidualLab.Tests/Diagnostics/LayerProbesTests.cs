@@ -10,7 +10,7 @@ public class LayerProbesTests
     static (LanguageModelTask Task, LayerProbes Probes) Trained(string scheme)
     {
         var config = TestSupport.TinyConfig($"connection.name={scheme}", "model.n_layer=3", "train.max_iters=10");
-        var corpus = TestSupport.TinyCorpus(config.Model.BlockSize);
+        var corpus = TestSupport.TinyCorpus(config.Gpt.Shape.BlockSize);
         var (task, trainer) = TestSupport.GptTrainer(config, corpus);
         trainer.Run();
         return (task, new LayerProbes(task.Model, corpus.Val, config.Train.BatchSize, config.Train.EvalBatches, CPU));

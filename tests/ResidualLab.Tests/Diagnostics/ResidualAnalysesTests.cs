@@ -103,7 +103,7 @@ public class ResidualAnalysesTests
     public void The_tuned_lens_at_identity_is_the_logit_lens_and_training_lowers_its_loss(string scheme)
     {
         var config = TestSupport.TinyConfig($"connection.name={scheme}", "model.n_layer=2", "train.max_iters=10");
-        var corpus = TestSupport.TinyCorpus(config.Model.BlockSize);
+        var corpus = TestSupport.TinyCorpus(config.Gpt.Shape.BlockSize);
         var (task, trainer) = TestSupport.GptTrainer(config, corpus);
         trainer.Run();
         var t = config.Train;

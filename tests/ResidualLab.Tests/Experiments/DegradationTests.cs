@@ -39,11 +39,11 @@ public class DegradationTests
         var grid = Degradation.Grid(preset, new DegradationPlan(false, 32), [20, 56], [4], [1, 2]);
         Assert.Equal(12, grid.Count);
         var plain56 = grid.First(g => g.Arm.Kind == "cnn" && !g.Arm.Residual && g.Depth == 56).Config;
-        Assert.Equal("plain", plain56.Vision!.Model.Family);
+        Assert.Equal("plain", plain56.Vision.Model.Family);
         Assert.Equal("none", plain56.Connection.Name);
         Assert.Equal(false, plain56.Connection.Options["norm"]);
         var mlp = grid.First(g => g.Arm.Kind == "mlp" && g.Arm.Residual).Config;
         Assert.Equal("res-mlp", grid.First(g => g.Arm.Kind == "mlp" && g.Arm.Residual).Arm.Name);
-        Assert.Equal(("mlp", "residual", 32), (mlp.Vision!.Model.Family, mlp.Connection.Name, mlp.Vision.Model.Width));
+        Assert.Equal(("mlp", "residual", 32), (mlp.Vision.Model.Family, mlp.Connection.Name, mlp.Vision.Model.Width));
     }
 }

@@ -110,14 +110,14 @@ public class SchemeFamilyMatrixTests(ITestOutputHelper output, SchemeFamilyMatri
         if (family == "gpt")
         {
             var corpus = TestSupport.TinyCorpus();
-            using var task = new LanguageModelTask(config, corpus, CPU);
+            using var task = new LanguageModelTask(config, config.Gpt, corpus, CPU);
             result = new Trainer(task, config).Run(losses);
             chance = Math.Log(corpus.VocabSize);
         }
         else
         {
             var set = ImageSets.FromFolder("toy", IdxTests.WriteSet(trainCount: 40, testCount: 4, size: 12));
-            using var task = new ImageClassificationTask(config, set, CPU);
+            using var task = new ImageClassificationTask(config, config.Vision, set, CPU);
             result = new Trainer(task, config).Run(losses);
             chance = Math.Log(set.Classes);
         }

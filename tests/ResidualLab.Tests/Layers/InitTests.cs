@@ -124,7 +124,7 @@ public class InitTests
     public void Decay_all_also_decays_norms_biases_and_residual_scalars(string decay, bool decays)
     {
         var config = TestSupport.TinyConfig($"train.decay={decay}", "train.weight_decay=0.5", "connection.name=rezero");
-        using var task = new LanguageModelTask(config, TestSupport.TinyCorpus(config.Model.BlockSize), CPU);
+        using var task = new LanguageModelTask(config, config.Gpt, TestSupport.TinyCorpus(config.Gpt.Shape.BlockSize), CPU);
         var p = Params(task.Model);
         using (no_grad()) p["h.0.conn_attn.gain"].fill_(1.0);
         var before = p.ToDictionary(kv => kv.Key, kv => kv.Value.clone());

@@ -40,9 +40,9 @@ public class ParameterMatchTests
         var plain = TestSupport.TinyConfig("connection.name=pre-norm");
         var matched = TestSupport.TinyConfig("connection.name=pre-norm", "model.match_params=pre-norm");
         Assert.NotEqual(plain.RunId, matched.RunId);
-        var corpus = TestSupport.TinyCorpus(plain.Model.BlockSize);
-        using var a = new LanguageModelTask(plain, corpus, CPU);
-        using var b = new LanguageModelTask(matched, corpus, CPU);
+        var corpus = TestSupport.TinyCorpus(plain.Gpt.Shape.BlockSize);
+        using var a = new LanguageModelTask(plain, plain.Gpt, corpus, CPU);
+        using var b = new LanguageModelTask(matched, matched.Gpt, corpus, CPU);
         Assert.Equal(a.Model.parameters().Select(p => p.sum().item<float>()), b.Model.parameters().Select(p => p.sum().item<float>()));
         var bad = new ConfigValues();
         bad.Override("model.match_params=highwya");

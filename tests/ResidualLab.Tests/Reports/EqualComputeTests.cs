@@ -1,5 +1,5 @@
 using ResidualLab.Results.Store;
-using ResidualLab.Models;
+using ResidualLab.Training;
 using ResidualLab.Reports;
 
 namespace ResidualLab.Tests.Reports;
@@ -18,7 +18,7 @@ public class EqualComputeTests
             { TestLoss = testLoss };
         var steps = Enumerable.Range(0, 100).Select(s => new StepRow(s, 3, 1e-3, 1, stepMs, 1000)).ToList();
         var evals = EvalSteps.Select((s, i) => new EvalRow(s, valLosses[i], valLosses[i], valLosses[i])).ToList();
-        return new RunData(record, scheme, "", steps, evals, [new DiagnosticRow(0, GptFlops.PerStepDiagnostic, 0, flopsPerStep)]);
+        return new RunData(record, scheme, "", steps, evals, [], Facts: new Dictionary<string, double> { [RunFact.FlopsPerStep] = flopsPerStep });
     }
 
     static StudyData Study(params RunData[] runs) =>
@@ -76,7 +76,7 @@ public class EqualComputeTests
         Assert.True(double.IsNaN(EqualCompute.At(flops, 600)), "after the last");
         // Step times before each evaluation: steps 0..19 of 10 ms = 0.2 s at the first.
         Assert.Equal([0.2, 0.4, 0.6, 0.8, 1.0], EqualCompute.TimeCurve(run).Select(p => Math.Round(p.X, 9)));
-        Assert.Empty(EqualCompute.FlopsCurve(run with { Diagnostics = [] })); // no recorded count: no FLOPs comparison
+        Assert.Empty(EqualCompute.FlopsCurve(run with { Facts = null })); // no recorded count: no FLOPs comparison
     }
 
     [Fact]

@@ -109,7 +109,7 @@ public class NonFiniteResultsTests
         using var store = ResultsStore.Open(dir);
 
         // A pixel standard deviation of 0 makes every normalised pixel NaN or infinite: the loss is NaN at step 0.
-        var result = RunExecutor.Execute(config, Path.Combine(dir, "runs", config.RunId), data: DataCache.With(config.Vision!.Images, set with { Std = 0 }), store: store);
+        var result = RunExecutor.Execute(config, Path.Combine(dir, "runs", config.RunId), data: DataCache.With(config.Vision.Images, set with { Std = 0 }), store: store);
 
         Assert.Equal(RunStatus.Diverged, result.Status);
         Assert.Equal("non-finite loss at step 0", result.Note);

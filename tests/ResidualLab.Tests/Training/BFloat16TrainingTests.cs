@@ -31,7 +31,7 @@ public class BFloat16TrainingTests
     }
 
     static (LanguageModelTask Task, Trainer Trainer) NewTrainer(RunConfig config) =>
-        TestSupport.GptTrainer(config, CorpusLoader.Load(config.Data, config.Model.BlockSize));
+        TestSupport.GptTrainer(config, CorpusLoader.Load(config.Gpt.Data, config.Gpt.Shape.BlockSize));
 
     [Fact]
     public void A_bf16_gpt_trains_on_bf16_weights_kept_in_step_with_fp32_masters()
@@ -141,7 +141,7 @@ public class BFloat16TrainingTests
         using var model = export.Model;
         Assert.All(model.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
         model.eval();
-        var corpus = CorpusLoader.Load(config.Data, config.Model.BlockSize);
+        var corpus = CorpusLoader.Load(config.Gpt.Data, config.Gpt.Shape.BlockSize);
         double valLoss = LanguageModelTask.FixedBatchLoss(model, corpus.Val, config.Train.BatchSize, config.Train.EvalBatches, CPU);
         Assert.InRange(valLoss, result.FinalEval!.ValLoss - 0.05, result.FinalEval.ValLoss + 0.05); // fp32 masters vs their bf16 copy
     }

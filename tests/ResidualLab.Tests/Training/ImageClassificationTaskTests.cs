@@ -27,7 +27,7 @@ public class ImageClassificationTaskTests
     {
         var set = ImageSets.FromFolder("toy", IdxTests.WriteSet(trainCount: 20, testCount: 10, size: 12));
         var config = Config();
-        using var task = new ImageClassificationTask(config, set, CPU);
+        using var task = new ImageClassificationTask(config, config.Vision, set, CPU);
 
         var result = task.Result(new Trainer(task, config).Run());
 
@@ -44,7 +44,7 @@ public class ImageClassificationTaskTests
     public void The_gradient_probe_leaves_the_model_unchanged()
     {
         var set = ImageSets.FromFolder("toy", IdxTests.WriteSet(trainCount: 20, testCount: 4, size: 12));
-        using var task = new ImageClassificationTask(Config(), set, CPU);
+        using var task = new ImageClassificationTask(Config(), Config().Vision, set, CPU);
         var before = task.Model.buffers().Select(b => b.clone()).ToList();
 
         var norms = task.ProbeGradients();
@@ -77,17 +77,17 @@ public class ImageClassificationTaskTests
         string checkpoint = Path.Combine(TestSupport.TempDir(), "checkpoint.bin");
 
         var straight = new Recorder();
-        using var whole = new ImageClassificationTask(config, set, CPU);
+        using var whole = new ImageClassificationTask(config, config.Vision, set, CPU);
         var wholeResult = whole.Result(new Trainer(whole, config).Run(straight));
 
         // Stopped after step 13: the checkpoint of step 10 is what a kill leaves behind.
         using var cancel = new CancellationTokenSource();
-        using (var first = new ImageClassificationTask(config, set, CPU))
+        using (var first = new ImageClassificationTask(config, config.Vision, set, CPU))
             new Trainer(first, config).Run(new Recorder(s => { if (s.Step == 13) cancel.Cancel(); }), cancel.Token, new CheckpointPolicy(checkpoint, 5, Resume: true));
         Assert.Equal(10, TrainingCheckpoint.PeekStep(checkpoint, config.RunId));
 
         var resumed = new Recorder();
-        using var second = new ImageClassificationTask(config, set, CPU);
+        using var second = new ImageClassificationTask(config, config.Vision, set, CPU);
         var secondResult = second.Result(new Trainer(second, config).Run(resumed, default, new CheckpointPolicy(checkpoint, 5, Resume: true)));
 
         Assert.Equal(RunStatus.Done, secondResult.Run.Status);
@@ -104,7 +104,7 @@ public class ImageClassificationTaskTests
     {
         var set = ImageSets.FromFolder("toy", IdxTests.WriteSet(trainCount: 16, testCount: 4, size: 12));
         var config = Config("train.max_iters=4", "train.probe_interval=2");
-        using var task = new ImageClassificationTask(config, set, CPU);
+        using var task = new ImageClassificationTask(config, config.Vision, set, CPU);
         var recorder = new Recorder();
         new Trainer(task, config).Run(recorder);
 
@@ -118,7 +118,7 @@ public class ImageClassificationTaskTests
     {
         var set = ImageSets.FromFolder("toy", IdxTests.WriteSet(trainCount: 16, testCount: 4, size: 12));
         var config = Config("train.max_iters=20", "train.eval_interval=5");
-        using var task = new ImageClassificationTask(config, set, CPU);
+        using var task = new ImageClassificationTask(config, config.Vision, set, CPU);
         var poison = new Recorder(s =>
         {
             if (s.Step != 7) return;

@@ -14,7 +14,7 @@ public class TrainerTests
     static (TrainResult Result, List<double> Losses) Train(params string[] overrides)
     {
         var config = TestSupport.TinyConfig(overrides);
-        var (task, trainer) = TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Model.BlockSize));
+        var (task, trainer) = TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Gpt.Shape.BlockSize));
         var recorder = new Recorder();
         var result = trainer.Run(recorder);
         task.Dispose();
@@ -45,7 +45,7 @@ public class TrainerTests
     public void Run_with_batches_made_ahead_matches_synchronous_steps_bit_for_bit()
     {
         var config = TestSupport.TinyConfig("train.max_iters=30", "model.dropout=0.1");
-        var corpus = TestSupport.TinyCorpus(config.Model.BlockSize);
+        var corpus = TestSupport.TinyCorpus(config.Gpt.Shape.BlockSize);
         var prefetching = TestSupport.GptTrainer(config, corpus);
         var recorder = new Recorder();
         prefetching.Trainer.Run(recorder);
@@ -134,7 +134,7 @@ public class TrainerTests
     public void Non_finite_loss_marks_the_run_diverged_and_keeps_last_metrics()
     {
         var config = TestSupport.TinyConfig("train.max_iters=20", "train.eval_interval=5");
-        var (task, trainer) = TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Model.BlockSize));
+        var (task, trainer) = TestSupport.GptTrainer(config, TestSupport.TinyCorpus(config.Gpt.Shape.BlockSize));
         var poison = new PoisonAt(task.Model, step: 12);
         var result = trainer.Run(poison);
         Assert.Equal(RunStatus.Diverged, result.Status);

@@ -1,3 +1,4 @@
+using ResidualLab.Families;
 using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Tests.Data;
@@ -38,7 +39,7 @@ public class VisionThreadsTests
         {
             set_num_threads(threads);
             OneDnn.Enabled = config.OneDnn;
-            using var task = new ImageClassificationTask(config, set, CPU);
+            using var task = new ImageClassificationTask(config, config.Vision, set, CPU);
             var trainer = new Trainer(task, config);
             return Enumerable.Range(0, Steps).Select(_ => trainer.Step(0.1)).ToList();
         }
@@ -93,7 +94,7 @@ public class VisionThreadsTests
     {
         var v = new ConfigValues();
         v.Override($"model.name={model}");
-        bool expected = model == "gpt" || !RunConfig.OneDnnSuspect(CpuIdentity.Host);
+        bool expected = model == "gpt" || !ImageClassifierFamily.OneDnnSuspect(CpuIdentity.Host);
         Assert.Equal(expected, RunConfig.From(v).OneDnn);
         v.Override("train.onednn=on");
         Assert.True(RunConfig.From(v).OneDnn);
@@ -112,6 +113,6 @@ public class VisionThreadsTests
         var cpu = CpuIdentity.Parse([$"vendor_id\t: {vendor}", $"cpu family\t: {family}", "model name\t: Test CPU", "flags\t\t: fpu avx2 avx512f", ""]);
         Assert.Equal(family, cpu.Family);
         Assert.True(cpu.Avx512);
-        Assert.Equal(suspect, RunConfig.OneDnnSuspect(cpu));
+        Assert.Equal(suspect, ImageClassifierFamily.OneDnnSuspect(cpu));
     }
 }

@@ -15,7 +15,7 @@ namespace ResidualLab.Results.Store;
 internal sealed class ResultsStore : IDisposable
 {
     public const string FileName = "results.db";
-    const int SchemaVersion = 3; // 3: throughput as items_per_s with its unit (was tokens_per_s for every family)
+    const int SchemaVersion = 4; // 3: throughput as items_per_s with its unit (was tokens_per_s for every family); 4: run facts
 
     readonly SqliteConnection _db;
     readonly object _gate = new();
@@ -87,6 +87,8 @@ internal sealed class ResultsStore : IDisposable
             CREATE TABLE IF NOT EXISTS diagnostics(
               run_id TEXT NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, idx INTEGER NOT NULL, value REAL,
               PRIMARY KEY(run_id, name, step, idx)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS facts(
+              run_id TEXT NOT NULL, name TEXT NOT NULL, value REAL, PRIMARY KEY(run_id, name)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS environment(
               run_id TEXT PRIMARY KEY, reslab_version TEXT, git_commit TEXT, dotnet TEXT, torchsharp TEXT, libtorch TEXT,
               device TEXT, threads INTEGER, host TEXT, os TEXT, git_dirty INTEGER);
@@ -101,6 +103,7 @@ internal sealed class ResultsStore : IDisposable
         AddColumnIfMissing("runs", "data_name", "TEXT"); // stores from before data provenance: NULL, not compared
         AddColumnIfMissing("runs", "data_sha256", "TEXT");
         if (version < 3) NameThroughputHonestly();
+        if (version < 4) MoveFactsOutOfDiagnostics();
         Execute($"PRAGMA user_version = {SchemaVersion};");
     }
 
@@ -115,6 +118,19 @@ internal sealed class ResultsStore : IDisposable
             if (HasColumn(table, "tokens_per_s")) Execute($"ALTER TABLE {table} RENAME COLUMN tokens_per_s TO items_per_s;");
         AddColumnIfMissing("runs", "item_unit", "TEXT");
         Execute("UPDATE runs SET item_unit = CASE model WHEN 'gpt' THEN 'tokens' ELSE 'images' END WHERE item_unit IS NULL;");
+    }
+
+    /// <summary>
+    /// Before schema 4 a GPT run recorded its FLOPs per step (and a matched run its width) as diagnostics at its first
+    /// step: they become the run's facts.
+    /// </summary>
+    void MoveFactsOutOfDiagnostics()
+    {
+        string names = string.Join(", ", new[] { RunFact.FlopsPerStep, RunFact.MatchedWidth, RunFact.MatchedHeads }.Select(n => $"'{n}'"));
+        Execute($"""
+            INSERT OR IGNORE INTO facts(run_id, name, value) SELECT run_id, name, value FROM diagnostics WHERE name IN ({names}) AND idx = 0;
+            DELETE FROM diagnostics WHERE name IN ({names});
+            """);
     }
 
     bool HasColumn(string table, string column)
@@ -152,7 +168,7 @@ internal sealed class ResultsStore : IDisposable
                   mean_step_ms = 0, items_per_s = 0, item_unit = NULL, peak_rss_bytes = 0, train_loss = NULL, val_loss = NULL, test_loss = NULL
                 """, tx,
                 ("$id", config.RunId), ("$label", config.Label), ("$model", config.ModelName),
-                ("$conn", config.Connection.Name), ("$depth", config.Model.NLayer), ("$seed", config.Train.Seed),
+                ("$conn", config.Connection.Name), ("$depth", config.Model.Depth), ("$seed", config.Train.Seed),
                 ("$config", config.Canonical), ("$status", RunState.Running), ("$start", Now()),
                 ("$host", Environment.MachineName), ("$pid", Environment.ProcessId));
             NonQuery("""
@@ -184,6 +200,20 @@ internal sealed class ResultsStore : IDisposable
                        ("$id", runId), ("$step", 0), ("$name", ""), ("$idx", 0), ("$value", 0.0)))
                 foreach (var d in diagnostics)
                     Run(insert, d.Step, d.Name, d.Index, d.Value);
+            tx.Commit();
+        }
+    }
+
+    /// <summary>Records what a run's model as built states (<see cref="RunFact"/>), replacing what an earlier attempt stated.</summary>
+    public void RecordFacts(string runId, IReadOnlyList<RunFact> facts)
+    {
+        lock (_gate)
+        {
+            using var tx = _db.BeginTransaction();
+            NonQuery("DELETE FROM facts WHERE run_id = $id", tx, ("$id", runId));
+            using (var insert = Command("INSERT INTO facts VALUES($id, $name, $value)", tx, ("$id", runId), ("$name", ""), ("$value", 0.0)))
+                foreach (var f in facts)
+                    Run(insert, f.Name, f.Value);
             tx.Commit();
         }
     }
@@ -343,6 +373,11 @@ internal sealed class ResultsStore : IDisposable
     public IReadOnlyList<DiagnosticRow> Diagnostics(string runId) => Read(
         "SELECT step, name, idx, value FROM diagnostics WHERE run_id = $id ORDER BY name, step, idx", runId,
         r => new DiagnosticRow(r.GetInt32(0), r.GetString(1), r.GetInt32(2), Real(r, 3)));
+
+    /// <summary>The facts a run's model stated, by name.</summary>
+    public IReadOnlyDictionary<string, double> Facts(string runId) => Read(
+        "SELECT name, value FROM facts WHERE run_id = $id ORDER BY name", runId, r => (r.GetString(0), Real(r, 1)))
+        .ToDictionary(f => f.Item1, f => f.Item2);
 
     public RunEnvironment? EnvironmentOf(string runId) => Read(
         "SELECT reslab_version, git_commit, dotnet, torchsharp, libtorch, device, threads, host, os, git_dirty FROM environment WHERE run_id = $id", runId,

@@ -1,4 +1,5 @@
 using ResidualLab.Config;
+using ResidualLab.Families;
 using ResidualLab.Data;
 using ResidualLab.Diagnostics;
 using ResidualLab.Models;
@@ -60,9 +61,9 @@ internal sealed class ImageClassificationTask : ITrainingTask
     public StepSchedule Schedule { get; }
     public ImageBatcher Batches { get; }
 
-    public ImageClassificationTask(RunConfig config, ImageSet data, Device device)
+    public ImageClassificationTask(RunConfig config, VisionSettings vision, ImageSet data, Device device)
     {
-        _vision = config.Vision ?? throw new ArgumentException($"'{config.ModelName}' is not a vision model");
+        _vision = vision;
         _config = config;
         _data = data;
         _device = device;
@@ -76,7 +77,7 @@ internal sealed class ImageClassificationTask : ITrainingTask
 
         manual_seed(config.Train.Seed);
         var model = _vision.Model with { InChannels = data.Channels, ImageSize = data.Height, Classes = data.Classes };
-        Model = model.Build(config.Connection);
+        Model = vision.Kind.Build(model, config.Connection);
         Model.to(device);
 
         var t = config.Train;
@@ -195,6 +196,11 @@ internal sealed class ImageClassificationTask : ITrainingTask
         var during = _normSteps == 0 ? atInit : atInit with { Norms = _normSums.Select(x => x / _normSteps).ToList() };
         return new ClassifierResult(run, _curve.ToList(), atInit, during);
     }
+
+    /// <summary>Training FLOPs per step: 2 per multiply-add of every convolution and linear layer for one image
+    /// (<see cref="ModelFlops"/>), times 3 for forward and backward, times the images of a batch.</summary>
+    public IReadOnlyList<RunFact> Facts() =>
+        [new(RunFact.FlopsPerStep, 3 * 2.0 * ModelFlops.ForwardMultiplyAdds(Model, _data.Channels, _data.Height, _data.Width) * BatchSize.Count)];
 
     public void SaveState(BinaryWriter w)
     {

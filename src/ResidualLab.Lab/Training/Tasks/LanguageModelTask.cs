@@ -2,6 +2,7 @@ using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Data.Tokenizers;
 using ResidualLab.Diagnostics;
+using ResidualLab.Families;
 using ResidualLab.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -20,6 +21,7 @@ internal sealed class LanguageModelTask : ITrainingTask
     public const ulong EvalSeed = 0x5EED_E7A1;
 
     readonly RunConfig _config;
+    readonly GptSettings _gpt;
     readonly TokenCorpus _corpus;
     readonly Device _device;
     readonly GradientNormProbe _gradientProbe;
@@ -30,16 +32,18 @@ internal sealed class LanguageModelTask : ITrainingTask
     public LrSchedule Schedule { get; }
     public TokenBatcher TrainBatches { get; }
 
-    public LanguageModelTask(RunConfig config, TokenCorpus corpus, Device device)
+    public LanguageModelTask(RunConfig config, GptSettings gpt, TokenCorpus corpus, Device device)
     {
         _config = config;
+        _gpt = gpt;
         _corpus = corpus;
         _device = device;
-        if (corpus.Train.Length <= config.Model.BlockSize + 1 || corpus.Val.Length <= config.Model.BlockSize + 1)
-            throw new ConfigException($"corpus '{corpus.Source}' is too short for block_size {config.Model.BlockSize}");
+        int blockSize = gpt.Shape.BlockSize;
+        if (corpus.Train.Length <= blockSize + 1 || corpus.Val.Length <= blockSize + 1)
+            throw new ConfigException($"corpus '{corpus.Source}' is too short for block_size {blockSize}");
 
-        var shape = config.Model with { VocabSize = corpus.VocabSize };
-        if (config.MatchParams is { } target) shape = ParameterMatch.Width(shape, config.Connection, target);
+        var shape = gpt.Shape with { VocabSize = corpus.VocabSize };
+        if (gpt.MatchParams is { } target) shape = ParameterMatch.Width(shape, config.Connection, target);
         manual_seed(config.Train.Seed);
         Model = new Gpt(shape, config.Connection);
         Model.to(device);
@@ -52,7 +56,7 @@ internal sealed class LanguageModelTask : ITrainingTask
         Optimizer = new AdamW(ParameterGroups.Of(Model, t.Decay, Model.Blocks, rule), t.Beta1, t.Beta2,
             Model.UnitNormWeights ? 0 : t.WeightDecay, eps: AdamW.DefaultEps * rule.Eps);
         Schedule = new LrSchedule(t.Lr, t.MinLr, t.WarmupIters, t.MaxIters);
-        TrainBatches = new TokenBatcher(corpus.Train, t.BatchSize, config.Model.BlockSize, (ulong)t.Seed);
+        TrainBatches = new TokenBatcher(corpus.Train, t.BatchSize, blockSize, (ulong)t.Seed);
         _gradientProbe = new GradientNormProbe(Model.Blocks.ToList<nn.Module>());
         _streamProbe = new StreamProbe(Model);
     }
@@ -62,7 +66,7 @@ internal sealed class LanguageModelTask : ITrainingTask
     ILrSchedule ITrainingTask.Schedule => Schedule;
     IBatchSampler ITrainingTask.Batches => TrainBatches;
 
-    public (long Count, string Unit) BatchSize => ((long)_config.Train.BatchSize * _config.Model.BlockSize, "tokens");
+    public (long Count, string Unit) BatchSize => ((long)_config.Train.BatchSize * Model.Config.BlockSize, "tokens");
 
     public void OnStart() { }
 
@@ -115,13 +119,23 @@ internal sealed class LanguageModelTask : ITrainingTask
         return sum / batches;
     }
 
+    /// <summary>Training FLOPs per step of the model as built (its corpus's vocabulary, a matched width), for equal-compute
+    /// comparisons; and the width a matched run was built at.</summary>
+    public IReadOnlyList<RunFact> Facts()
+    {
+        var shape = Model.Config;
+        var facts = new List<RunFact> { new(RunFact.FlopsPerStep, GptFlops.TrainingPerStep(shape, _config.Connection, _config.Train.BatchSize)) };
+        if (_gpt.MatchParams is not null) facts.AddRange([new(RunFact.MatchedWidth, shape.DModel), new(RunFact.MatchedHeads, shape.NHead)]);
+        return facts;
+    }
+
     public void SaveState(BinaryWriter writer) { }
 
     public void LoadState(BinaryReader reader) { }
 
     public DataIdentity DescribeData(string runDir)
     {
-        var data = _config.Data;
+        var data = _gpt.Data;
         var identity = new DataIdentity(data.Path.Length > 0 ? data.Path : data.Corpus, _corpus.TextSha256);
         DataProvenance.Write(runDir, identity, _corpus);
         return identity;

@@ -1,7 +1,7 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace ResidualLab.Bench;
+namespace ResidualLab.Models;
 
 /// <summary>
 /// Multiply-adds of a model's convolutions and fully connected layers for one input, read from the
