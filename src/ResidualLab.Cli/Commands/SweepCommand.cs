@@ -51,9 +51,16 @@ internal static class SweepCommand
             var plan = SweepGrid.Expand(values);
             string outDir = Path.Combine(parsed.GetValue(run.Out)!, Path.GetFileNameWithoutExtension(path));
             if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160; // logs: one line per message
-            return slurm
-                ? Submit(plan, Path.GetFullPath(outDir), Path.GetFileNameWithoutExtension(path), slurmOptions, parsed.GetValue(retryFailed))
-                : RunHere(plan, outDir, Path.GetFileName(path), layout, !parsed.GetValue(noEstimate));
+            try
+            {
+                return slurm
+                    ? Submit(plan, Path.GetFullPath(outDir), Path.GetFileNameWithoutExtension(path), slurmOptions, parsed.GetValue(retryFailed))
+                    : RunHere(plan, outDir, Path.GetFileName(path), layout, !parsed.GetValue(noEstimate));
+            }
+            catch (StorageException ex) when (ex.Then is null) // a fault before any run trained
+            {
+                throw ex.With(then: "run the same sweep again", kept: "the results store is intact");
+            }
         });
         return command;
     }

@@ -58,6 +58,9 @@ internal sealed record RunConfig(
     /// <summary>Set for the vision models (resnet, plain, mlp); null for the GPT.</summary>
     public VisionSettings? Vision { get; init; }
 
+    /// <summary>train.keep_checkpoints: how many of the newest checkpoints a run keeps (older ones are deleted).</summary>
+    public int KeepCheckpoints { get; init; } = 2;
+
     /// <summary>Whether libtorch may use its oneDNN CPU kernels (train.onednn; a kernel choice like the thread count, not in the run id).</summary>
     public bool OneDnn { get; init; } = true;
 
@@ -166,7 +169,7 @@ internal sealed record RunConfig(
         }
 
         return new RunConfig(modelName, model, connection, data, train, device, Int("train.threads", 0, 4096),
-            Int("train.checkpoint_interval", 0), v.Canonical(), v.Full()) { Vision = vision, OneDnn = OneDnnOf(v, modelName), MatchParams = MatchParamsOf(v, modelName) };
+            Int("train.checkpoint_interval", 0), v.Canonical(), v.Full()) { KeepCheckpoints = Int("train.keep_checkpoints", 1, 1000), Vision = vision, OneDnn = OneDnnOf(v, modelName), MatchParams = MatchParamsOf(v, modelName) };
     }
 
     /// <summary>Where the option a scheme complained of was set: connection.KEY when the config gave it, else connection.name.</summary>
