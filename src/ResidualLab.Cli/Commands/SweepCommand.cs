@@ -90,7 +90,9 @@ internal static class SweepCommand
             $"{outcome.Total} runs: {outcome.Skipped.Count} already finished (skipped), {outcome.Trained.Count} trained, {outcome.Unfinished.Count} unfinished, in {clock.Elapsed.TotalSeconds:0} s");
         var states = store.Runs().Where(r => plan.Runs.Any(p => p.RunId == r.RunId)).GroupBy(r => r.Status)
             .Select(g => $"{g.Count()} {g.Key}");
-        AnsiConsole.MarkupLineInterpolated($"store: {string.Join(", ", states)}. Next: reslab report {outDir}");
+        string next = outcome.Unfinished.Count == 0 ? ""
+            : $"run the same sweep again to train the {outcome.Unfinished.Count} unfinished run(s), each from its newest checkpoint; then ";
+        AnsiConsole.MarkupLineInterpolated($"store: {string.Join(", ", states)}. Next: {next}reslab report {outDir}");
         return outcome.Unfinished.Count == 0 ? 0 : 1;
     }
 

@@ -148,6 +148,7 @@ internal static class TrainingCheckpoint
             using var file = File.OpenRead(checkpoint.Path);
             using var r = new BinaryReader(file, Encoding.UTF8, leaveOpen: true);
             long actual = file.Length;
+            if (actual == 0) return "is empty";
             if (!HasMagic(r)) return "is not a ResidualLab checkpoint";
             int version = r.ReadInt32();
             if (version != Version) return $"has format {version}, this ResidualLab reads format {Version}";
@@ -173,14 +174,14 @@ internal static class TrainingCheckpoint
             int step = r.ReadInt32();
             return step == checkpoint.Step ? null : $"holds step {step}, not the step its name says";
         }
-        catch (EndOfStreamException) { return "is not a ResidualLab checkpoint"; }
+        catch (EndOfStreamException) { return "is truncated (within its header)"; }
         catch (Exception e) when (StorageException.FaultOf(e) is not null) { return $"cannot be read ({e.Message})"; }
     }
 
     static bool HasMagic(BinaryReader r)
     {
         try { return r.ReadString() == Magic; }
-        catch (Exception e) when (e is EndOfStreamException or FormatException or DecoderFallbackException) { return false; }
+        catch (Exception e) when (e is EndOfStreamException or FormatException) { return false; }
     }
 
     /// <summary>Restores a task from a checkpoint that verified (<see cref="Latest"/>); returns the last evaluation.</summary>
