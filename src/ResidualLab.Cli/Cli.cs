@@ -7,7 +7,8 @@ namespace ResidualLab.Cli;
 /// <summary>
 /// The reslab command line. Every failure the user can fix ends in one line on stderr
 /// ("reslab: error: what, where, how to fix") and a non-zero exit code: 2 for usage and config
-/// errors, 3 when libtorch cannot load, 1 otherwise. --verbose adds the stack trace.
+/// errors, 3 when libtorch cannot load, 1 otherwise (a full disk, a read-only or vanished folder among
+/// them). No message names a .NET exception type; --verbose adds the exception and its stack trace.
 /// </summary>
 internal static class Cli
 {
@@ -92,9 +93,10 @@ internal static class Cli
             NativeLoadException n => (NativeError, n.Message),
             TypeInitializationException t => (NativeError, $"libtorch could not be initialised: {t.InnerException?.Message ?? t.Message}"),
             DllNotFoundException d => (NativeError, $"libtorch could not be loaded: {d.Message}"),
-            IOException io => (1, io.Message),
-            UnauthorizedAccessException ua => (1, ua.Message),
-            var other => (1, $"{other.GetType().Name}: {other.Message} (run again with --verbose for details)"),
+            StorageException s => (1, s.Message),
+            var e when StorageException.FaultOf(e) is { } fault => (1, StorageException.Describe(e, fault)),
+            IOException io => (1, io.Message), // a file in a format reslab reads, named with what is wrong with it
+            var other => (1, $"{other.Message} (an unexpected error: run again with --verbose for the details)"),
         };
         Console.Error.WriteLine($"reslab: error: {message.ReplaceLineEndings(" ")}");
         return code;

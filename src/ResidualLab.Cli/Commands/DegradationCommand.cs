@@ -73,8 +73,8 @@ internal static class DegradationCommand
                     runs.Add(new DegradationRun(arm, depth, cfg, result));
                     var f = result.Final;
                     Console.WriteLine($"{cfg.Label}: train error {f?.TrainError:P1}, test error {f?.TestError:P1}, first/last grad ratio {result.AtInit.FirstToLast:0.###} at init, {result.DuringTraining.FirstToLast:0.###} in training, {result.Run.WallSeconds:0} s");
-                    File.WriteAllText(Path.Combine(outDir, "summary.csv"), Degradation.ToCsv(Degradation.Table(runs)));
-                    File.WriteAllText(Path.Combine(outDir, "curves.csv"), Degradation.CurvesCsv(runs));
+                    AtomicFile.WriteText(Path.Combine(outDir, "summary.csv"), Degradation.ToCsv(Degradation.Table(runs)));
+                    AtomicFile.WriteText(Path.Combine(outDir, "curves.csv"), Degradation.CurvesCsv(runs));
                 }
                 return runs;
             });

@@ -61,7 +61,7 @@ internal static class DemoCommand
                 table.AddRow(r.Depth.ToString(CultureInfo.InvariantCulture), r.With.Show(), r.Without.Show(), r.Difference.ToString("+0.0000;-0.0000", CultureInfo.InvariantCulture));
             AnsiConsole.Write(table);
             Directory.CreateDirectory(outDir);
-            File.WriteAllText(Path.Combine(outDir, "summary.csv"), ResidualAblation.ToCsv(rows));
+            AtomicFile.WriteText(Path.Combine(outDir, "summary.csv"), ResidualAblation.ToCsv(rows));
             var diverged = runs.Where(r => r.Result.Status != RunStatus.Done).ToList();
             foreach (var d in diverged)
                 AnsiConsole.MarkupLineInterpolated($"[yellow]{d.Config.Label}: {d.Result.Status} ({d.Result.Note})[/]");

@@ -25,10 +25,17 @@ internal static class ExportCommand
                 throw new ConfigException($"--format '{chosen}' is not supported{Suggest.DidYouMean(chosen, ["safetensors"])}; the format is safetensors");
             string dir = RunFiles.FindRunFolder(parsed.GetValue(run)!, parsed.GetValue(results)!);
             string path = Path.GetFullPath(parsed.GetValue(output) ?? Path.Combine(dir, "model.safetensors"));
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
             var checkpoint = RunExport.Load(dir);
             using var model = checkpoint.Model;
-            checkpoint.Save(path);
+            try
+            {
+                StorageException.CreateFolder(Path.GetDirectoryName(path)!);
+                checkpoint.Save(path);
+            }
+            catch (StorageException ex)
+            {
+                throw ex.With(alternative: "pass --out elsewhere", then: "run the same command again", kept: "the run folder is unchanged");
+            }
             Console.WriteLine($"{checkpoint.Config.Label} (run {checkpoint.Config.RunId}, {model.ParameterCount():N0} parameters) -> {path}");
             return 0;
         });

@@ -22,7 +22,15 @@ internal static class ReportCommand
             string folder = parsed.GetValue(dir)!;
             if (!Directory.Exists(folder))
                 throw new ConfigException($"results folder '{folder}' does not exist; give the folder a sweep wrote (e.g. results/connections)");
-            var output = ReportWriter.Write(folder, parsed.GetValue(baseline)!, parsed.GetValue(tensorBoard));
+            ReportOutput output;
+            try
+            {
+                output = ReportWriter.Write(folder, parsed.GetValue(baseline)!, parsed.GetValue(tensorBoard));
+            }
+            catch (StorageException ex)
+            {
+                throw ex.With(then: $"run 'reslab report {folder}' again", kept: "the results store is unchanged (a report only reads it)");
+            }
             if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160; // logs: one line per row
             AnsiConsole.Write(ScorecardTable(output.Scorecard));
             foreach (var r in output.Scorecard) AnsiConsole.MarkupLineInterpolated($"[bold]{r.Group}[/]: {r.Verdict}");

@@ -4,10 +4,14 @@ using ResidualLab.Experiments;
 using ResidualLab.Results;
 using ResidualLab.Results.Store;
 using ResidualLab.Training;
+using Spectre.Console;
 
 namespace ResidualLab.Cli.Commands;
 
-/// <summary>reslab resume RUN: continue a killed run from its last checkpoint, bit for bit on CPU.</summary>
+/// <summary>
+/// reslab resume RUN: continue a killed run from its newest checkpoint that verifies, bit for bit on CPU;
+/// each newer one that does not verify is named in one line with why, and none verifying is refused.
+/// </summary>
 internal static class ResumeCommand
 {
     public static Command Build()
@@ -21,17 +25,22 @@ internal static class ResumeCommand
         {
             string dir = RunFiles.FindRunFolder(parsed.GetValue(run)!, parsed.GetValue(results)!);
             string configPath = Path.Combine(dir, "config.txt");
-            var cfg = RunConfig.From(ConfigValues.FromCanonical(File.ReadAllText(configPath), configPath));
-            string checkpoint = Path.Combine(dir, RunExecutor.CheckpointFile);
-            int? step = TrainingCheckpoint.PeekStep(checkpoint, cfg.RunId);
-            Console.WriteLine(step is int s
-                ? $"{cfg.Label}  run {cfg.RunId}: resuming at step {s}/{cfg.Train.MaxIters}"
-                : $"{cfg.Label}  run {cfg.RunId}: no checkpoint, starting from step 0");
+            var cfg = RunConfig.From(ConfigValues.FromCanonical(StorageException.Guard("reading", configPath, () => File.ReadAllText(configPath)), configPath));
+            void Note(string line) => AnsiConsole.WriteLine($"{cfg.Label}  run {cfg.RunId}: {line}");
+            if (TrainingCheckpoint.List(dir).Count == 0) Note("no checkpoint, starting from step 0");
             // The run folder is RESULTS/runs/ID: its results folder holds the store.
-            using var store = ResultsStore.Open(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(dir)))!);
-            var result = TerminalProgress.Track(p => RunExecutor.Execute(cfg, dir, p.For(cfg.Label), store: store, resume: true));
-            TrainCommand.Print(result);
-            return result.Status == RunStatus.Done ? 0 : 1;
+            string resultsDir = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(dir)))!;
+            try
+            {
+                using var store = ResultsStore.Open(resultsDir);
+                var result = TerminalProgress.Track(p => RunExecutor.Execute(cfg, dir, p.For(cfg.Label), store: store, resume: true, note: Note));
+                TrainCommand.Print(result);
+                return result.Status == RunStatus.Done ? 0 : 1;
+            }
+            catch (StorageException ex)
+            {
+                throw TrainCommand.Continue(ex, cfg.RunId, dir, resultsDir, "run the same command again", elsewhere: false);
+            }
         });
         return command;
     }

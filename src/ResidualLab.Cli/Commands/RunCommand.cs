@@ -39,17 +39,25 @@ internal static class RunCommand
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
             void Stop(PosixSignalContext context) { context.Cancel = true; cancel.Cancel(); }
 
-            using var store = ResultsStore.Open(dir);
-            if (store.Find(runId) is { } record && RunState.IsFinal(record.Status))
+            try
             {
-                // A requeued or duplicated task: training is deterministic, a repeat would give the same numbers.
-                Console.WriteLine($"{cfg.Label}  run {cfg.RunId}: already {record.Status}, nothing to do");
-                return 0;
+                using var store = ResultsStore.Open(dir);
+                if (store.Find(runId) is { } record && RunState.IsFinal(record.Status))
+                {
+                    // A requeued or duplicated task: training is deterministic, a repeat would give the same numbers.
+                    Console.WriteLine($"{cfg.Label}  run {cfg.RunId}: already {record.Status}, nothing to do");
+                    return 0;
+                }
+                Console.WriteLine($"{cfg.Label}  run {cfg.RunId}  {(cfg.Threads > 0 ? $"{cfg.Threads} threads" : "libtorch's default threads")} -> {runDir}");
+                var result = TerminalProgress.Track(p => RunExecutor.Execute(cfg, runDir, p.For(cfg.Label), cancel: cancel.Token, store: store, resume: true,
+                    note: line => Console.WriteLine($"{cfg.Label}  run {cfg.RunId}: {line}")));
+                TrainCommand.Print(result);
+                return result.Status is RunStatus.Done or RunStatus.Diverged ? 0 : 1;
             }
-            Console.WriteLine($"{cfg.Label}  run {cfg.RunId}  {(cfg.Threads > 0 ? $"{cfg.Threads} threads" : "libtorch's default threads")} -> {runDir}");
-            var result = TerminalProgress.Track(p => RunExecutor.Execute(cfg, runDir, p.For(cfg.Label), cancel: cancel.Token, store: store, resume: true));
-            TrainCommand.Print(result);
-            return result.Status is RunStatus.Done or RunStatus.Diverged ? 0 : 1;
+            catch (StorageException ex)
+            {
+                throw TrainCommand.Continue(ex, runId, runDir, dir, $"'reslab run {runId} --results {dir}' (or the sweep run again) trains it", elsewhere: false);
+            }
         });
         return command;
     }

@@ -66,8 +66,8 @@ internal static class StudyCommand
             data = data with { Runs = data.Runs.Where(r => ids.Contains(r.Run.RunId)).ToList() };
             var cells = NecessityTable.Cells(data, unigram);
             AnsiConsole.WriteLine(NecessityTable.Markdown(cells));
-            File.WriteAllText(Path.Combine(outDir, "necessity.csv"), NecessityTable.Csv(cells));
-            File.WriteAllText(Path.Combine(outDir, "necessity.md"), NecessityTable.Markdown(cells));
+            AtomicFile.WriteText(Path.Combine(outDir, "necessity.csv"), NecessityTable.Csv(cells));
+            AtomicFile.WriteText(Path.Combine(outDir, "necessity.md"), NecessityTable.Markdown(cells));
             long peak = data.Runs.Select(r => r.Run.PeakRssBytes).DefaultIfEmpty(0).Max();
             AnsiConsole.MarkupLineInterpolated(
                 $"wall time {clock.Elapsed.TotalMinutes:0.0} min for the {outcome.Trained.Count} runs trained now; largest peak RSS of a run {peak / 1048576.0:0} MiB; tables: {Path.Combine(outDir, "necessity.csv")}, necessity.md; full report: reslab report {outDir} --baseline pre-norm");

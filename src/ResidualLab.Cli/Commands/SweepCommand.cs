@@ -51,9 +51,16 @@ internal static class SweepCommand
             var plan = SweepGrid.Expand(values);
             string outDir = Path.Combine(parsed.GetValue(run.Out)!, Path.GetFileNameWithoutExtension(path));
             if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160; // logs: one line per message
-            return slurm
-                ? Submit(plan, Path.GetFullPath(outDir), Path.GetFileNameWithoutExtension(path), slurmOptions, parsed.GetValue(retryFailed))
-                : RunHere(plan, outDir, Path.GetFileName(path), layout, !parsed.GetValue(noEstimate));
+            try
+            {
+                return slurm
+                    ? Submit(plan, Path.GetFullPath(outDir), Path.GetFileNameWithoutExtension(path), slurmOptions, parsed.GetValue(retryFailed))
+                    : RunHere(plan, outDir, Path.GetFileName(path), layout, !parsed.GetValue(noEstimate));
+            }
+            catch (StorageException ex) when (ex.Then is null) // a fault before any run trained
+            {
+                throw ex.With(then: "run the same sweep again", kept: "the results store is intact");
+            }
         });
         return command;
     }
@@ -83,7 +90,9 @@ internal static class SweepCommand
             $"{outcome.Total} runs: {outcome.Skipped.Count} already finished (skipped), {outcome.Trained.Count} trained, {outcome.Unfinished.Count} unfinished, in {clock.Elapsed.TotalSeconds:0} s");
         var states = store.Runs().Where(r => plan.Runs.Any(p => p.RunId == r.RunId)).GroupBy(r => r.Status)
             .Select(g => $"{g.Count()} {g.Key}");
-        AnsiConsole.MarkupLineInterpolated($"store: {string.Join(", ", states)}. Next: reslab report {outDir}");
+        string next = outcome.Unfinished.Count == 0 ? ""
+            : $"run the same sweep again to train the {outcome.Unfinished.Count} unfinished run(s), each from its newest checkpoint; then ";
+        AnsiConsole.MarkupLineInterpolated($"store: {string.Join(", ", states)}. Next: {next}reslab report {outDir}");
         return outcome.Unfinished.Count == 0 ? 0 : 1;
     }
 

@@ -34,13 +34,32 @@ internal static class TrainCommand
 
             string outDir = parsed.GetValue(run.Out)!;
             string dir = Path.Combine(outDir, "runs", cfg.RunId);
-            using var store = ResultsStore.Open(outDir);
-            AnsiConsole.MarkupLineInterpolated($"[bold]{cfg.Label}[/]  run {cfg.RunId}  -> {dir}");
-            var result = TerminalProgress.Track(progress => RunExecutor.Execute(cfg, dir, progress.For(cfg.Label), store: store));
-            Print(result);
-            return result.Status == RunStatus.Done ? 0 : 1;
+            try
+            {
+                using var store = ResultsStore.Open(outDir);
+                AnsiConsole.MarkupLineInterpolated($"[bold]{cfg.Label}[/]  run {cfg.RunId}  -> {dir}");
+                var result = TerminalProgress.Track(progress => RunExecutor.Execute(cfg, dir, progress.For(cfg.Label), store: store));
+                Print(result);
+                return result.Status == RunStatus.Done ? 0 : 1;
+            }
+            catch (StorageException ex)
+            {
+                throw Continue(ex, cfg.RunId, dir, outDir, "run the same command again", elsewhere: true);
+            }
         });
         return command;
+    }
+
+    /// <summary>
+    /// What to do after a storage fault stopped a run: resume it from its newest checkpoint, or, without
+    /// one, <paramref name="again"/> (another results folder, when <paramref name="elsewhere"/>, starts it afresh there).
+    /// </summary>
+    internal static StorageException Continue(StorageException ex, string runId, string runDir, string resultsDir, string again, bool elsewhere)
+    {
+        bool checkpointed = TrainingCheckpoint.List(runDir).Count > 0;
+        return ex.With(alternative: elsewhere && !checkpointed ? "pass --out elsewhere" : null,
+            then: checkpointed ? $"'reslab resume {runId} --results {resultsDir}' continues the run" : again,
+            kept: "the results store is intact");
     }
 
     internal static void Print(TrainResult r) => Console.WriteLine(Describe(r));

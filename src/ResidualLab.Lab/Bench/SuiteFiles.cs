@@ -19,8 +19,8 @@ internal static class SuiteFiles
     public static void Write(string dir, SuiteReport report)
     {
         Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, JsonName), Json(report));
-        File.WriteAllText(Path.Combine(dir, MarkdownName), Markdown(report));
+        AtomicFile.WriteText(Path.Combine(dir, JsonName), Json(report));
+        AtomicFile.WriteText(Path.Combine(dir, MarkdownName), Markdown(report));
     }
 
     public static string Json(SuiteReport report)

@@ -46,12 +46,8 @@ internal static class SafeTensors
 
     static readonly JsonWriterOptions HeaderJson = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    public static void Write(string path, SafeTensorsFile file)
-    {
-        string tmp = path + ".tmp";
-        using (var stream = File.Create(tmp)) Write(stream, file);
-        File.Move(tmp, path, overwrite: true); // a half-written checkpoint never appears under the final name
-    }
+    /// <summary>Writes the file atomically: a half-written checkpoint never appears under <paramref name="path"/>.</summary>
+    public static void Write(string path, SafeTensorsFile file) => AtomicFile.Write(path, stream => Write(stream, file));
 
     /// <summary>
     /// Writes tensors in order of element size (largest first), then name, as the reference does, so that

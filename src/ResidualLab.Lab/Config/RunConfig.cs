@@ -49,6 +49,9 @@ internal sealed record RunConfig(
     /// <summary>The run's <c>model.name</c>.</summary>
     public string ModelName => Model.Name;
 
+    /// <summary>train.keep_checkpoints: how many of the newest checkpoints a run keeps (older ones are deleted).</summary>
+    public int KeepCheckpoints { get; init; } = 2;
+
     /// <summary>Whether libtorch may use its oneDNN CPU kernels (train.onednn; a kernel choice like the thread count, not in the run id).</summary>
     public bool OneDnn { get; init; } = true;
 
@@ -99,7 +102,8 @@ internal sealed record RunConfig(
 
         var model = family.Read(v, modelName, connection, train);
         return new RunConfig(model, connection, train, device, v.IntIn("train.threads", 0, 4096),
-            v.IntIn("train.checkpoint_interval", 0), v.Canonical(), v.Full()) { OneDnn = OneDnnOf(v, family) };
+            v.IntIn("train.checkpoint_interval", 0), v.Canonical(), v.Full())
+            { KeepCheckpoints = v.IntIn("train.keep_checkpoints", 1, 1000), OneDnn = OneDnnOf(v, family) };
     }
 
     /// <summary>Where the option a scheme complained of was set: connection.KEY when the config gave it, else connection.name.</summary>

@@ -14,7 +14,7 @@ internal static class DataProvenance
     public const string FileName = "data.json";
 
     public static void Write(string runDir, DataIdentity data, TokenCorpus corpus) =>
-        File.WriteAllText(Path.Combine(runDir, FileName), JsonSerializer.Serialize(new
+        AtomicFile.WriteText(Path.Combine(runDir, FileName), JsonSerializer.Serialize(new
         {
             data = data.Name,
             data_sha256 = data.Sha256,
@@ -31,7 +31,7 @@ internal static class DataProvenance
         }, new JsonSerializerOptions { WriteIndented = true }));
 
     public static void Write(string runDir, DataIdentity data, ImageSet images) =>
-        File.WriteAllText(Path.Combine(runDir, FileName), JsonSerializer.Serialize(new
+        AtomicFile.WriteText(Path.Combine(runDir, FileName), JsonSerializer.Serialize(new
         {
             data = data.Name,
             data_sha256 = data.Sha256,

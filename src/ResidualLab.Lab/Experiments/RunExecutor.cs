@@ -12,8 +12,6 @@ namespace ResidualLab.Experiments;
 /// <summary>Runs one config end to end, for every model family: data, device, task, training, files, store.</summary>
 internal static class RunExecutor
 {
-    public const string CheckpointFile = "checkpoint.bin";
-
     /// <summary>
     /// Model construction seeds libtorch's global generator; runs started side by side take turns here so
     /// each model's initialisation depends on its own seed only.
@@ -32,41 +30,75 @@ internal static class RunExecutor
     }
 
     /// <param name="data">Data already loaded in this process (a sweep's runs share it); loaded on demand otherwise.</param>
-    /// <param name="resume">Continue from the run folder's checkpoint if there is one.</param>
+    /// <param name="resume">Continue from the newest checkpoint of the run folder that verifies, if there is one.</param>
     /// <param name="finished">Called with the task once training has ended, before it is disposed (a family's own results).</param>
+    /// <param name="note">Told, one line each, which checkpoint a resumed run continues from and which newer ones it skipped, and why.</param>
+    /// <remarks>
+    /// The outcome is recorded last: the model and the family's files, then result.json, then the store's
+    /// row, so a run the store calls done has all its files. A storage fault (<see cref="StorageException"/>)
+    /// stops the run; it leaves the store and the run's checkpoints as they were, and its message says
+    /// which checkpoint the run can continue from.
+    /// </remarks>
     public static TrainResult Execute(RunConfig config, string runDir, ITrainingObserver? progress = null,
         DataCache? data = null, CancellationToken cancel = default, ResultsStore? store = null, bool resume = false,
-        Action<ITrainingTask, TrainResult>? finished = null)
+        Action<ITrainingTask, TrainResult>? finished = null, Action<string>? note = null)
     {
         var device = PrepareRuntime(config);
-        string checkpoint = Path.Combine(runDir, CheckpointFile);
-        int? resumeStep = resume ? TrainingCheckpoint.PeekStep(checkpoint, config.RunId) : null;
-        store?.BeginRun(config, RunEnvironment.Capture(device.ToString()), resumeStep ?? 0);
+        var from = resume ? TrainingCheckpoint.Latest(runDir, config.RunId, note) : null;
+        if (from is not null) note?.Invoke($"resuming at step {from.Step}/{config.Train.MaxIters} from {Path.GetFileName(from.Path)}");
+        bool begun = false;
         try
         {
+            store?.BeginRun(config, RunEnvironment.Capture(device.ToString()), from?.Step ?? 0);
+            begun = true;
             data ??= new DataCache();
             ITrainingTask task;
             lock (InitGate) task = CreateTask(config, data, device);
             using (task)
             {
-                Directory.CreateDirectory(runDir);
+                StorageException.CreateFolder(runDir);
                 var trainedOn = task.DescribeData(runDir);
                 store?.RecordData(config.RunId, trainedOn);
                 store?.RecordFacts(config.RunId, task.Facts());
-                using var files = new RunFiles(runDir, config, resumeStep, trainedOn);
-                var observers = new CompositeObserver(files, store is null ? null : new StoreObserver(store, config.RunId), progress);
-                var result = new Trainer(task, config).Run(observers, cancel, new CheckpointPolicy(checkpoint, config.CheckpointInterval, resume));
-                task.WriteRunFiles(runDir, result);
-                if (result.Status == RunStatus.Done) File.Delete(checkpoint);
+                using var files = new RunFiles(runDir, config, from?.Step, trainedOn);
+                var observers = new CompositeObserver(new TaskFiles(task, runDir), files,
+                    store is null ? null : new StoreObserver(store, config.RunId), progress);
+                var result = new Trainer(task, config).Run(observers, cancel,
+                    new CheckpointPolicy(runDir, config.CheckpointInterval, config.KeepCheckpoints, from));
+                if (result.Status == RunStatus.Done) TrainingCheckpoint.DeleteAll(runDir);
                 finished?.Invoke(task, result);
                 return result;
             }
         }
+        catch (StorageException ex)
+        {
+            if (begun) RecordFailure(store, config.RunId, ex.Message);
+            var newest = TrainingCheckpoint.List(runDir).FirstOrDefault();
+            throw ex.With(kept: newest is null
+                ? $"run {config.RunId} has no checkpoint and starts over"
+                : $"run {config.RunId} keeps its checkpoint at step {newest.Step}");
+        }
         catch (Exception ex)
         {
-            store?.FailRun(config.RunId, ex.Message);
+            if (begun) RecordFailure(store, config.RunId, ex.Message);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Marks the run failed when the store can still be written. When it cannot (the fault that stopped the
+    /// run is the store's own), the row stays 'running' and the next sweep marks it interrupted.
+    /// </summary>
+    static void RecordFailure(ResultsStore? store, string runId, string error)
+    {
+        try { store?.FailRun(runId, error); }
+        catch (StorageException) { }
+    }
+
+    /// <summary>Writes the task's own files (the model once done) as training ends, before result.json and the store record the outcome.</summary>
+    sealed class TaskFiles(ITrainingTask task, string runDir) : ITrainingObserver
+    {
+        public void OnEnd(TrainResult result) => task.WriteRunFiles(runDir, result);
     }
 }
 
@@ -78,5 +110,6 @@ internal sealed class CompositeObserver(params ITrainingObserver?[] observers) :
     public void OnStep(StepMetrics step) { foreach (var o in _all) o.OnStep(step); }
     public void OnEval(EvalMetrics eval) { foreach (var o in _all) o.OnEval(eval); }
     public void OnDiagnostic(Diagnostic diagnostic) { foreach (var o in _all) o.OnDiagnostic(diagnostic); }
+    public void OnCheckpoint(int step) { foreach (var o in _all) o.OnCheckpoint(step); }
     public void OnEnd(TrainResult result) { foreach (var o in _all) o.OnEnd(result); }
 }

@@ -24,18 +24,15 @@ internal static class SweepFolder
     /// <summary>Writes the config of every run of the plan (atomically: a reader sees the old or the new file), and the tuned keys.</summary>
     public static void WritePlan(SweepPlan plan, string resultsDir)
     {
-        Directory.CreateDirectory(resultsDir);
+        StorageException.CreateFolder(resultsDir);
         string tuned = Path.Combine(resultsDir, TunedFile);
-        if (plan.TunedKeys.Count > 0) File.WriteAllLines(tuned, plan.TunedKeys);
-        else File.Delete(tuned);
+        if (plan.TunedKeys.Count > 0) AtomicFile.WriteText(tuned, string.Concat(plan.TunedKeys.Select(k => k + "\n")));
+        else StorageException.Guard("deleting", tuned, () => File.Delete(tuned));
         foreach (var run in plan.Runs)
         {
             string dir = RunDir(resultsDir, run.RunId);
-            Directory.CreateDirectory(dir);
-            string path = Path.Combine(dir, "config.txt");
-            string tmp = path + ".tmp";
-            File.WriteAllText(tmp, run.FullText);
-            File.Move(tmp, path, overwrite: true);
+            StorageException.CreateFolder(dir);
+            AtomicFile.WriteText(Path.Combine(dir, "config.txt"), run.FullText);
         }
     }
 

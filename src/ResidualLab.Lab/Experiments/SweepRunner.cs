@@ -20,7 +20,9 @@ internal sealed record SweepOutcome(int Total, IReadOnlyList<string> Skipped, IR
 /// first. A run already finished there (done or diverged: training is deterministic) is skipped; a run
 /// that failed, was interrupted, or was left 'running' by a killed process is trained again, from its
 /// checkpoint when it has one. The sweep holds the folder's <see cref="FolderLock"/> throughout, and
-/// does not start while Slurm tasks submitted for the folder are queued or running.
+/// does not start while Slurm tasks submitted for the folder are queued or running. A storage fault
+/// (a full disk) stops an in-process sweep at once: the runs after it would meet it too; the store and
+/// the runs finished are as they were, and running the sweep again trains the ones left.
 /// </summary>
 internal static class SweepRunner
 {
@@ -44,10 +46,11 @@ internal static class SweepRunner
 
         var skipped = new List<string>();
         var todo = new List<RunConfig>();
+        int finishedBefore = 0;
         foreach (var run in plan.Runs)
         {
             var record = store.Find(run.RunId);
-            if (record is not null && RunState.IsFinal(record.Status)) skipped.Add(run.RunId);
+            if (record is not null && RunState.IsFinal(record.Status)) { skipped.Add(run.RunId); finishedBefore++; }
             else if (record?.Status == RunState.Running) { skipped.Add(run.RunId); log($"run {run.RunId} ({run.Label}) is being trained by process {record.Pid}: left to it"); }
             else todo.Add(run);
         }
@@ -55,13 +58,13 @@ internal static class SweepRunner
         if (todo.Count > 0) beforeTraining?.Invoke(todo);
         var trained = new List<string>();
         var unfinished = new List<string>();
-        if (parallel <= 1) InProcess(todo, resultsDir, store, progress, log, cancel, trained, unfinished);
+        if (parallel <= 1) InProcess(todo, resultsDir, store, progress, log, cancel, trained, unfinished, finishedBefore);
         else InChildren(todo, resultsDir, parallel, reslab ?? ReslabCommand.Current(), log, cancel, trained, unfinished);
         return new SweepOutcome(plan.Runs.Count, skipped, trained, unfinished, abandoned);
     }
 
     static void InProcess(List<RunConfig> todo, string resultsDir, ResultsStore store, Func<RunConfig, ITrainingObserver?> progress,
-        Action<string> log, CancellationToken cancel, List<string> trained, List<string> unfinished)
+        Action<string> log, CancellationToken cancel, List<string> trained, List<string> unfinished, int finishedBefore)
     {
         var data = new DataCache();
         foreach (var run in todo)
@@ -69,9 +72,16 @@ internal static class SweepRunner
             if (cancel.IsCancellationRequested) return;
             try
             {
-                var result = RunExecutor.Execute(run, SweepFolder.RunDir(resultsDir, run.RunId), progress(run), data, cancel, store, resume: true);
+                var result = RunExecutor.Execute(run, SweepFolder.RunDir(resultsDir, run.RunId), progress(run), data, cancel, store, resume: true,
+                    note: line => log($"{run.Label} ({run.RunId}): {line}"));
                 (result.Status == RunStatus.Cancelled ? unfinished : trained).Add(run.RunId);
                 if (result.Status == RunStatus.Diverged) log($"{run.Label}: diverged ({result.Note})");
+            }
+            catch (StorageException ex)
+            {
+                int finished = finishedBefore + trained.Count;
+                throw ex.With(then: $"run the same sweep again: it trains the {todo.Count - trained.Count} run(s) left",
+                    kept: $"the results store and the {finished} run(s) finished are intact");
             }
             catch (Exception ex) when (ex is not ConfigException)
             {

@@ -20,7 +20,10 @@ internal sealed record ReportOutput(string HtmlPath, IReadOnlyList<string> CsvPa
     public IReadOnlyList<string> Widths { get; init; } = [];
 }
 
-/// <summary>Reads a results folder's store and writes report.html, the CSV tables and, on request, TensorBoard event files into the folder.</summary>
+/// <summary>
+/// Reads a results folder's store and writes report.html, the CSV tables and, on request, TensorBoard
+/// event files into the folder, each atomically; it never writes to the store.
+/// </summary>
 internal static class ReportWriter
 {
     public static ReportOutput Write(string resultsDir, string baseline, bool tensorBoard = false)
@@ -42,12 +45,12 @@ internal static class ReportWriter
         var finalLoss = ReportTables.FinalLoss(data, baseline);
         var figures = ReportPlots.All(data).Concat(TuningPlots.All(tuning)).ToList();
         string html = Path.Combine(resultsDir, "report.html");
-        File.WriteAllText(html, HtmlReport.Render(data, Path.GetFullPath(resultsDir), baseline, scorecard, finalLoss, figures, tuning, stability));
+        AtomicFile.WriteText(html, HtmlReport.Render(data, Path.GetFullPath(resultsDir), baseline, scorecard, finalLoss, figures, tuning, stability));
         var csv = new List<string>();
         void Csv(string name, string text)
         {
             string path = Path.Combine(resultsDir, name);
-            File.WriteAllText(path, text);
+            AtomicFile.WriteText(path, text);
             csv.Add(path);
         }
         Csv("scorecard.csv", ReportTables.ScorecardCsv(scorecard));

@@ -19,8 +19,8 @@ internal static class TensorBoardExport
         foreach (var run in data.Runs)
         {
             string dir = Path.Combine(resultsDir, "tensorboard", Safe(run.Group), $"L{run.Depth}_s{run.Run.Seed}_{run.Run.RunId}");
-            Directory.CreateDirectory(dir);
-            foreach (var old in Directory.GetFiles(dir, "events.out.tfevents.*")) File.Delete(old);
+            StorageException.CreateFolder(dir);
+            foreach (var old in Directory.GetFiles(dir, "events.out.tfevents.*")) StorageException.Guard("deleting", old, () => File.Delete(old));
             double start = run.Run.StartedAt.ToUnixTimeMilliseconds() / 1000.0;
             var wall = new SortedDictionary<int, double>();
             double elapsed = 0;
@@ -28,14 +28,16 @@ internal static class TensorBoardExport
             double WallAt(int step) => wall.TryGetValue(step, out double w) ? w : start + elapsed / 1000;
 
             string path = Path.Combine(dir, $"events.out.tfevents.{(long)start}.{Safe(Environment.MachineName)}");
-            using var stream = File.Create(path);
-            WriteRecord(stream, Event(start, 0, fileVersion: "brain.Event:2"));
-            foreach (var s in run.Steps)
-                WriteRecord(stream, Event(wall[s.Step], s.Step, scalars: [("train/loss", s.Loss), ("train/grad_norm", s.GradNorm), ("train/lr", s.Lr)]));
-            foreach (var e in run.Evals)
-                WriteRecord(stream, Event(WallAt(e.Step), e.Step, scalars: [("eval/train_loss", e.TrainLoss), ("eval/val_loss", e.ValLoss), ("eval/test_loss", e.TestLoss)]));
-            foreach (var g in run.Diagnostics.GroupBy(d => d.Step))
-                WriteRecord(stream, Event(WallAt(g.Key), g.Key, scalars: g.Select(d => ($"{d.Name}/block_{d.Index}", d.Value)).ToArray()));
+            AtomicFile.Write(path, stream =>
+            {
+                WriteRecord(stream, Event(start, 0, fileVersion: "brain.Event:2"));
+                foreach (var s in run.Steps)
+                    WriteRecord(stream, Event(wall[s.Step], s.Step, scalars: [("train/loss", s.Loss), ("train/grad_norm", s.GradNorm), ("train/lr", s.Lr)]));
+                foreach (var e in run.Evals)
+                    WriteRecord(stream, Event(WallAt(e.Step), e.Step, scalars: [("eval/train_loss", e.TrainLoss), ("eval/val_loss", e.ValLoss), ("eval/test_loss", e.TestLoss)]));
+                foreach (var g in run.Diagnostics.GroupBy(d => d.Step))
+                    WriteRecord(stream, Event(WallAt(g.Key), g.Key, scalars: g.Select(d => ($"{d.Name}/block_{d.Index}", d.Value)).ToArray()));
+            });
             files.Add(path);
         }
         return files;

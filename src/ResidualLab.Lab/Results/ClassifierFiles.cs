@@ -35,9 +35,7 @@ internal static class ClassifierFiles
                 first_to_last_during_training = result.DuringTraining.FirstToLast,
             },
         }, ResultJson.SnakeCaseDocument);
-        Directory.CreateDirectory(runDir);
-        string tmp = Path.Combine(runDir, "classifier.json.tmp");
-        File.WriteAllText(tmp, json);
-        File.Move(tmp, Path.Combine(runDir, "classifier.json"), overwrite: true);
+        StorageException.CreateFolder(runDir);
+        AtomicFile.WriteText(Path.Combine(runDir, "classifier.json"), json);
     }
 }

@@ -28,14 +28,14 @@ internal sealed class FolderLock : IDisposable
     /// <param name="note">Told when a stale lock is taken over.</param>
     public static FolderLock Acquire(string folder, string what, Action<string> note)
     {
-        Directory.CreateDirectory(folder);
+        StorageException.CreateFolder(folder);
         string path = Path.Combine(folder, FileName);
         var me = new Holder(Environment.ProcessId, Environment.MachineName, DateTimeOffset.UtcNow, what);
         string content = Write(me);
         for (int attempt = 0; ; attempt++)
         {
             string tmp = $"{path}.{Environment.ProcessId}.tmp";
-            File.WriteAllText(tmp, content);
+            AtomicFile.WriteText(tmp, content); // complete before it can become the lock
             try
             {
                 File.Move(tmp, path, overwrite: false); // atomic: fails when a lock exists

@@ -8,14 +8,18 @@ namespace ResidualLab.Results;
 
 /// <summary>
 /// Writes one run's files under its folder: config.txt (canonical config), metrics.jsonl (one JSON
-/// object per step or evaluation), result.json at the end.
+/// object per step or evaluation, appended line by line: a kill or a full disk cuts at most its last
+/// line), result.json at the end. config.txt, result.json and metrics.jsonl as kept on resume are
+/// replaced atomically. A storage fault is a <see cref="StorageException"/> naming the file.
 /// </summary>
 internal sealed class RunFiles : ITrainingObserver, IDisposable
 {
     readonly StreamWriter _metrics;
+    readonly string _metricsPath;
     readonly string _dir;
     readonly RunConfig _config;
     readonly DataIdentity? _data;
+    bool _metricsFailed;
 
     /// <param name="resumeStep">When resuming at this step, metrics recorded at or after it are dropped.</param>
     /// <param name="data">The data the run trains on, named in result.json.</param>
@@ -24,14 +28,28 @@ internal sealed class RunFiles : ITrainingObserver, IDisposable
         _dir = dir;
         _config = config;
         _data = data;
-        Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, "config.txt"), config.FullText);
-        string metrics = Path.Combine(dir, "metrics.jsonl");
-        var kept = resumeStep is int s && File.Exists(metrics)
-            ? File.ReadLines(metrics).Where(line => StepOf(line) is int at && at < s).ToList()
+        StorageException.CreateFolder(dir);
+        AtomicFile.WriteText(Path.Combine(dir, "config.txt"), config.FullText);
+        _metricsPath = Path.Combine(dir, "metrics.jsonl");
+        var kept = resumeStep is int s && File.Exists(_metricsPath)
+            ? StorageException.Guard("reading", _metricsPath, () => File.ReadLines(_metricsPath).Where(line => StepOf(line) is int at && at < s).ToList())
             : [];
-        _metrics = new StreamWriter(metrics, append: false) { AutoFlush = true }; // a kill loses at most a partial line
-        foreach (var line in kept) _metrics.WriteLine(line);
+        // The lines kept replace the file whole, so a fault while rewriting them loses none of them.
+        AtomicFile.WriteText(_metricsPath, string.Concat(kept.Select(line => line + "\n")));
+        _metrics = StorageException.Guard("opening", _metricsPath, () => new StreamWriter(_metricsPath, append: true) { AutoFlush = true });
+    }
+
+    void WriteMetric(string line)
+    {
+        try
+        {
+            StorageException.Guard("writing", _metricsPath, () => _metrics.WriteLine(line));
+        }
+        catch (StorageException)
+        {
+            _metricsFailed = true;
+            throw;
+        }
     }
 
     static int? StepOf(string jsonLine)
@@ -46,17 +64,13 @@ internal sealed class RunFiles : ITrainingObserver, IDisposable
     }
 
     public void OnStep(StepMetrics s) =>
-        _metrics.WriteLine(JsonSerializer.Serialize(new { kind = "step", step = s.Step, loss = s.Loss, lr = s.Lr, grad_norm = s.GradNorm, step_ms = s.StepMs }, ResultJson.Line));
+        WriteMetric(JsonSerializer.Serialize(new { kind = "step", step = s.Step, loss = s.Loss, lr = s.Lr, grad_norm = s.GradNorm, step_ms = s.StepMs }, ResultJson.Line));
 
-    public void OnEval(EvalMetrics e)
-    {
-        _metrics.WriteLine(JsonSerializer.Serialize(new { kind = "eval", step = e.Step, train_loss = e.TrainLoss, val_loss = e.ValLoss, test_loss = Finite(e.TestLoss) }, ResultJson.Line));
-        _metrics.Flush();
-    }
+    public void OnEval(EvalMetrics e) =>
+        WriteMetric(JsonSerializer.Serialize(new { kind = "eval", step = e.Step, train_loss = e.TrainLoss, val_loss = e.ValLoss, test_loss = Finite(e.TestLoss) }, ResultJson.Line));
 
     public void OnEnd(TrainResult r)
     {
-        _metrics.Flush();
         var json = JsonSerializer.Serialize(new
         {
             run_id = _config.RunId,
@@ -74,12 +88,18 @@ internal sealed class RunFiles : ITrainingObserver, IDisposable
             data = _data?.Name,
             data_sha256 = _data?.Sha256,
         }, ResultJson.Document);
-        string tmp = Path.Combine(_dir, "result.json.tmp");
-        File.WriteAllText(tmp, json);
-        File.Move(tmp, Path.Combine(_dir, "result.json"), overwrite: true);
+        AtomicFile.WriteText(Path.Combine(_dir, "result.json"), json);
     }
 
-    public void Dispose() => _metrics.Dispose();
+    /// <summary>
+    /// Closes metrics.jsonl. After a write to it failed, the line left in its buffer fails again here:
+    /// that fault was reported already, and the file holds every line before it.
+    /// </summary>
+    public void Dispose()
+    {
+        try { _metrics.Dispose(); }
+        catch (Exception e) when (_metricsFailed && StorageException.FaultOf(e) is not null) { }
+    }
 
     /// <summary>The folder of <paramref name="run"/>: a run folder itself, or a run id under <paramref name="resultsDir"/>/runs.</summary>
     public static string FindRunFolder(string run, string resultsDir)

@@ -10,7 +10,7 @@ namespace ResidualLab.Training;
 /// a batch made ahead on a background thread, forward, backward, probes, gradient clipping and the
 /// update, skipped and the run marked diverged when the loss or the gradient norm is not finite;
 /// evaluation every eval_interval steps and at the end; a resumable checkpoint every
-/// checkpoint_interval steps. On CPU the same config gives the same loss sequence bit for bit, with or
+/// checkpoint_interval steps, the newest keep_checkpoints of them kept. On CPU the same config gives the same loss sequence bit for bit, with or
 /// without a kill and resume in between.
 /// </summary>
 internal sealed class Trainer(ITrainingTask task, RunConfig config)
@@ -49,7 +49,7 @@ internal sealed class Trainer(ITrainingTask task, RunConfig config)
         return (loss, gradNorm);
     }
 
-    /// <summary>Trains to train.max_iters; with a checkpoint policy, writes checkpoints and can resume from one.</summary>
+    /// <summary>Trains to train.max_iters; with a checkpoint policy, writes checkpoints and continues from the one it names.</summary>
     public TrainResult Run(ITrainingObserver? observer = null, CancellationToken cancel = default, CheckpointPolicy? checkpoints = null)
     {
         var t = config.Train;
@@ -58,8 +58,8 @@ internal sealed class Trainer(ITrainingTask task, RunConfig config)
         double stepMsSum = 0;
         EvalMetrics? last = null;
         int start = 0;
-        if (checkpoints is { Resume: true } && File.Exists(checkpoints.Path))
-            (start, last) = TrainingCheckpoint.Load(checkpoints.Path, task, config.RunId);
+        if (checkpoints?.ResumeFrom is { } from)
+            (start, last) = (from.Step, TrainingCheckpoint.Load(from, task));
         else
             task.OnStart();
         // The next batch is drawn on a background thread while a step runs, by a copy of the sampler;
@@ -103,7 +103,10 @@ internal sealed class Trainer(ITrainingTask task, RunConfig config)
                 return Finish(RunStatus.Diverged, step, $"non-finite {(double.IsFinite(loss) ? "gradient norm" : "loss")} at step {step}");
             stepMsSum += sw.Elapsed.TotalMilliseconds;
             if (checkpoints is { Interval: > 0 } && (step + 1) % checkpoints.Interval == 0 && step + 1 < t.MaxIters)
-                TrainingCheckpoint.Save(checkpoints.Path, task, config.RunId, step + 1, last);
+            {
+                observer?.OnCheckpoint(step + 1);
+                TrainingCheckpoint.Save(checkpoints.Folder, task, config.RunId, step + 1, last, checkpoints.Keep);
+            }
         }
         last = task.Evaluate(t.MaxIters);
         observer?.OnEval(last);

@@ -32,5 +32,12 @@ internal interface ITrainingObserver
     void OnStep(StepMetrics step) { }
     void OnEval(EvalMetrics eval) { }
     void OnDiagnostic(Diagnostic diagnostic) { }
+
+    /// <summary>
+    /// Called before the checkpoint that resumes at <paramref name="step"/> is written: an observer that
+    /// buffers persists what it has, so a run resumed from that checkpoint finds every earlier step.
+    /// </summary>
+    void OnCheckpoint(int step) { }
+
     void OnEnd(TrainResult result) { }
 }

@@ -24,6 +24,7 @@ public class BadInputTests
             { "bad override syntax", ["train", "--set", "model.n_layer"], "expected section.key=value" },
             { "key without section", ["train", "--set", "lr=0.1"], "needs its section" },
             { "unknown device", ["train", "--device", "tpu"], "must be cpu or cuda" },
+            { "no checkpoint kept", ["train", "--set", "train.keep_checkpoints=0"], "'train.keep_checkpoints' must be in [1, 1000], got 0" },
             { "unknown dtype", ["train", "--set", "train.dtype=bfloat61"], "'train.dtype' must be float32 or bfloat16, got 'bfloat61' (did you mean 'bfloat16'?)" },
             { "bf16 vision model", ["train", "--set", "model.name=resnet", "--set", "train.dtype=bfloat16"], "train.dtype = bfloat16 is for the GPT only" },
             { "bad depths", ["demo", "--depths", "1,x"], "'x' is not a positive integer" },

@@ -41,6 +41,30 @@ static class CliProcess
         return true;
     }
 
+    /// <summary>
+    /// Runs reslab to its end; once <paramref name="ready"/> holds while it still runs, does
+    /// <paramref name="meanwhile"/> (fills its disk, deletes its folder). Acted is false when it exited first.
+    /// </summary>
+    public static (Outcome Outcome, bool Acted) RunAndMeanwhile(IEnumerable<string> args, Func<bool> ready, Action meanwhile, int timeoutSeconds = 120)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "reslab.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var child = Process.Start(psi)!;
+        var stdout = child.StandardOutput.ReadToEndAsync();
+        var stderr = child.StandardError.ReadToEndAsync();
+        var clock = Stopwatch.StartNew();
+        while (!ready() && !child.HasExited && clock.Elapsed < TimeSpan.FromSeconds(timeoutSeconds)) Thread.Sleep(5);
+        bool acted = !child.HasExited && ready();
+        if (acted) meanwhile();
+        if (!child.WaitForExit(TimeSpan.FromSeconds(timeoutSeconds)))
+        {
+            child.Kill(entireProcessTree: true);
+            throw new TimeoutException($"reslab {string.Join(' ', args)} ran over {timeoutSeconds} s");
+        }
+        return (new Outcome(child.ExitCode, stdout.Result, stderr.Result), acted);
+    }
+
     /// <summary>Asserts a failure with exactly one error line and no stack trace.</summary>
     public static string AssertOneLineError(Outcome o, int exitCode = 2)
     {

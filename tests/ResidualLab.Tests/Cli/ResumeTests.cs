@@ -26,12 +26,10 @@ public class ResumeTests
 
         // Start the same run, SIGKILL it once it has written a checkpoint, then resume it.
         string runDir = Path.Combine(killed, "runs", runId);
-        string checkpoint = Path.Combine(runDir, "checkpoint.bin");
-        Assert.True(CliProcess.KillOnceWritten(["train", "--data", corpus, "--out", killed, .. Settings], checkpoint),
+        Assert.True(CliProcess.KillOnceWritten(["train", "--data", corpus, "--out", killed, .. Settings], TrainingCheckpoint.PathFor(runDir, 10)),
             "the run finished before it could be killed; give it more steps");
-        int? killedAt = TrainingCheckpoint.PeekStep(checkpoint, runId);
-        Assert.NotNull(killedAt);
-        Assert.InRange(killedAt!.Value, 10, 190);
+        int killedAt = TrainingCheckpoint.List(runDir)[0].Step;
+        Assert.InRange(killedAt, 10, 190);
 
         var resumed = CliProcess.Run(["resume", runId, "--results", killed]);
         Assert.True(resumed.ExitCode == 0, resumed.StdErr);
@@ -39,7 +37,53 @@ public class ResumeTests
 
         Assert.Equal(Losses(Path.Combine(straight, "runs", runId)), Losses(runDir));
         Assert.Equal(File.ReadAllBytes(Path.Combine(straight, "runs", runId, "model.pt")), File.ReadAllBytes(Path.Combine(runDir, "model.pt")));
-        Assert.False(File.Exists(checkpoint)); // a finished run keeps no checkpoint
+        Assert.Empty(Directory.GetFiles(runDir, "checkpoint*")); // a finished run keeps no checkpoint
+    }
+
+    [Fact]
+    public void A_damaged_newest_checkpoint_is_skipped_and_the_run_resumes_bit_identical_from_the_one_before()
+    {
+        string corpus = Path.Combine(TestSupport.TempDir(), "corpus.txt");
+        File.WriteAllText(corpus, TestSupport.TinyText());
+        string straight = TestSupport.TempDir(), killed = TestSupport.TempDir();
+        var full = CliProcess.Run(["train", "--data", corpus, "--out", straight, .. Settings]);
+        Assert.True(full.ExitCode == 0, full.StdErr);
+        string runId = Path.GetFileName(Directory.GetDirectories(Path.Combine(straight, "runs")).Single());
+
+        string runDir = Path.Combine(killed, "runs", runId);
+        Assert.True(CliProcess.KillOnceWritten(["train", "--data", corpus, "--out", killed, .. Settings], TrainingCheckpoint.PathFor(runDir, 20)),
+            "the run finished before it could be killed; give it more steps");
+        var kept = TrainingCheckpoint.List(runDir);
+        Assert.Equal(2, kept.Count); // train.keep_checkpoints = 2
+        // One flipped byte in the middle of the newest: without a checksum it would load and resume a different run.
+        byte[] bytes = File.ReadAllBytes(kept[0].Path);
+        bytes[bytes.Length / 2] ^= 0x01;
+        File.WriteAllBytes(kept[0].Path, bytes);
+
+        var resumed = CliProcess.Run(["resume", runId, "--results", killed]);
+        Assert.True(resumed.ExitCode == 0, resumed.StdErr);
+        string name = Path.GetFileName(kept[0].Path), older = Path.GetFileName(kept[1].Path);
+        Assert.Contains($"{name} does not match its SHA-256 (its bytes changed after it was written): skipped, resuming from the older {older}", resumed.StdOut);
+        Assert.Contains($"resuming at step {kept[1].Step}", resumed.StdOut);
+        Assert.Equal(Losses(Path.Combine(straight, "runs", runId)), Losses(runDir));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(straight, "runs", runId, "model.pt")), File.ReadAllBytes(Path.Combine(runDir, "model.pt")));
+    }
+
+    [Fact]
+    public void Resume_refuses_in_one_line_when_no_checkpoint_verifies()
+    {
+        string corpus = Path.Combine(TestSupport.TempDir(), "corpus.txt");
+        File.WriteAllText(corpus, TestSupport.TinyText());
+        string results = TestSupport.TempDir();
+        var train = CliProcess.Run(["train", "--data", corpus, "--out", results, .. Settings, "--set", "train.max_iters=5"]);
+        Assert.True(train.ExitCode == 0, train.StdErr);
+        string runDir = Directory.GetDirectories(Path.Combine(results, "runs")).Single();
+        string runId = Path.GetFileName(runDir);
+        File.WriteAllBytes(TrainingCheckpoint.PathFor(runDir, 4), Enumerable.Repeat((byte)0xA5, 4096).ToArray());
+
+        var line = CliProcess.AssertOneLineError(CliProcess.Run(["resume", runId, "--results", results]));
+        Assert.Contains($"run {runId} cannot resume: none of its 1 checkpoint(s) in {runDir} verifies (checkpoint-00000004.bin is not a ResidualLab checkpoint)", line);
+        Assert.Contains("delete them", line);
     }
 
     [Fact]

@@ -26,12 +26,10 @@ public class VisionResumeTests
         string straightDir = Path.Combine(straight, "runs", runId);
 
         string runDir = Path.Combine(killed, "runs", runId);
-        string checkpoint = Path.Combine(runDir, "checkpoint.bin");
-        Assert.True(CliProcess.KillOnceWritten(["train", "--out", killed, .. Settings(images)], checkpoint),
+        Assert.True(CliProcess.KillOnceWritten(["train", "--out", killed, .. Settings(images)], TrainingCheckpoint.PathFor(runDir, 10)),
             "the run finished before it could be killed; give it more steps");
-        int? killedAt = TrainingCheckpoint.PeekStep(checkpoint, runId);
-        Assert.NotNull(killedAt);
-        Assert.InRange(killedAt!.Value, 10, 190);
+        int killedAt = TrainingCheckpoint.List(runDir)[0].Step;
+        Assert.InRange(killedAt, 10, 190);
 
         var resumed = CliProcess.Run(["resume", runId, "--results", killed]);
         Assert.True(resumed.ExitCode == 0, resumed.StdErr);
@@ -40,7 +38,7 @@ public class VisionResumeTests
         Assert.Equal(ResumeTests.Losses(straightDir), ResumeTests.Losses(runDir));
         Assert.Equal(File.ReadAllText(Path.Combine(straightDir, "classifier.json")), File.ReadAllText(Path.Combine(runDir, "classifier.json")));
         Assert.Equal(File.ReadAllBytes(Path.Combine(straightDir, "model.pt")), File.ReadAllBytes(Path.Combine(runDir, "model.pt")));
-        Assert.False(File.Exists(checkpoint));
+        Assert.Empty(Directory.GetFiles(runDir, "checkpoint*"));
     }
 
     [Fact]

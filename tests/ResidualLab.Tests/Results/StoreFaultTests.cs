@@ -33,7 +33,7 @@ public class StoreFaultTests
         return p;
     }
 
-    static string IntegrityCheck(string db)
+    internal static string IntegrityCheck(string db)
     {
         using var c = new SqliteConnection($"Data Source={db};Pooling=False");
         c.Open();

@@ -107,19 +107,20 @@ public class BFloat16TrainingTests
     public void A_bf16_run_resumed_from_its_checkpoint_ends_bit_identical()
     {
         var config = Config("train.dtype=bfloat16", "train.max_iters=24", "model.dropout=0.1", "train.eval_interval=8");
-        string checkpoint = Path.Combine(TestSupport.TempDir(), "checkpoint.bin");
+        string checkpoints = TestSupport.TempDir();
         var straight = new Recorder();
         var whole = NewTrainer(config);
         whole.Trainer.Run(straight);
 
         using var cancel = new CancellationTokenSource();
         var first = NewTrainer(config);
-        first.Trainer.Run(new Recorder(s => { if (s.Step == 13) cancel.Cancel(); }), cancel.Token, new CheckpointPolicy(checkpoint, 5, Resume: true));
-        Assert.Equal(10, TrainingCheckpoint.PeekStep(checkpoint, config.RunId));
+        first.Trainer.Run(new Recorder(s => { if (s.Step == 13) cancel.Cancel(); }), cancel.Token, new CheckpointPolicy(checkpoints, 5));
+        var newest = TrainingCheckpoint.Latest(checkpoints, config.RunId);
+        Assert.Equal(10, newest?.Step);
 
         var resumed = new Recorder();
         var second = NewTrainer(config);
-        var result = second.Trainer.Run(resumed, default, new CheckpointPolicy(checkpoint, 5, Resume: true));
+        var result = second.Trainer.Run(resumed, default, new CheckpointPolicy(checkpoints, 5, ResumeFrom: newest));
 
         Assert.Equal(RunStatus.Done, result.Status);
         Assert.Equal(straight.Losses.Skip(10), resumed.Losses);

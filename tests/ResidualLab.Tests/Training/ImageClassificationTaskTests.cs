@@ -74,7 +74,7 @@ public class ImageClassificationTaskTests
         // Random crops and three batches per epoch: the resumed sampler must replay shuffles and crops.
         var set = ImageSets.FromFolder("toy", IdxTests.WriteSet(trainCount: 28, testCount: 6, size: 12));
         var config = Config("train.max_iters=30", "train.eval_interval=8", "train.batch_size=8", "data.augment=true", "train.weight_decay=1e-4");
-        string checkpoint = Path.Combine(TestSupport.TempDir(), "checkpoint.bin");
+        string checkpoints = TestSupport.TempDir();
 
         var straight = new Recorder();
         using var whole = new ImageClassificationTask(config, config.Vision, set, CPU);
@@ -83,12 +83,13 @@ public class ImageClassificationTaskTests
         // Stopped after step 13: the checkpoint of step 10 is what a kill leaves behind.
         using var cancel = new CancellationTokenSource();
         using (var first = new ImageClassificationTask(config, config.Vision, set, CPU))
-            new Trainer(first, config).Run(new Recorder(s => { if (s.Step == 13) cancel.Cancel(); }), cancel.Token, new CheckpointPolicy(checkpoint, 5, Resume: true));
-        Assert.Equal(10, TrainingCheckpoint.PeekStep(checkpoint, config.RunId));
+            new Trainer(first, config).Run(new Recorder(s => { if (s.Step == 13) cancel.Cancel(); }), cancel.Token, new CheckpointPolicy(checkpoints, 5));
+        var newest = TrainingCheckpoint.Latest(checkpoints, config.RunId);
+        Assert.Equal(10, newest?.Step);
 
         var resumed = new Recorder();
         using var second = new ImageClassificationTask(config, config.Vision, set, CPU);
-        var secondResult = second.Result(new Trainer(second, config).Run(resumed, default, new CheckpointPolicy(checkpoint, 5, Resume: true)));
+        var secondResult = second.Result(new Trainer(second, config).Run(resumed, default, new CheckpointPolicy(checkpoints, 5, ResumeFrom: newest)));
 
         Assert.Equal(RunStatus.Done, secondResult.Run.Status);
         Assert.Equal(straight.Losses.Skip(10), resumed.Losses);

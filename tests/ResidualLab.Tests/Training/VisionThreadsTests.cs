@@ -14,6 +14,7 @@ namespace ResidualLab.Tests.Training;
 /// Widths of 4 give the channel counts (4, 8, 16) below an AVX-512 register's 16 floats, where oneDNN
 /// pads its blocked layouts.
 /// </summary>
+[Collection(GlobalTorchStateCollection.Name)]
 public class VisionThreadsTests
 {
     const int Steps = 3;

@@ -10,7 +10,9 @@ namespace ResidualLab.Results.Store;
 /// The results of one folder in one SQLite file (results.db): runs with their canonical config and
 /// status, metrics per step and per evaluation, diagnostics (probe readings) and the environment of
 /// each run. WAL journal and a busy timeout, so several runs (threads or processes) can write at once;
-/// every write is one transaction. Thread-safe: calls are serialised on one connection.
+/// every write is one transaction. Thread-safe: calls are serialised on one connection. A write that
+/// fails (a full disk, a read-only filesystem) is rolled back by SQLite, which leaves the database as
+/// it was; it is a <see cref="StorageException"/> naming the file and what was being recorded.
 /// </summary>
 internal sealed class ResultsStore : IDisposable
 {
@@ -34,23 +36,40 @@ internal sealed class ResultsStore : IDisposable
         }.ToString());
         try
         {
-            _db.Open();
-            Execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=60000;");
-            CreateSchema();
+            Locked("opening", () =>
+            {
+                _db.Open();
+                NonQuery("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=60000;", null);
+                CreateSchema();
+                return 0;
+            });
         }
         catch (SqliteException e) when (e.SqliteErrorCode is NotADatabase or Corrupt)
         {
             _db.Dispose();
             throw new ConfigException($"{path} is not a readable results store ({e.Message}); move it aside and run again, or give another results folder");
         }
+        catch
+        {
+            _db.Dispose();
+            throw;
+        }
     }
+
+    /// <summary>Runs <paramref name="body"/> on the connection, one call at a time; a storage fault names the store and <paramref name="action"/> ("recording run X in").</summary>
+    T Locked<T>(string action, Func<T> body)
+    {
+        lock (_gate) return StorageException.Guard(action, FilePath, body);
+    }
+
+    void Locked(string action, Action body) => Locked(action, () => { body(); return 0; });
 
     const int Corrupt = 11, NotADatabase = 26; // SQLite's result codes SQLITE_CORRUPT and SQLITE_NOTADB
 
     /// <summary>Opens (creating if needed) the store of a results folder.</summary>
     public static ResultsStore Open(string folder)
     {
-        Directory.CreateDirectory(folder);
+        StorageException.CreateFolder(folder);
         return new ResultsStore(Path.Combine(folder, FileName));
     }
 
@@ -68,7 +87,7 @@ internal sealed class ResultsStore : IDisposable
         long version = UserVersion();
         if (version > SchemaVersion)
             throw new ConfigException($"{FilePath} was written by a newer reslab (schema {version}, this one reads {SchemaVersion})");
-        Execute("""
+        NonQuery("""
             CREATE TABLE IF NOT EXISTS runs(
               run_id TEXT PRIMARY KEY, label TEXT NOT NULL, model TEXT NOT NULL, connection TEXT NOT NULL,
               depth INTEGER NOT NULL, seed INTEGER NOT NULL, config TEXT NOT NULL,
@@ -95,7 +114,7 @@ internal sealed class ResultsStore : IDisposable
             CREATE TABLE IF NOT EXISTS cluster_tasks(
               job_id TEXT NOT NULL, task INTEGER NOT NULL, run_id TEXT NOT NULL, submitted_at TEXT NOT NULL,
               PRIMARY KEY(job_id, task)) WITHOUT ROWID;
-            """);
+            """, null);
         AddColumnIfMissing("environment", "reslab_version", "TEXT");
         AddColumnIfMissing("environment", "git_dirty", "INTEGER"); // 1 or 0; NULL: not known
         AddColumnIfMissing("runs", "test_loss", "REAL"); // stores from before the test split
@@ -104,7 +123,7 @@ internal sealed class ResultsStore : IDisposable
         AddColumnIfMissing("runs", "data_sha256", "TEXT");
         if (version < 3) NameThroughputHonestly();
         if (version < 4) MoveFactsOutOfDiagnostics();
-        Execute($"PRAGMA user_version = {SchemaVersion};");
+        if (version < SchemaVersion) NonQuery($"PRAGMA user_version = {SchemaVersion};", null); // an up-to-date store opens without a write
     }
 
     /// <summary>
@@ -115,9 +134,9 @@ internal sealed class ResultsStore : IDisposable
     void NameThroughputHonestly()
     {
         foreach (var table in new[] { "runs", "steps" })
-            if (HasColumn(table, "tokens_per_s")) Execute($"ALTER TABLE {table} RENAME COLUMN tokens_per_s TO items_per_s;");
+            if (HasColumn(table, "tokens_per_s")) NonQuery($"ALTER TABLE {table} RENAME COLUMN tokens_per_s TO items_per_s;", null);
         AddColumnIfMissing("runs", "item_unit", "TEXT");
-        Execute("UPDATE runs SET item_unit = CASE model WHEN 'gpt' THEN 'tokens' ELSE 'images' END WHERE item_unit IS NULL;");
+        NonQuery("UPDATE runs SET item_unit = CASE model WHEN 'gpt' THEN 'tokens' ELSE 'images' END WHERE item_unit IS NULL;", null);
     }
 
     /// <summary>
@@ -127,10 +146,10 @@ internal sealed class ResultsStore : IDisposable
     void MoveFactsOutOfDiagnostics()
     {
         string names = string.Join(", ", new[] { RunFact.FlopsPerStep, RunFact.MatchedWidth, RunFact.MatchedHeads }.Select(n => $"'{n}'"));
-        Execute($"""
+        NonQuery($"""
             INSERT OR IGNORE INTO facts(run_id, name, value) SELECT run_id, name, value FROM diagnostics WHERE name IN ({names}) AND idx = 0;
             DELETE FROM diagnostics WHERE name IN ({names});
-            """);
+            """, null);
     }
 
     bool HasColumn(string table, string column)
@@ -145,14 +164,14 @@ internal sealed class ResultsStore : IDisposable
     /// </summary>
     void AddColumnIfMissing(string table, string column, string type)
     {
-        if (!HasColumn(table, column)) Execute($"ALTER TABLE {table} ADD COLUMN {column} {type};");
+        if (!HasColumn(table, column)) NonQuery($"ALTER TABLE {table} ADD COLUMN {column} {type};", null);
     }
 
     /// <summary>Records a run as running (a rerun replaces the old attempt and its metrics).</summary>
     /// <param name="fromStep">Metrics of earlier steps are kept (a resumed run); later ones are deleted.</param>
     public void BeginRun(RunConfig config, RunEnvironment environment, int fromStep = 0)
     {
-        lock (_gate)
+        Locked($"recording the start of run {config.RunId} in", () =>
         {
             using var tx = _db.BeginTransaction();
             foreach (var table in new[] { "steps", "evals", "diagnostics" })
@@ -179,13 +198,13 @@ internal sealed class ResultsStore : IDisposable
                 ("$ts", environment.TorchSharp), ("$lt", environment.LibTorch), ("$device", environment.Device),
                 ("$threads", environment.Threads), ("$host", environment.Host), ("$os", environment.Os), ("$dirty", environment.GitDirty));
             tx.Commit();
-        }
+        });
     }
 
     public void AddMetrics(string runId, IReadOnlyList<StepMetrics> steps, IReadOnlyList<EvalMetrics> evals, IReadOnlyList<Diagnostic> diagnostics)
     {
         if (steps.Count + evals.Count + diagnostics.Count == 0) return;
-        lock (_gate)
+        Locked($"recording the metrics of run {runId} in", () =>
         {
             using var tx = _db.BeginTransaction();
             using (var insert = Command("INSERT OR REPLACE INTO steps VALUES($id, $step, $loss, $lr, $grad, $ms, $tps)", tx,
@@ -201,7 +220,7 @@ internal sealed class ResultsStore : IDisposable
                 foreach (var d in diagnostics)
                     Run(insert, d.Step, d.Name, d.Index, d.Value);
             tx.Commit();
-        }
+        });
     }
 
     /// <summary>Records what a run's model as built states (<see cref="RunFact"/>), replacing what an earlier attempt stated.</summary>
@@ -225,7 +244,7 @@ internal sealed class ResultsStore : IDisposable
     /// </summary>
     public void RecordData(string runId, DataIdentity data)
     {
-        lock (_gate)
+        Locked($"recording the data of run {runId} in", () =>
         {
             using var tx = _db.BeginTransaction();
             using (var other = Command("""
@@ -237,13 +256,11 @@ internal sealed class ResultsStore : IDisposable
             NonQuery("UPDATE runs SET data_name = $name, data_sha256 = $sha WHERE run_id = $id", tx,
                 ("$id", runId), ("$name", data.Name), ("$sha", data.Sha256));
             tx.Commit();
-        }
+        });
     }
 
     /// <summary>Why this store's runs cannot be compared, when two trained on different bytes under one data name; null when they can.</summary>
-    public string? DataConflict()
-    {
-        lock (_gate)
+    public string? DataConflict() => Locked("reading", () =>
         {
             using var cmd = Command("""
                 SELECT a.data_name, a.run_id, a.data_sha256, b.run_id, b.data_sha256 FROM runs a JOIN runs b
@@ -252,8 +269,7 @@ internal sealed class ResultsStore : IDisposable
                 """, null);
             using var r = cmd.ExecuteReader();
             return r.Read() ? DataMismatch(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), "trained") : null;
-        }
-    }
+        });
 
     string DataMismatch(string name, string firstRun, string firstSha, string secondRun, string secondSha, string verb) =>
         $"data '{name}' changed under the same name: run {firstRun} trained on sha256 {firstSha}, run {secondRun} {verb} on sha256 {secondSha} "
@@ -269,8 +285,7 @@ internal sealed class ResultsStore : IDisposable
             RunStatus.Diverged => RunState.Diverged,
             _ => RunState.Interrupted,
         };
-        lock (_gate)
-            NonQuery("""
+        Locked($"recording the end of run {runId} in", () => NonQuery("""
                 UPDATE runs SET status = $status, error = $error, ended_at = $end, steps = $steps, parameters = $params,
                   mean_step_ms = $ms, items_per_s = $ips, item_unit = $unit, peak_rss_bytes = $rss, train_loss = $train, val_loss = $val, test_loss = $test
                 WHERE run_id = $id
@@ -279,24 +294,22 @@ internal sealed class ResultsStore : IDisposable
                 ("$params", result.Parameters), ("$ms", result.MeanStepMs),
                 ("$ips", itemsPerSecond), ("$unit", itemUnit), ("$rss", peakRssBytes),
                 ("$train", result.FinalEval?.TrainLoss), ("$val", result.FinalEval?.ValLoss),
-                ("$test", result.FinalEval?.TestLoss));
+                ("$test", result.FinalEval?.TestLoss)));
     }
 
     /// <summary>Records a run that threw: its status becomes failed, with the error text.</summary>
     public void FailRun(string runId, string error)
     {
-        lock (_gate)
+        Locked($"recording the failure of run {runId} in", () =>
             NonQuery("UPDATE runs SET status = $status, error = $error, ended_at = $end WHERE run_id = $id", null,
-                ("$id", runId), ("$status", RunState.Failed), ("$error", error), ("$end", Now()));
+                ("$id", runId), ("$status", RunState.Failed), ("$error", error), ("$end", Now())));
     }
 
     /// <summary>
     /// Marks runs left 'running' by a process that no longer exists on this host (killed, crashed) as
     /// interrupted, so a sweep redoes them. Runs of live processes, or of other hosts, are left alone.
     /// </summary>
-    public IReadOnlyList<string> MarkAbandoned()
-    {
-        lock (_gate)
+    public IReadOnlyList<string> MarkAbandoned() => Locked("marking the runs of processes that are gone in", () =>
         {
             var abandoned = Runs().Where(r => r.Status == RunState.Running && r.Host == Environment.MachineName
                                              && r.Pid != Environment.ProcessId && !FolderLock.IsAlive(r.Pid))
@@ -306,13 +319,12 @@ internal sealed class ResultsStore : IDisposable
                     ("$id", id), ("$status", RunState.Interrupted), ("$running", RunState.Running),
                     ("$error", "the process running it ended before the run finished (killed or crashed)"));
             return abandoned;
-        }
-    }
+        });
 
     /// <summary>Records a cluster job array: task i of job <paramref name="jobId"/> trains <paramref name="runIds"/>[i].</summary>
     public void RecordSubmission(string jobId, IReadOnlyList<string> runIds)
     {
-        lock (_gate)
+        Locked($"recording Slurm job {jobId} in", () =>
         {
             using var tx = _db.BeginTransaction();
             string now = Now();
@@ -320,29 +332,24 @@ internal sealed class ResultsStore : IDisposable
                 NonQuery("INSERT OR REPLACE INTO cluster_tasks VALUES($job, $task, $id, $at)", tx,
                     ("$job", jobId), ("$task", i), ("$id", runIds[i]), ("$at", now));
             tx.Commit();
-        }
+        });
     }
 
     /// <summary>Every cluster task submitted for this folder, oldest first.</summary>
-    public IReadOnlyList<ClusterTask> Submissions()
-    {
-        lock (_gate)
+    public IReadOnlyList<ClusterTask> Submissions() => Locked("reading", () =>
         {
             using var cmd = Command("SELECT job_id, task, run_id, submitted_at FROM cluster_tasks ORDER BY submitted_at, CAST(job_id AS INTEGER), task", null);
             using var r = cmd.ExecuteReader();
             var tasks = new List<ClusterTask>();
             while (r.Read()) tasks.Add(new ClusterTask(r.GetString(0), r.GetInt32(1), r.GetString(2), ParseTime(r.GetString(3))));
             return tasks;
-        }
-    }
+        });
 
     public RunRecord? Find(string runId) => Runs("WHERE run_id = $id", ("$id", runId)).FirstOrDefault();
 
     public IReadOnlyList<RunRecord> Runs() => Runs("");
 
-    IReadOnlyList<RunRecord> Runs(string where, params (string, object?)[] args)
-    {
-        lock (_gate)
+    IReadOnlyList<RunRecord> Runs(string where, params (string, object?)[] args) => Locked("reading", () =>
         {
             using var cmd = Command($"""
                 SELECT run_id, label, model, connection, depth, seed, config, status, error, started_at, ended_at, host, pid,
@@ -359,8 +366,7 @@ internal sealed class ResultsStore : IDisposable
                     r.IsDBNull(18) ? null : r.GetDouble(18), r.IsDBNull(19) ? null : r.GetDouble(19))
                     { TestLoss = r.IsDBNull(20) ? null : r.GetDouble(20), ItemUnit = r.IsDBNull(21) ? null : r.GetString(21) });
             return runs;
-        }
-    }
+        });
 
     public IReadOnlyList<StepRow> Steps(string runId) => Read(
         "SELECT step, loss, lr, grad_norm, step_ms, items_per_s FROM steps WHERE run_id = $id ORDER BY step", runId,
@@ -384,17 +390,14 @@ internal sealed class ResultsStore : IDisposable
         r => new RunEnvironment(r.IsDBNull(0) ? RunEnvironment.Unknown : r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3),
             r.GetString(4), r.GetString(5), r.GetInt32(6), r.GetString(7), r.GetString(8), r.IsDBNull(9) ? null : r.GetBoolean(9))).FirstOrDefault();
 
-    IReadOnlyList<T> Read<T>(string sql, string runId, Func<SqliteDataReader, T> row)
-    {
-        lock (_gate)
+    IReadOnlyList<T> Read<T>(string sql, string runId, Func<SqliteDataReader, T> row) => Locked("reading", () =>
         {
             using var cmd = Command(sql, null, ("$id", runId));
             using var r = cmd.ExecuteReader();
             var rows = new List<T>();
             while (r.Read()) rows.Add(row(r));
             return rows;
-        }
-    }
+        });
 
     /// <summary>SQLite has no NaN (its driver refuses one), so a NaN is stored as NULL; infinities are stored as they are.</summary>
     static object Storable(object? value) => value is null or double.NaN ? DBNull.Value : value;
@@ -426,11 +429,6 @@ internal sealed class ResultsStore : IDisposable
         cmd.Transaction = tx;
         foreach (var (name, value) in args) cmd.Parameters.AddWithValue(name, Storable(value));
         return cmd;
-    }
-
-    void Execute(string sql)
-    {
-        lock (_gate) NonQuery(sql, null);
     }
 
     long UserVersion()

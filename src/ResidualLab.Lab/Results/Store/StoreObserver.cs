@@ -4,7 +4,8 @@ namespace ResidualLab.Results.Store;
 
 /// <summary>
 /// Writes a run's events into the store: steps, evaluations and diagnostics are buffered and written
-/// in one transaction at each evaluation and at the end; the outcome closes the run's row. Peak memory
+/// in one transaction at each evaluation, before each checkpoint (a run resumed from it misses no step)
+/// and at the end; the outcome closes the run's row. Peak memory
 /// is the process's resident set sampled at every step of this run (it includes runs trained
 /// alongside in the same process).
 /// </summary>
@@ -34,6 +35,8 @@ internal sealed class StoreObserver(ResultsStore store, string runId) : ITrainin
     }
 
     public void OnDiagnostic(Diagnostic diagnostic) => _diagnostics.Add(diagnostic);
+
+    public void OnCheckpoint(int step) => Flush();
 
     public void OnEnd(TrainResult result)
     {

@@ -248,7 +248,12 @@ internal sealed class ImageClassificationTask : ITrainingTask
     public void WriteRunFiles(string runDir, TrainResult result)
     {
         ClassifierFiles.Write(runDir, _config, TrainImages, Result(result));
-        if (result.Status == RunStatus.Done) Model.save(Path.Combine(runDir, "model.pt"));
+        if (result.Status == RunStatus.Done)
+            AtomicFile.Write(Path.Combine(runDir, "model.pt"), file =>
+            {
+                using var writer = new BinaryWriter(file, System.Text.Encoding.UTF8, leaveOpen: true);
+                Model.save(writer);
+            });
     }
 
     public void Dispose()

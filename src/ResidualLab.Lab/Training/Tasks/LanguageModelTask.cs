@@ -146,7 +146,7 @@ internal sealed class LanguageModelTask : ITrainingTask
     {
         if (result.Status != RunStatus.Done) return;
         SaveModel(Path.Combine(runDir, "model.pt"));
-        File.WriteAllText(Path.Combine(runDir, TokenizerJson.RunFileName(_corpus.Tokenizer)), TokenizerJson.Write(_corpus.Tokenizer));
+        AtomicFile.WriteText(Path.Combine(runDir, TokenizerJson.RunFileName(_corpus.Tokenizer)), TokenizerJson.Write(_corpus.Tokenizer));
     }
 
     /// <summary>
@@ -159,8 +159,11 @@ internal sealed class LanguageModelTask : ITrainingTask
         using var scope = NewDisposeScope();
         var masters = Optimizer.MasterViews().ToDictionary(m => m.Param.Handle, m => m.Master);
         var state = Model.state_dict().ToDictionary(kv => kv.Key, kv => masters.GetValueOrDefault(kv.Value.Handle, kv.Value));
-        using var writer = new BinaryWriter(File.Create(path));
-        nn.Module.save_state_dict(writer, state);
+        AtomicFile.Write(path, file =>
+        {
+            using var writer = new BinaryWriter(file, System.Text.Encoding.UTF8, leaveOpen: true);
+            nn.Module.save_state_dict(writer, state);
+        });
     }
 
     public void Dispose()
