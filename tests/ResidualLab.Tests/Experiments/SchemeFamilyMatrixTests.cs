@@ -10,11 +10,10 @@ using static TorchSharp.torch;
 namespace ResidualLab.Tests.Experiments;
 
 /// <summary>
-/// Every scheme on every model family (and `none` with and without its norm): two steps on tiny data
-/// either finish, with the loss of the first step near ln(classes) or ln(vocabulary) (what an
-/// initialisation that favours no class gives), or are recorded as diverged. Nothing throws, except that a scheme
-/// which needs more of the model than the vision models provide (<see cref="ModelNeeds"/>) is refused by the config in
-/// one line. After the last combination, the outcomes are written as a markdown table (<see cref="MatrixTable"/>).
+/// Every scheme on every model family (and `none` with and without its norm): two steps on tiny data finish, with
+/// the loss of the first step near ln(classes) or ln(vocabulary) (what an initialisation that favours no class
+/// gives). A divergence fails the test: at these settings every pair trains. A scheme which needs more of the model
+/// than the vision models provide (<see cref="ModelNeeds"/>) is refused by the config in one line. After the last combination, the outcomes are written as a markdown table (<see cref="MatrixTable"/>).
 /// </summary>
 public class SchemeFamilyMatrixTests(ITestOutputHelper output, SchemeFamilyMatrixTests.MatrixTable table)
     : IClassFixture<SchemeFamilyMatrixTests.MatrixTable>
@@ -81,7 +80,7 @@ public class SchemeFamilyMatrixTests(ITestOutputHelper output, SchemeFamilyMatri
 
     [Theory]
     [MemberData(nameof(Combinations))]
-    public void Every_scheme_trains_on_every_family_or_is_recorded_as_diverged(string family, string scheme, string option)
+    public void Every_scheme_trains_on_every_family(string family, string scheme, string option)
     {
         var settings = new List<string>
         {
@@ -127,17 +126,12 @@ public class SchemeFamilyMatrixTests(ITestOutputHelper output, SchemeFamilyMatri
             : $"finished, first loss {losses.Losses[0]:0.000}";
         output.WriteLine($"{family} {scheme} {option}: {outcome} (ln {chance:0.000})");
         table.Record(Row(scheme, option), family, outcome, chance);
-        if (result.Status == RunStatus.Diverged)
-            Assert.Matches("^non-finite (loss|gradient norm) at step [0-9]+$", result.Note);
-        else
-        {
-            Assert.Equal(RunStatus.Done, result.Status);
-            // The GPT's head starts at std 0.02: its loss is ln(vocabulary) to a few hundredths. The vision
-            // classifiers' last layer has libtorch's default init on features of variance 1 to 2 (a residual
-            // stream adds its branches): their first loss, on a batch of 32, lies within a nat of ln(classes); a
-            // mis-scaled stream gives 17 to 28.
-            double tolerance = family == "gpt" ? 0.5 : 1.0;
-            Assert.True(Math.Abs(losses.Losses[0] - chance) < tolerance, $"{family} {scheme} {option}: first loss {losses.Losses[0]:0.000}, ln(classes) {chance:0.000}");
-        }
+        Assert.True(result.Status == RunStatus.Done, $"{family} {scheme} {option}: {outcome}");
+        // The GPT's head starts at std 0.02: its loss is ln(vocabulary) to a few hundredths. The vision
+        // classifiers' last layer has libtorch's default init on features of variance 1 to 2 (a residual
+        // stream adds its branches): their first loss, on a batch of 32, lies within a nat of ln(classes); a
+        // mis-scaled stream gives 17 to 28.
+        double tolerance = family == "gpt" ? 0.5 : 1.0;
+        Assert.True(Math.Abs(losses.Losses[0] - chance) < tolerance, $"{family} {scheme} {option}: first loss {losses.Losses[0]:0.000}, ln(classes) {chance:0.000}");
     }
 }
