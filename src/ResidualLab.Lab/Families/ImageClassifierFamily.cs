@@ -76,16 +76,6 @@ internal abstract class ImageClassifierFamily : ModelFamily
         return new ImageClassificationTask(config, vision, data.Images(vision.Images), device);
     }
 
-    /// <summary>
-    /// oneDNN stays off for the vision models on AMD CPUs of family 26 or later (Zen 5), the one CPU where their oneDNN
-    /// convolutions gave non-finite gradients; elsewhere on, since libtorch's own convolutions are several times slower
-    /// (ResNet-20 at 2 threads on family 25, 1156 against 315 ms/step).
-    /// </summary>
-    public override bool OneDnnByDefault => !OneDnnSuspect(CpuIdentity.Host);
-
-    /// <summary>Whether the vision models' oneDNN convolutions were seen to fail on this CPU kind.</summary>
-    public static bool OneDnnSuspect(CpuIdentity cpu) => cpu.IsAmd && cpu.Family >= 26;
-
     /// <summary>The image-classifier family named <paramref name="name"/>.</summary>
     /// <exception cref="ArgumentException">No such family.</exception>
     public static ImageClassifierFamily Of(string name) => ModelFamilies.Find(name) as ImageClassifierFamily
