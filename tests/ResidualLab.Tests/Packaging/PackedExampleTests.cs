@@ -4,14 +4,14 @@ using ResidualLab.Processes;
 namespace ResidualLab.Tests.Packaging;
 
 /// <summary>
-/// The library as a user gets it: pack it into a folder feed, build examples/Spirals against that
-/// package (not the project), and train a few steps. Everything goes to a temporary folder, with its
+/// The library as a user gets it: pack it into a folder feed, build the examples (Spirals, CopyTransformer) against
+/// that package (not the project), and train a few steps. Everything goes to a temporary folder, with its
 /// own NuGet package folder, so the package just packed is the one used (never a cached one).
 /// </summary>
 public class PackedExampleTests
 {
     [Fact]
-    public void The_example_builds_against_the_freshly_packed_library_and_trains()
+    public void The_examples_build_against_the_freshly_packed_library_and_train()
     {
         string repo = TestSupport.RepoRoot();
         string work = TestSupport.TempDir();
@@ -37,6 +37,17 @@ public class PackedExampleTests
         Assert.Equal(2, exit);
         Assert.Single(error.Trim().Split('\n'));
         Assert.StartsWith("Spirals: error: unknown connection scheme 'mhcc' (did you mean 'mhc'?)", error);
+
+        // A user's own Transformer block, its attention taking a mask, wired by a typed scheme through ResidualConnections.
+        Dotnet(repo, "build", "examples/CopyTransformer", "-c", "Release", "--artifacts-path", Path.Combine(work, "example2"),
+            $"-p:ResidualLabVersion={version}", $"-p:RestoreAdditionalProjectSources={feed}",
+            $"-p:RestorePackagesPath={Path.Combine(work, "packages")}", $"-p:RestoreFallbackFolders={GlobalPackages()}");
+        string bin2 = Path.GetDirectoryName(Directory.EnumerateFiles(Path.Combine(work, "example2", "bin"), "CopyTransformer.dll", SearchOption.AllDirectories).Single())!;
+        var copy = Dotnet(bin2, Path.Combine(bin2, "CopyTransformer.dll"), "--steps", "4");
+        Assert.Contains("mhc step    4  loss", copy);
+        var (refusedExit, refused) = Run(bin2, Path.Combine(bin2, "CopyTransformer.dll"), "ngpt");
+        Assert.Equal(2, refusedExit);
+        Assert.StartsWith("CopyTransformer: error: scheme 'ngpt' needs unit-norm weight matrices", refused.Trim());
 
         // The library's load fix ran on the example's own copy of the native library.
         string native = Directory.EnumerateFiles(bin, TorchRuntime.NativeLibraryName, SearchOption.AllDirectories).Single();
