@@ -21,10 +21,12 @@ internal static class HtmlReport
             <style>
             body { font-family: "DejaVu Sans", sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
             table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
-            th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; vertical-align: top; }
+            th, td { border: 1px solid #ccc; padding: 0.3em 0.45em; text-align: right; vertical-align: top; }
             th { background: #f0f0f0; } td.text, th.text { text-align: left; }
             figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
             figcaption { font-size: 0.85em; color: #555; } .worse { color: #b00; } .better { color: #070; }
+            .headline { font-weight: bold; } .neutral { color: #555; } .unstable { color: #c60; } .baseline { color: #036; }
+            ol.verdicts li { margin: 0.4em 0; font-size: 0.9em; }
             </style></head><body>
             """);
         h.Append($"<h1>ResidualLab report</h1><p>{E(source)}: {data.Runs.Count} finished runs ({data.Runs.Count(r => r.Diverged)} diverged), {data.Unfinished} not finished; {data.Groups.Count} schemes, depths {E(string.Join(", ", data.Depths))}; baseline <b>{E(baseline)}</b>. Generated {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC.</p>");
@@ -33,11 +35,11 @@ internal static class HtmlReport
         h.Append($"<p>Equal compute: the same depth compared at the largest training budget every compared run reached, in training FLOPs (the model's matrix products plus each scheme's own work, e.g. n-stream mixing; FLOPs/step is the ratio to the baseline's) and in seconds of training steps (wall-clock). These read each run's <b>validation</b> loss, interpolated linearly between evaluations: mid-training, only the validation split may be read; the test split is read at the end of training only, and the main verdict stays on test loss. {E(EqualCompute.WallClockNote(data))}</p>");
         h.Append("<table><tr><th class=text>scheme</th><th>depth</th><th>test loss</th><th>&Delta; vs baseline [95% CI]</th><th>p (Welch)</th><th>diverged</th><th>worst grad spike</th><th>slope vs ln(depth)</th><th>throughput</th><th>memory</th><th>parameters</th><th>FLOPs/step</th><th>val &Delta; at equal FLOPs [95% CI]</th><th>val &Delta; at equal wall-clock [95% CI]</th><th class=text>verdict</th></tr>");
         foreach (var r in scorecard)
-        {
-            string cls = r.Verdict.StartsWith("worse", StringComparison.Ordinal) ? "worse" : r.Verdict.StartsWith("better", StringComparison.Ordinal) ? "better" : "";
-            h.Append($"<tr><td class=text>{E(r.Group)}</td><td>{r.ComparedDepth}</td><td>{F(r.Loss.Mean)}</td><td>{Diff(r.Difference)}</td><td>{P(r.Difference)}</td><td>{r.Diverged}/{r.Finished}</td><td>{F(r.WorstGradSpike, "0.0")}x</td><td>{F(r.DepthSlope, "+0.000;-0.000")}</td><td>{F(r.ThroughputRatio, "0.00")}x</td><td>{F(r.MemoryRatio, "0.00")}x</td><td>{r.Parameters:N0}</td><td>{Ratio(r.FlopsRatio)}</td><td>{Equal(r.EqualFlops)}</td><td>{Equal(r.EqualTime)}</td><td class=\"text {cls}\">{E(r.Verdict)}</td></tr>");
-        }
-        h.Append("</table>");
+            h.Append($"<tr><td class=text>{E(r.Group)}</td><td>{r.ComparedDepth}</td><td>{F(r.Loss.Mean)}</td><td>{Diff(r.Difference)}</td><td>{P(r.Difference)}</td><td>{r.Diverged}/{r.Finished}</td><td>{Times(r.WorstGradSpike, "0.0")}</td><td>{F(r.DepthSlope, "+0.000;-0.000")}</td><td>{Times(r.ThroughputRatio)}</td><td>{Times(r.MemoryRatio)}</td><td>{r.Parameters:N0}</td><td>{Times(r.FlopsRatio)}</td><td>{Equal(r.EqualFlops)}</td><td>{Equal(r.EqualTime)}</td><td class=text>{Headline(r)}</td></tr>");
+        h.Append("</table><h3>Verdicts</h3><ol class=verdicts>");
+        foreach (var r in scorecard)
+            h.Append($"<li><b>{E(r.Group)}</b>, {Headline(r)}: {E(r.Verdict[Math.Min(r.Verdict.Length, r.Headline.Length + 2)..])}</li>");
+        h.Append("</ol>");
 
         if (stability is { Count: > 0 })
         {
@@ -77,9 +79,24 @@ internal static class HtmlReport
         return h.ToString();
     }
 
+    /// <summary>The verdict's headline, coloured by what it says.</summary>
+    static string Headline(ScorecardRow r)
+    {
+        string h = r.Headline;
+        string cls = h.StartsWith("unstable", StringComparison.Ordinal) ? "unstable" : h switch
+        {
+            "worse" => "worse",
+            "better" => "better",
+            "baseline" => "baseline",
+            _ => "neutral",
+        };
+        return $"<span class=\"headline {cls}\">{E(h)}</span>";
+    }
+
     static string Diff(WelchTest? w) => w is null ? "-" : $"{F(w.Difference, "+0.0000;-0.0000")} [{F(w.Low, "+0.000;-0.000")}, {F(w.High, "+0.000;-0.000")}]";
 
-    static string Ratio(double x) => double.IsFinite(x) ? F(x, "0.00") + "x" : "-";
+    /// <summary>"1.23x", or "-" when not measured.</summary>
+    static string Times(double x, string format = "0.00") => double.IsFinite(x) ? F(x, format) + "x" : "-";
 
     /// <summary>The difference with its CI, or the two means when a side has one seed, and the budget.</summary>
     static string Equal(EqualBudget? e) => e is null ? "-"

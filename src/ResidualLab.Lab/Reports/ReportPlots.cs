@@ -21,13 +21,16 @@ internal static class ReportPlots
     {
         var figures = new List<Figure>();
         foreach (int depth in data.Depths) figures.Add(LossCurves(data, depth));
-        figures.Add(LossVsDepth(data));
+        if (data.Depths.Count > 1) figures.Add(LossVsDepth(data)); // one depth: nothing to draw against depth
         foreach (int depth in data.Depths.Where(d => data.Runs.Any(r => r.Depth == d && r.Diagnostics.Any(x => x.Name == GradientNormProbe.Name))))
             figures.Add(GradientNormByLayer(data, depth));
         figures.AddRange(DiagnosticPlots.All(data));
-        figures.Add(Bars(data, "Step time", "mean milliseconds per training step", r => r.Run.MeanStepMs, "ms per step"));
-        figures.Add(Bars(data, "Memory", "peak resident memory of the process while the run trained", r => r.Run.PeakRssBytes / 1048576.0, "peak RSS (MiB)"));
-        figures.Add(Bars(data, "Parameters", "trainable parameters", r => r.Run.Parameters, "parameters"));
+        if (data.Groups.Count > 1) // the bars compare schemes: one scheme has nothing to compare
+        {
+            figures.Add(Bars(data, "Step time", "mean milliseconds per training step", r => r.Run.MeanStepMs, "ms per step"));
+            figures.Add(Bars(data, "Memory", "peak resident memory of the process while the run trained", r => r.Run.PeakRssBytes / 1048576.0, "peak RSS (MiB)"));
+            figures.Add(Bars(data, "Parameters", "trainable parameters", r => r.Run.Parameters, "parameters"));
+        }
         return figures;
     }
 

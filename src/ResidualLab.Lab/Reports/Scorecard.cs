@@ -31,6 +31,9 @@ internal sealed record ScorecardRow(
     public EqualBudget? EqualTime { get; init; }
 
     public double DivergenceRate => Finished == 0 ? double.NaN : (double)Diverged / Finished;
+
+    /// <summary>The verdict's headline, its words before the reasons ("worse", "no detectable difference", "baseline", ...).</summary>
+    public string Headline => Verdict.IndexOf(": ", StringComparison.Ordinal) is var colon and >= 0 ? Verdict[..colon] : Verdict;
 }
 
 /// <summary>The necessity scorecard: every scheme against a baseline, from the recorded runs only.</summary>
@@ -130,7 +133,8 @@ internal static class Scorecard
         return Statistics.Slope(done.Select(r => Math.Log(r.Depth)).ToList(), done.Select(r => r.Run.TestLoss!.Value).ToList());
     }
 
-    /// <summary>One plain-language line computed from the row's numbers.</summary>
+    /// <summary>One plain-language line computed from the row's numbers: its headline, a colon, and the reasons
+    /// (<see cref="ScorecardRow.Headline"/> reads the headline back).</summary>
     public static string Verdict(ScorecardRow r, int baselineDiverged, int baselineFinished)
     {
         if (r.Baseline == "-") return "no baseline runs recorded under the same setting: nothing to compare with";

@@ -14,6 +14,7 @@ internal static class TuningPlots
             string title = $"Validation loss vs tuned value, {ReportPlots.Layers(depth)}";
             var atDepth = arms.Where(a => a.Depth == depth).ToList();
             var values = atDepth.SelectMany(a => a.Values.Select(v => v.Value)).Distinct().ToList();
+            if (values.Count < 2) continue; // one value: no curve to draw
             // A single numeric key (a learning rate) is drawn on a log axis; anything else by position.
             bool numeric = values.All(v => Number(v) is > 0);
             var order = numeric ? values.OrderBy(v => Number(v)).ToList() : values;

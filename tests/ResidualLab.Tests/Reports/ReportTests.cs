@@ -15,6 +15,22 @@ public class ReportTests
         return (folder, ReportWriter.Write(folder, "pre-norm"));
     });
 
+    /// <summary>A [tune] sweep of two schemes at one depth: the report whose verdicts once filled a 60-pixel column.</summary>
+    static readonly Lazy<ReportOutput> TunedOneDepth = new(() =>
+    {
+        string dir = TestSupport.TempDir();
+        string config = TinySweep.WriteConfig(dir, """
+            "connection.name" = ["pre-norm", "none"]
+            "train.seed" = [1, 2]
+
+            [tune]
+            "train.lr" = [1e-3, 3e-3]
+            """, maxIters: 10);
+        string results = Path.Combine(dir, "results");
+        TinySweep.Run(config, results);
+        return ReportWriter.Write(results, "pre-norm");
+    });
+
     static IReadOnlyList<byte[]> EmbeddedPngs(string html) =>
         Regex.Matches(html, "<img [^>]*src=\"data:image/png;base64,([A-Za-z0-9+/=]+)\"").Select(m => Convert.FromBase64String(m.Groups[1].Value)).ToList();
 
@@ -68,6 +84,37 @@ public class ReportTests
         double inked = Enumerable.Range(0, shot.Height / 4).SelectMany(y => Enumerable.Range(0, shot.Width / 4).Select(x => shot.GetPixel(4 * x, 4 * y)))
             .Count(c => c.Red < 200 || c.Green < 200 || c.Blue < 200) / (double)(shot.Width / 4 * (shot.Height / 4));
         Assert.True(inked > 0.02, $"only {inked:P1} of the page has ink");
+    }
+
+    [Fact]
+    public void Opened_at_1300_pixels_no_table_is_wider_than_the_page_and_each_verdict_has_a_headline()
+    {
+        TestSupport.RequirePackages("chromium", "fonts-dejavu-core");
+        var output = TunedOneDepth.Value;
+        string html = File.ReadAllText(output.HtmlPath);
+        Assert.DoesNotContain("Final test loss vs depth", html);                 // one depth: no chart against depth
+        foreach (var row in output.Scorecard)
+        {
+            Assert.Contains($">{row.Headline}</span></td></tr>", html);          // the table holds the headline...
+            Assert.True(row.Headline.Length <= 40, row.Headline);
+            Assert.Contains(System.Net.WebUtility.HtmlEncode(row.Verdict[(row.Headline.Length + 2)..]), html); // ...the sentence follows it
+        }
+
+        // The test's own copy measures the laid-out page (the report itself has no scripts).
+        string probe = Path.Combine(Path.GetDirectoryName(output.HtmlPath)!, "probe.html");
+        File.WriteAllText(probe, html.Replace("</body>", """
+            <script>
+            const page = document.documentElement.clientWidth;
+            const wide = [...document.querySelectorAll('table')].map(t => t.getBoundingClientRect()).filter(r => r.right > page + 0.5).map(r => Math.round(r.width));
+            document.body.setAttribute('data-page', page);
+            document.body.setAttribute('data-wide', wide.join(' '));
+            </script></body>
+            """));
+        string dom = Chromium(["--dump-dom", "--window-size=1300,2000", new Uri(probe).AbsoluteUri]);
+        var body = Regex.Match(dom, "<body data-page=\"([0-9]+)\" data-wide=\"([0-9 ]*)\"");
+        Assert.True(body.Success, "the page was not measured");
+        Assert.True(int.Parse(body.Groups[1].Value) >= 1200, $"page width {body.Groups[1].Value}");
+        Assert.True(body.Groups[2].Value.Length == 0, $"tables wider than the {body.Groups[1].Value}-pixel page: {body.Groups[2].Value} pixels");
     }
 
     static int DistinctColours(SKBitmap bitmap)
