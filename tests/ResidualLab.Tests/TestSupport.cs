@@ -63,9 +63,26 @@ static class TestSupport
     /// (scripts/test-packages.sh, which the test command runs first, installs them).</summary>
     public static void RequirePackages(params string[] packages) => DebianPackages.Require("this test", packages);
 
+    /// <summary>This test process's folder of temporary files, removed when the process ends (kept with RESLAB_KEEP_TEST_FILES=1,
+    /// to look at what a failing test left).</summary>
+    static readonly Lazy<string> TempRoot = new(() =>
+    {
+        string root = Path.Combine(Path.GetTempPath(), "reslab-tests", $"run-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(root);
+        if (Environment.GetEnvironmentVariable("RESLAB_KEEP_TEST_FILES") != "1")
+            AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+            {
+                try { Directory.Delete(root, recursive: true); }
+                catch (IOException) { }                   // a file still held open (a child process): the rest is gone
+                catch (UnauthorizedAccessException) { }
+            };
+        return root;
+    });
+
+    /// <summary>A new empty folder under this test process's temporary folder.</summary>
     public static string TempDir()
     {
-        string dir = Path.Combine(Path.GetTempPath(), "reslab-tests", Guid.NewGuid().ToString("N"));
+        string dir = Path.Combine(TempRoot.Value, Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         return dir;
     }

@@ -120,7 +120,7 @@ public class ResidualAnalysesTests
     public void Exported_activations_round_trip_under_transformer_lens_names()
     {
         using var model = Model("mhc", ScalarType.Float32);
-        string path = Path.Combine(Path.GetTempPath(), $"acts-{Guid.NewGuid():N}.safetensors");
+        string path = Path.Combine(TestSupport.TempDir(), "acts.safetensors");
         try
         {
             string[] names = [HookNames.ResidPost(2), HookNames.AttnOut(0), HookNames.FinalNormalized];
