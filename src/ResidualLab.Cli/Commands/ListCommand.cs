@@ -1,45 +1,81 @@
 using System.CommandLine;
+using ResidualLab.Config;
 using ResidualLab.Connections;
 using Spectre.Console;
 
 namespace ResidualLab.Cli.Commands;
 
-/// <summary>reslab list connections | presets</summary>
+/// <summary>reslab list connections | presets | config | cli [--format text|markdown]</summary>
 internal static class ListCommand
 {
     public static Command Build()
     {
-        var what = new Argument<string>("what") { Description = "connections or presets" };
-        what.AcceptOnlyFromAmong("connections", "presets");
-        var command = new Command("list", "List connection schemes or presets.");
+        var what = new Argument<string>("what")
+        {
+            Description = "connections (every scheme), presets, config (every config key) or cli (every command's help)",
+        };
+        what.AcceptOnlyFromAmong("connections", "presets", "config", "cli");
+        var format = new Option<string>("--format")
+        {
+            Description = "text (for the terminal) or markdown (the page docs/reference/ holds)",
+            DefaultValueFactory = _ => "text",
+        };
+        format.AcceptOnlyFromAmong("text", "markdown");
+        var command = new Command("list", "List connection schemes, presets, config keys or commands.");
         command.Arguments.Add(what);
+        command.Options.Add(format);
         command.SetAction(parsed =>
         {
-            if (parsed.GetValue(what) == "presets")
+            bool markdown = parsed.GetValue(format) == "markdown";
+            switch (parsed.GetValue(what))
             {
-                foreach (var file in Directory.GetFiles(RunOptions.PresetFolder, "*.toml").Order())
-                    Console.WriteLine(Path.GetFileNameWithoutExtension(file));
-                return 0;
+                case "presets": Presets(markdown); break;
+                case "config": if (markdown) Console.Write(ReferencePages.Config()); else ConfigTable(); break;
+                case "cli": if (markdown) Console.Write(ReferencePages.Commands()); else CommandHelp(); break;
+                default: if (markdown) Console.Write(ReferencePages.Schemes()); else SchemeTable(); break;
             }
-            var table = new Table().AddColumns("name", "what it does", "options (default)", "models");
-            foreach (var e in ConnectionCatalog.All)
-                table.AddRow(Markup.Escape(e.Aliases is { Count: > 0 } aliases ? $"{e.Name}\n(alias: {string.Join(", ", aliases)})" : e.Name), Markup.Escape(e.Description),
-                    Markup.Escape(string.Join("\n", e.Options.Select(o => $"{o.Key} ({Show(o.Default)}): {o.Description}"))),
-                    Markup.Escape(Models(ConnectionCatalog.Create(e.Name).Needs)));
-            AnsiConsole.Write(table);
             return 0;
         });
         return command;
     }
 
-    /// <summary>Which models take a scheme: all, or the GPT alone and why.</summary>
-    static string Models(ModelNeeds needs) =>
-        needs == ModelNeeds.None ? "all" : $"gpt only (needs {ModelNeedsText.Describe(needs)})";
-
-    static string Show(object v) => v switch
+    static void Presets(bool markdown)
     {
-        bool b => b ? "true" : "false",
-        double d => d.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        _ => v.ToString() ?? "",
-    };
+        foreach (var file in Directory.GetFiles(RunOptions.PresetFolder, "*.toml").Order())
+        {
+            string name = Path.GetFileNameWithoutExtension(file);
+            Console.WriteLine(markdown ? $"- `{name}` (configs/{name}.toml)" : name);
+        }
+    }
+
+    static void SchemeTable()
+    {
+        var table = new Table().AddColumns("name", "what it does", "options (default)", "models");
+        foreach (var e in ConnectionCatalog.All)
+            table.AddRow(Markup.Escape(e.Aliases is { Count: > 0 } aliases ? $"{e.Name}\n(alias: {string.Join(", ", aliases)})" : e.Name), Markup.Escape(e.Description),
+                Markup.Escape(string.Join("\n", e.Options.Select(o => $"{o.Key} ({ReferencePages.Show(o.Default)}): {o.Description}"))),
+                Markup.Escape(ReferencePages.Models(ConnectionCatalog.Create(e.Name).Needs)));
+        AnsiConsole.Write(table);
+    }
+
+    static void ConfigTable()
+    {
+        var table = new Table().AddColumns("key", "type", "default", "run id", "what it sets");
+        foreach (var k in ConfigSchema.Keys)
+            table.AddRow(new[] { k.Key, ReferencePages.TypeName(k.Type), ReferencePages.Toml(k.Default), ReferencePages.RunId(k), k.Description }
+                .Select(Markup.Escape).ToArray());
+        AnsiConsole.Write(table);
+    }
+
+    static void CommandHelp()
+    {
+        foreach (var (path, help) in ReferencePages.Help())
+        {
+            string title = string.Join(' ', path.Prepend("reslab"));
+            Console.WriteLine(title);
+            Console.WriteLine(new string('=', title.Length));
+            Console.WriteLine(help.TrimEnd());
+            Console.WriteLine();
+        }
+    }
 }

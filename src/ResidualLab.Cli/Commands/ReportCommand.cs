@@ -5,7 +5,8 @@ using Spectre.Console;
 
 namespace ResidualLab.Cli.Commands;
 
-/// <summary>reslab report DIR [--baseline NAME] [--tensorboard]: report.html, the CSV tables and the scorecard of a results folder.</summary>
+/// <summary>reslab report DIR [--baseline NAME] [--tensorboard] [--markdown FILE [--command TEXT]]: report.html, the CSV tables and the
+/// scorecard of a results folder, and a results page for docs/results/.</summary>
 internal static class ReportCommand
 {
     public static Command Build()
@@ -15,17 +16,33 @@ internal static class ReportCommand
         var command = new Command("report", "Write a self-contained HTML report and CSV tables, and print the necessity scorecard.");
         command.Arguments.Add(dir);
         var tensorBoard = new Option<bool>("--tensorboard") { Description = "also write TensorBoard event files (DIR/tensorboard/)" };
+        var markdown = new Option<string?>("--markdown")
+        {
+            Description = "also write a results page (markdown) to this file: the runs' commits, CPUs, threads and dates, the final test losses and the verdicts, all from the store",
+        };
+        var trainedBy = new Option<string?>("--command")
+        {
+            Description = "with --markdown: the command that trained the runs, for the page (the store does not record it)",
+        };
         command.Options.Add(baseline);
         command.Options.Add(tensorBoard);
+        command.Options.Add(markdown);
+        command.Options.Add(trainedBy);
         command.SetAction(parsed =>
         {
             string folder = parsed.GetValue(dir)!;
             if (!Directory.Exists(folder))
                 throw new ConfigException($"results folder '{folder}' does not exist; give the folder a sweep wrote (e.g. results/connections)");
+            string scheme = parsed.GetValue(baseline)!;
+            if (parsed.GetValue(trainedBy) is not null && parsed.GetValue(markdown) is null)
+                throw new ConfigException("--command names the command that trained the runs on a results page: give --markdown FILE too");
+            var page = parsed.GetValue(markdown) is { } file
+                ? new ResultsPageRequest(file, $"reslab report {folder}{(scheme == "pre-norm" ? "" : $" --baseline {scheme}")} --markdown {file}", parsed.GetValue(trainedBy))
+                : null;
             ReportOutput output;
             try
             {
-                output = ReportWriter.Write(folder, parsed.GetValue(baseline)!, parsed.GetValue(tensorBoard));
+                output = ReportWriter.Write(folder, scheme, parsed.GetValue(tensorBoard), page);
             }
             catch (StorageException ex)
             {
@@ -43,6 +60,7 @@ internal static class ReportCommand
                 AnsiConsole.MarkupLineInterpolated(
                     $"tuned {arm.Group} L{arm.Depth}: {arm.Best} by validation ({F(arm.Chosen!.Val.Mean, "0.000")} ± {F(arm.Chosen.Val.Std, "0.000")}; test {F(arm.Chosen.Test.Mean, "0.000")}){(arm.Edges.Count > 0 ? $"; {string.Join(", ", arm.Edges)}: the optimum may lie outside the grid" : "")}");
             AnsiConsole.MarkupLineInterpolated($"report: {output.HtmlPath} ({output.Figures} figures); tables: {string.Join(", ", output.CsvPaths.Select(Path.GetFileName))}");
+            if (output.ResultsPagePath is { } written) AnsiConsole.MarkupLineInterpolated($"results page: {written}");
             if (output.TensorBoardFiles.Count > 0)
                 AnsiConsole.MarkupLineInterpolated($"TensorBoard: {output.TensorBoardFiles.Count} event files under {Path.Combine(folder, "tensorboard")} (tensorboard --logdir {Path.Combine(folder, "tensorboard")})");
             return 0;

@@ -18,15 +18,18 @@ internal sealed record ReportOutput(string HtmlPath, IReadOnlyList<string> CsvPa
 
     /// <summary>The widths runs with model.match_params were built with, one line per group and depth.</summary>
     public IReadOnlyList<string> Widths { get; init; } = [];
+
+    /// <summary>The results page written with the report; null when none was asked for.</summary>
+    public string? ResultsPagePath { get; init; }
 }
 
 /// <summary>
 /// Reads a results folder's store and writes report.html, the CSV tables and, on request, TensorBoard
-/// event files into the folder, each atomically; it never writes to the store.
+/// event files into the folder and a results page (<see cref="ResultsPage"/>), each atomically; it never writes to the store.
 /// </summary>
 internal static class ReportWriter
 {
-    public static ReportOutput Write(string resultsDir, string baseline, bool tensorBoard = false)
+    public static ReportOutput Write(string resultsDir, string baseline, bool tensorBoard = false, ResultsPageRequest? page = null)
     {
         StudyData all;
         var tuned = SweepFolder.TunedKeys(resultsDir);
@@ -58,8 +61,13 @@ internal static class ReportWriter
         Csv("runs.csv", ReportTables.RunsCsv(all));
         if (tuning.Count > 0) Csv("tuning.csv", ReportTables.TuningCsv(tuning));
         var events = tensorBoard ? TensorBoardExport.Write(data, resultsDir) : [];
+        if (page is not null)
+        {
+            if (Path.GetDirectoryName(Path.GetFullPath(page.Path)) is { } pageDir) Directory.CreateDirectory(pageDir);
+            AtomicFile.WriteText(page.Path, ResultsPage.Render(data, finalLoss, scorecard, tuning, stability, baseline, resultsDir, page));
+        }
         return new ReportOutput(html, csv, scorecard, figures.Count, events, all.Runs.Where(r => r.Diverged).Select(r => r.Run).ToList())
-            { Tuning = tuning, Stability = stability, Widths = Widths(data), WallClockNote = EqualCompute.WallClockNote(data) };
+            { Tuning = tuning, Stability = stability, Widths = Widths(data), WallClockNote = EqualCompute.WallClockNote(data), ResultsPagePath = page?.Path };
     }
 
     /// <summary>"none L4: d_model 140, n_head 4 (head size 35), 1,234 parameters" for each group and depth whose runs matched another scheme's size.</summary>

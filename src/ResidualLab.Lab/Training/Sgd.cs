@@ -7,7 +7,7 @@ namespace ResidualLab.Training;
 /// <summary>
 /// SGD with momentum, as in PyTorch and as used by He et al. 2016 (momentum 0.9, weight decay 1e-4):
 /// buf = momentum * buf + (g + wd * p), p = p - lr * buf, with weight decay only on the parameters
-/// marked for it. Every Scalar passed to libtorch is created and disposed here (see README, memory).
+/// marked for it. Every Scalar passed to libtorch is created and disposed here (docs/performance.md, "Memory").
 /// </summary>
 internal sealed class Sgd : IOptimizer
 {

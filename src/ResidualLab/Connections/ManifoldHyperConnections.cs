@@ -25,14 +25,16 @@ namespace ResidualLab.Connections;
 /// them alike. The options, each from a source:
 /// <list type="bullet">
 /// <item><c>init</c>, the read: <see cref="MhcInit.Stream"/> (default) reads as Hyper-Connections do at init
-/// (arXiv 2409.19606, sec. 2.3) and as the public mHC implementations do (lucidrains/hyper-connections: one-hot
-/// read logits; tokenbender/mHC: one-hot softmax read): sublayer k reads stream k mod n, b_pre = +4 there and -4
-/// elsewhere (H_pre = 0.98 / 0.018). <see cref="MhcInit.Uniform"/>: b_pre = -ln(max(n - 1, 1)) (H_pre = 1/n, the
-/// mean of the streams).</item>
-/// <item><c>write</c>, the write: <see cref="MhcWrite.Uniform"/> (default) b_post = 0, H_post = 1 on every stream,
-/// as every public implementation starts (lucidrains: static beta 1 under 2 sigmoid; tokenbender: softmax of zeros;
-/// HC: B = 1). <see cref="MhcWrite.Stream"/>: sublayer k writes mostly to the stream it reads, b_post = +4 there
-/// and -4 elsewhere (H_post = 1.96 / 0.036): the streams differ after the first sublayer at init. No paper
+/// (A_m = e_(k mod n), arXiv 2409.19606, sec. 2.3): sublayer k reads stream k mod n, b_pre = +4 there and -4
+/// elsewhere (H_pre = 0.98 / 0.018). The public mHC implementations lean the read the same way, by other amounts:
+/// lucidrains/hyper-connections puts a one-hot logit under the sigmoid (H_pre = sigmoid(1) = 0.73 on stream k,
+/// sigmoid(0) = 0.5 on the others), tokenbender/mHC softmaxes logits of 0 and -8 (0.999 / 0.0003).
+/// <see cref="MhcInit.Uniform"/>: b_pre = -ln(max(n - 1, 1)) (H_pre = 1/n, the mean of the streams).</item>
+/// <item><c>write</c>, the write: <see cref="MhcWrite.Uniform"/> (default) b_post = 0, H_post = 2 sigmoid(0) = 1 on
+/// every stream, as HC's B = 1 starts. The public implementations write every stream alike too, at other scales:
+/// lucidrains' static beta of 1 under 2 sigmoid gives H_post = 2 sigmoid(1) = 1.46, tokenbender's softmax of zeros
+/// 1/n (0.25 at n = 4). <see cref="MhcWrite.Stream"/>: sublayer k writes mostly to the stream it reads, b_post = +4
+/// there and -4 elsewhere (H_post = 1.96 / 0.036): the streams differ after the first sublayer at init. No paper
 /// prescribes it; it is the write counterpart of HC's read.</item>
 /// <item><c>stream_embed</c>: a learned [n, d] embedding per stream, zero at init, added to the expanded stream
 /// (lucidrains/hyper-connections' <c>add_stream_embed</c>, off by default there too). The first sublayer's
@@ -40,8 +42,10 @@ namespace ResidualLab.Connections;
 /// At zero the model is unchanged; its gradient is each stream's own gradient at expansion, which differs
 /// between streams as soon as the reads do.</item>
 /// </list>
-/// The mHC paper gives alpha_init = 0.01 and t_max = 20 but no bias values; H_res leans to the identity
-/// (res_diag = 2: diagonal 0.71 at n = 4) as in the public implementations (identity H_res logits).
+/// The mHC paper gives alpha_init = 0.01 and t_max = 20 but no bias values. H_res leans to the identity, as in
+/// both public implementations, by a chosen amount: res_diag = 2 gives a diagonal of 0.71 at n = 4; lucidrains'
+/// identity logits are res_diag = 1 (diagonal e / (e + n - 1) = 0.48 at n = 4); tokenbender's logits of 0 and -8 at
+/// Sinkhorn temperature 0.05 give the identity to float precision.
 /// </para>
 /// Sinkhorn's remaining row error at init shrinks per round by about lambda^2, lambda = (e^r - 1) / (e^r + n - 1)
 /// for res_diag r: at r = 2, n = 4 and 20 rounds it is below 1e-6; r = 4 leaves ~1e-4 (tested).
@@ -63,7 +67,7 @@ public sealed record ManifoldHyperConnectionsScheme(
     public const int DefaultN = 4;
     /// <summary>The paper's initial gating factor alpha.</summary>
     public const double DefaultAlphaInit = 0.01;
-    /// <summary>The default diagonal of H_res's bias (H_res near the identity, as the public implementations start).</summary>
+    /// <summary>The default diagonal of H_res's bias: H_res leans to the identity (diagonal 0.71 at n = 4).</summary>
     public const double DefaultResDiag = 2;
 
     /// <summary>The expansion rate n, in [1, 64].</summary>
@@ -126,7 +130,7 @@ public enum MhcInit
 /// <summary>How mHC's write bias b_post starts (see <see cref="ManifoldHyperConnectionsScheme"/>).</summary>
 public enum MhcWrite
 {
-    /// <summary>Every stream receives the sublayer's output (H_post = 1), as the public implementations start.</summary>
+    /// <summary>Every stream receives the sublayer's output (H_post = 1), as Hyper-Connections' B = 1 starts.</summary>
     Uniform,
     /// <summary>Sublayer k writes mostly to stream k mod n (H_post = 1.96 there, 0.036 elsewhere).</summary>
     Stream,

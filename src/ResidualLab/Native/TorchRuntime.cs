@@ -87,7 +87,7 @@ public static class TorchRuntime
         {
             if (!torch.cuda.is_available())
                 throw new ArgumentException(
-                    "device 'cuda' requested but no CUDA libtorch/GPU is available; use --device cpu, or build with a CUDA libtorch (see README, GPU section)");
+                    "device 'cuda' requested but no CUDA libtorch/GPU is available; use --device cpu, or run with a CUDA build of libtorch (docs/library.md, 'The libtorch runtime')");
             return torch.device(n);
         }
         throw new ArgumentException($"unknown device '{name}'; use cpu or cuda");

@@ -162,4 +162,27 @@ public class ResultsStoreVersionTests
             Assert.Equal("abc123", store.EnvironmentOf(clean.RunId)!.CommitDescription);
         }
     }
+
+    [Fact]
+    public void A_store_written_before_the_cpu_column_gains_it_on_open_and_new_runs_record_the_host_cpu()
+    {
+        string dir = TestSupport.TempDir();
+        var old = TestSupport.TinyConfig("train.seed=1");
+        var current = TestSupport.TinyConfig("train.seed=2");
+        using (var store = ResultsStore.Open(dir))
+            store.BeginRun(old, new RunEnvironment("0.1.0", "abc123", ".NET 10", "0.107.0", "2.10.0", "cpu", 1, "host", "linux", Cpu: "a CPU"));
+        using (var db = new SqliteConnection($"Data Source={Path.Combine(dir, ResultsStore.FileName)};Pooling=False"))
+        {
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = "ALTER TABLE environment DROP COLUMN cpu";
+            cmd.ExecuteNonQuery();
+        }
+        using (var store = ResultsStore.Open(dir))
+        {
+            Assert.Null(store.EnvironmentOf(old.RunId)!.Cpu);
+            store.BeginRun(current, RunEnvironment.Capture("cpu"));
+            Assert.Equal(CpuIdentity.Host.Describe(), store.EnvironmentOf(current.RunId)!.Cpu);
+        }
+    }
 }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using ResidualLab.Native;
 using TorchSharp;
 
 namespace ResidualLab.Results.Store;
@@ -9,9 +10,10 @@ namespace ResidualLab.Results.Store;
 /// </summary>
 /// <param name="GitDirty">Whether the build's source tree had changes beyond <paramref name="GitCommit"/>;
 /// null when unknown (a build outside git, or a run recorded before this was stored).</param>
+/// <param name="Cpu">The host CPU as <see cref="CpuIdentity.Describe"/> names it; null for a run recorded before the store kept it.</param>
 internal sealed record RunEnvironment(
     string Version, string GitCommit, string DotNet, string TorchSharp, string LibTorch, string Device, int Threads, string Host, string Os,
-    bool? GitDirty = null)
+    bool? GitDirty = null, string? Cpu = null)
 {
     public const string Unknown = "unknown";
 
@@ -25,7 +27,8 @@ internal sealed record RunEnvironment(
         Threads: torch.get_num_threads(),
         Host: Environment.MachineName,
         Os: RuntimeInformation.OSDescription,
-        GitDirty: BuildInfo.Dirty);
+        GitDirty: BuildInfo.Dirty,
+        Cpu: CpuIdentity.Host.Describe());
 
     /// <summary>The commit, marked "(dirty)" when the tree had uncommitted changes.</summary>
     public string CommitDescription => GitDirty == true ? $"{GitCommit} (dirty)" : GitCommit;
