@@ -6,6 +6,7 @@ using ResidualLab.Tests.Cli;
 namespace ResidualLab.Tests.Bench;
 
 /// <summary>The benchmark suite end to end at tiny sizes on the CPU, the command lines that start it, and its wrapper script.</summary>
+[Trait(Slow.Category, Slow.Value)]
 public class BenchSuiteTests
 {
     static readonly string[] Measured =

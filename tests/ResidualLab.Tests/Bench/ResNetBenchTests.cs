@@ -7,6 +7,7 @@ using static TorchSharp.torch;
 namespace ResidualLab.Tests.Bench;
 
 /// <summary>The resnet20 bench workload: its FLOP count, its synthetic images, a short run, its PyTorch twin and its CLI.</summary>
+[Trait(Slow.Category, Slow.Value)]
 public class ResNetBenchTests
 {
     /// <summary>Multiply-adds of a 3x3 convolution producing size x size x c_out from c_in channels.</summary>

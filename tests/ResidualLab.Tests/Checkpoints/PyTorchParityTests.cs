@@ -12,6 +12,7 @@ namespace ResidualLab.Tests.Checkpoints;
 /// bench/pytorch/nanogpt_eval.py (Debian's PyTorch), which encodes the text with the checkpoint's tokenizer
 /// (characters, or the learned byte-level BPE) and reports the same val loss.
 /// </summary>
+[Trait(Slow.Category, Slow.Value)]
 public class PyTorchParityTests(ITestOutputHelper output)
 {
     static string RepositoryRoot()

@@ -1,6 +1,7 @@
 namespace ResidualLab.Tests.Cli;
 
 /// <summary>Each user-facing failure ends in one clear line and exit code 2, never a stack trace.</summary>
+[Trait(Slow.Category, Slow.Value)]
 public class BadInputTests
 {
     static readonly string[] Tiny = ["--set", "model.block_size=16", "--set", "model.d_model=16", "--set", "model.n_head=2", "--set", "train.max_iters=1"];

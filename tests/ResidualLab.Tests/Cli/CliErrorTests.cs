@@ -1,5 +1,6 @@
 namespace ResidualLab.Tests.Cli;
 
+[Trait(Slow.Category, Slow.Value)]
 public class CliErrorTests
 {
     [Fact]

@@ -5,6 +5,7 @@ using ResidualLab.Tests.Experiments;
 namespace ResidualLab.Tests.Cli;
 
 /// <summary>reslab run, reslab status and the Slurm runner's bad input, without a cluster.</summary>
+[Trait(Slow.Category, Slow.Value)]
 public class ClusterCliTests
 {
     [Fact]

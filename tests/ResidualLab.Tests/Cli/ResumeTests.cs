@@ -3,6 +3,7 @@ using ResidualLab.Training;
 
 namespace ResidualLab.Tests.Cli;
 
+[Trait(Slow.Category, Slow.Value)]
 public class ResumeTests
 {
     static readonly string[] Settings =

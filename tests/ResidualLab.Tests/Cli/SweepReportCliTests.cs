@@ -2,6 +2,7 @@ using ResidualLab.Tests.Experiments;
 
 namespace ResidualLab.Tests.Cli;
 
+[Trait(Slow.Category, Slow.Value)]
 public class SweepReportCliTests
 {
     [Fact]

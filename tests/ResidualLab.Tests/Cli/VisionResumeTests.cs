@@ -4,6 +4,7 @@ using ResidualLab.Training;
 namespace ResidualLab.Tests.Cli;
 
 /// <summary>A vision run killed with SIGKILL after a checkpoint and resumed ends as the run that was never killed.</summary>
+[Trait(Slow.Category, Slow.Value)]
 public class VisionResumeTests
 {
     static string[] Settings(string images) =>

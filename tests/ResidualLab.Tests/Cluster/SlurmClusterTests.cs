@@ -10,6 +10,7 @@ namespace ResidualLab.Tests.Cluster;
 /// A sweep through a real single-node Slurm cluster started by scripts/slurm-local.sh: one job array,
 /// every run in the store with the losses of the in-process sweep, then a retry of one failed run only.
 /// </summary>
+[Trait(Slow.Category, Slow.Value)]
 public class SlurmClusterTests
 {
     [Fact]

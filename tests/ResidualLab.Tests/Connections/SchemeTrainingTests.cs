@@ -7,6 +7,7 @@ namespace ResidualLab.Tests.Connections;
 
 /// <summary>Every scheme, selected through the config as a user would, trains a small GPT.</summary>
 [Collection(ConnectionsCollection.Name)]
+[Trait(Slow.Category, Slow.Value)]
 public class SchemeTrainingTests
 {
     sealed class Recorder : ITrainingObserver

@@ -9,6 +9,7 @@ using ResidualLab.Tests.Data;
 namespace ResidualLab.Tests.Experiments;
 
 /// <summary>Each run records the sha256 of the data it trained on; runs on different bytes under one data name are not mixed.</summary>
+[Trait(Slow.Category, Slow.Value)]
 public class DataProvenanceTests
 {
     static string Sha256(params string[] files) =>

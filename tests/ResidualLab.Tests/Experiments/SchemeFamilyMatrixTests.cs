@@ -15,6 +15,7 @@ namespace ResidualLab.Tests.Experiments;
 /// gives). A divergence fails the test: at these settings every pair trains. A scheme which needs more of the model
 /// than the vision models provide (<see cref="ModelNeeds"/>) is refused by the config in one line. After the last combination, the outcomes are written as a markdown table (<see cref="MatrixTable"/>).
 /// </summary>
+[Trait(Slow.Category, Slow.Value)]
 public class SchemeFamilyMatrixTests(ITestOutputHelper output, SchemeFamilyMatrixTests.MatrixTable table)
     : IClassFixture<SchemeFamilyMatrixTests.MatrixTable>
 {

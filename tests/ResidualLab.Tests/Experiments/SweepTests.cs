@@ -5,6 +5,7 @@ using ResidualLab.Results.Store;
 
 namespace ResidualLab.Tests.Experiments;
 
+[Trait(Slow.Category, Slow.Value)]
 public class SweepTests
 {
     [Fact]

@@ -8,6 +8,7 @@ namespace ResidualLab.Tests.Packaging;
 /// that package (not the project), and train a few steps. Everything goes to a temporary folder, with its
 /// own NuGet package folder, so the package just packed is the one used (never a cached one).
 /// </summary>
+[Trait(Slow.Category, Slow.Value)]
 public class PackedExampleTests
 {
     [Fact]

@@ -7,6 +7,7 @@ using SkiaSharp;
 
 namespace ResidualLab.Tests.Reports;
 
+[Trait(Slow.Category, Slow.Value)]
 public class ReportTests
 {
     static readonly Lazy<(string Folder, ReportOutput Output)> Report = new(() =>

@@ -10,6 +10,7 @@ namespace ResidualLab.Tests.Reports;
 /// A results page written from a store: its provenance (commit, CPU, threads, dates) and its numbers are those the store
 /// recorded for the runs, not those of the machine or the moment that writes the page.
 /// </summary>
+[Trait(Slow.Category, Slow.Value)]
 public class ResultsPageTests
 {
     static readonly Lazy<(string Folder, string Page, ReportOutput Output)> Written = new(() =>

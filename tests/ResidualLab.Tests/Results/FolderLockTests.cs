@@ -7,6 +7,7 @@ using ResidualLab.Tests.Experiments;
 namespace ResidualLab.Tests.Results;
 
 /// <summary>One sweep or Slurm submission at a time per results folder; a lock left by a dead process is taken over.</summary>
+[Trait(Slow.Category, Slow.Value)]
 public class FolderLockTests
 {
     /// <summary>Writes a lock file as a local sweep of process <paramref name="pid"/> on <paramref name="host"/> would; returns its path.</summary>

@@ -13,6 +13,7 @@ namespace ResidualLab.Tests.Results;
 /// naming the path, what failed and what to do; the store passes SQLite's integrity check, finished
 /// runs keep their rows and files, no temporary file is left, and running again finishes what is missing.
 /// </summary>
+[Trait(Slow.Category, Slow.Value)]
 public class StorageFaultTests
 {
     static readonly string[] Tiny =

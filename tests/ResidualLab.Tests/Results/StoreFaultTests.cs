@@ -5,6 +5,7 @@ using Microsoft.Data.Sqlite;
 namespace ResidualLab.Tests.Results;
 
 /// <summary>The store under real faults: a SIGKILL mid-write, and two processes writing at once.</summary>
+[Trait(Slow.Category, Slow.Value)]
 public class StoreFaultTests
 {
     static readonly string[] Tiny =

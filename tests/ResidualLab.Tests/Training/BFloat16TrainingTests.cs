@@ -10,6 +10,7 @@ using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Training;
 
+[Trait(Slow.Category, Slow.Value)]
 public class BFloat16TrainingTests
 {
     sealed class Recorder(Action<StepMetrics>? onStep = null) : ITrainingObserver

@@ -7,6 +7,7 @@ using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Training;
 
+[Trait(Slow.Category, Slow.Value)]
 public class ImageClassificationTaskTests
 {
     static RunConfig Config(params string[] overrides)

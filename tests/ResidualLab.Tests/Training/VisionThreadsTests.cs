@@ -15,6 +15,7 @@ namespace ResidualLab.Tests.Training;
 /// pads its blocked layouts.
 /// </summary>
 [Collection(GlobalTorchStateCollection.Name)]
+[Trait(Slow.Category, Slow.Value)]
 public class VisionThreadsTests
 {
     const int Steps = 3;
