@@ -124,12 +124,9 @@ internal abstract class ImageClassifierFamily : ModelFamily
             return ("model.activation", "model.activation = tat needs model.batch_norm = false: TAT shapes the C map of a net without normalisation layers (the reference implementation refuses batch norm)");
         if (l.Init != VisionInit.DeltaOrthogonal)
             return ("model.activation", "model.activation = tat needs model.init = delta-orthogonal: TAT's maps hold for scaled-orthogonal weights of gain 1, and He's gain sqrt(2) on top of the activation's own scale would double q at every layer");
-        try { TailoredActivation.SolveLeakyReluSlope(model.NonlinearLayers, eta); }
-        catch (ArgumentOutOfRangeException ex) when (ex.ParamName == "eta")
-        {
-            return ("model.depth", $"model.activation = tat at depth {model.Depth} ({model.NonlinearLayers} activations): {ex.Message.Split(" (Parameter")[0]} (model.tat_eta)");
-        }
-        return null;
+        var solved = TailoredActivation.ForChain(model.NonlinearLayers, eta);
+        return solved.Reachable ? null : ("model.depth", FormattableString.Invariant(
+            $"model.activation = tat at depth {model.Depth} ({model.NonlinearLayers} activations) cannot reach C_f(0) = {eta} (model.tat_eta): even ReLU, its most nonlinear choice, gives {solved.C0:0.000}; lower model.tat_eta to at most that, or use a deeper net"));
     }
 
     /// <summary>

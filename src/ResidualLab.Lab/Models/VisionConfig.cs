@@ -38,7 +38,7 @@ internal sealed record VisionLayers(VisionInit Init = VisionInit.He, bool BatchN
 
     /// <summary>The activation of a net with <paramref name="nonlinearLayers"/> activations on its path (TAT solves its slope from that count).</summary>
     public nn.Module<Tensor, Tensor> Activation(int nonlinearLayers) => TatEta is { } eta
-        ? new TailoredLeakyRelu(TailoredActivation.SolveLeakyReluSlope(nonlinearLayers, eta))
+        ? new TatActivation(TailoredActivation.ForChain(nonlinearLayers, eta))
         : nn.ReLU();
 }
 
