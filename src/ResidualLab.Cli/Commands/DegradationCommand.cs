@@ -48,7 +48,7 @@ internal static class DegradationCommand
             var values = RunOptions.LoadPreset(Degradation.Preset);
             if (isFull) DegradationPlan.ApplyFull(values);
             run.Apply(parsed, values); // --set applies to every run; the plan then sets family, layers, depth, lr and seed
-            var degradation = new DegradationPlan(isFull, width, Arms(parsed.GetValue(arms)!),
+            var degradation = new DegradationPlan(width, Arms(parsed.GetValue(arms)!),
                 Depths("--cnn-depths", parsed.GetValue(cnnDepths)!), Depths("--mlp-depths", parsed.GetValue(mlpDepths)!), Lrs(parsed.GetValue(lrs)!), k);
             if (degradation.Arms.All(a => degradation.DepthsOf(a).Count == 0))
                 throw new ConfigException("the chosen arms have no depths: --cnn-depths and --mlp-depths give them, e.g. --cnn-depths 20,56");

@@ -16,7 +16,7 @@ internal sealed record DegradationArm(string Name, string Kind, bool Residual, b
     IReadOnlyList<(string Key, object Value)> Keys)
 {
     // Every arm sets every key that tells the arms apart, defaults included, so that applying an arm's keys to a run
-    // leaves the run unchanged exactly when it is that arm's (see Matches).
+    // leaves the run unchanged exactly when it is that arm's (see Of).
     static readonly (string, object)[] Plain = [("connection.name", "none"), ("connection.norm", false)];
     static readonly (string, object)[] He = [("model.init", "gpt2"), ("model.batch_norm", true), ("model.activation", "relu")];
     static readonly (string, object)[] DeltaNoBn = [("model.init", "delta-orthogonal"), ("model.batch_norm", false), ("model.activation", "relu")];
@@ -55,10 +55,9 @@ internal sealed record DegradationArm(string Name, string Kind, bool Residual, b
 }
 
 /// <summary>How much of the study to run.</summary>
-/// <param name="Full">The paper's width and schedule instead of the preset's reduced ones.</param>
 /// <param name="MlpWidth">Hidden width of the MLPs.</param>
 /// <param name="Lrs">The learning rates every arm is trained at; each arm is judged at its best by validation loss.</param>
-internal sealed record DegradationPlan(bool Full, int MlpWidth, IReadOnlyList<DegradationArm> Arms, IReadOnlyList<int> CnnDepths,
+internal sealed record DegradationPlan(int MlpWidth, IReadOnlyList<DegradationArm> Arms, IReadOnlyList<int> CnnDepths,
     IReadOnlyList<int> MlpDepths, IReadOnlyList<double> Lrs, int Seeds)
 {
     /// <summary>

@@ -21,7 +21,7 @@ public class DegradationTests
         return v;
     }
 
-    static DegradationPlan PlanOf(params string[] arms) => new(false, 32,
+    static DegradationPlan PlanOf(params string[] arms) => new(32,
         arms.Length == 0 ? DegradationArm.All : DegradationArm.All.Where(a => arms.Contains(a.Name)).ToList(), [20, 56], [16, 64], [0.01, 0.1], 3);
 
     [Fact]
