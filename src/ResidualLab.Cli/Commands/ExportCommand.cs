@@ -1,10 +1,11 @@
 using System.CommandLine;
 using ResidualLab.Checkpoints;
+using ResidualLab.Families;
 using ResidualLab.Results;
 
 namespace ResidualLab.Cli.Commands;
 
-/// <summary>reslab export RUN [--format safetensors] [--out FILE] [--results DIR]</summary>
+/// <summary>reslab export RUN [--fuse] [--format safetensors] [--out FILE] [--results DIR]</summary>
 internal static class ExportCommand
 {
     public static Command Build()
@@ -13,8 +14,10 @@ internal static class ExportCommand
         var format = new Option<string>("--format") { Description = "checkpoint format: safetensors", DefaultValueFactory = _ => "safetensors" };
         var output = new Option<string?>("--out") { Description = "the file to write (default: model.safetensors in the run folder)" };
         var results = new Option<string>("--results") { Description = "results folder", DefaultValueFactory = _ => "results" };
-        var command = new Command("export", "Write a finished run's model as a checkpoint that PyTorch (nanoGPT) opens.");
+        var fuse = new Option<bool>("--fuse") { Description = "a RepVGG run re-parameterised for inference: its plain net of 3x3 convolutions with biases (default file: model-fused.safetensors)" };
+        var command = new Command("export", "Write a finished run's model as a checkpoint that PyTorch opens (a GPT in nanoGPT's names, a vision model in its own).");
         command.Arguments.Add(run);
+        command.Options.Add(fuse);
         command.Options.Add(format);
         command.Options.Add(output);
         command.Options.Add(results);
@@ -24,7 +27,23 @@ internal static class ExportCommand
             if (chosen != "safetensors")
                 throw new ConfigException($"--format '{chosen}' is not supported{Suggest.DidYouMean(chosen, ["safetensors"])}; the format is safetensors");
             string dir = RunFiles.FindRunFolder(parsed.GetValue(run)!, parsed.GetValue(results)!);
-            string path = Path.GetFullPath(parsed.GetValue(output) ?? Path.Combine(dir, "model.safetensors"));
+            bool fused = parsed.GetValue(fuse);
+            string path = Path.GetFullPath(parsed.GetValue(output) ?? Path.Combine(dir, fused ? "model-fused.safetensors" : "model.safetensors"));
+            if (fused || VisionExport.ConfigOf(dir).Model is VisionSettings)
+            {
+                string written;
+                try
+                {
+                    StorageException.CreateFolder(Path.GetDirectoryName(path)!);
+                    written = fused ? VisionExport.Fused(dir, path) : VisionExport.Write(dir, path);
+                }
+                catch (StorageException ex)
+                {
+                    throw ex.With(alternative: "pass --out elsewhere", then: "run the same command again", kept: "the run folder is unchanged");
+                }
+                Console.WriteLine($"{written} -> {path}");
+                return 0;
+            }
             var checkpoint = RunExport.Load(dir);
             using var model = checkpoint.Model;
             try

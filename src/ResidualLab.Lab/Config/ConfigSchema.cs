@@ -25,7 +25,7 @@ internal static class ConfigSchema
     static IEnumerable<ConfigKey> Shared() =>
     [
         new("model.name", ConfigType.String, "gpt", $"model family: {string.Join(", ", ModelFamilies.Names)}"),
-        new("model.init", ConfigType.String, "gpt2", "initialisation; the gpt takes gpt2 (N(0, 0.02), projections / sqrt(2L)), pytorch (each module's default), ds-init (depth-scaled, arXiv 1908.11365)", InRunIdAtDefault: false),
+        new("model.init", ConfigType.String, "gpt2", "initialisation; the gpt takes gpt2 (N(0, 0.02), projections / sqrt(2L)), pytorch (each module's default), ds-init (depth-scaled, arXiv 1908.11365); the vision nets without shortcuts (plain; mlp with connection none) take delta-orthogonal (arXiv 1806.05393; orthogonal linear layers), else He's", InRunIdAtDefault: false),
         new("connection.name", ConfigType.String, "pre-norm", "connection scheme ('reslab list connections')"),
         new("train.batch_size", ConfigType.Int, 32L, "sequences (or images) per step"),
         new("train.max_iters", ConfigType.Int, 1000L, "optimiser steps"),

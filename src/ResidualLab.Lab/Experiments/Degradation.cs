@@ -1,174 +1,166 @@
 using System.Globalization;
-using System.Text;
 using ResidualLab.Config;
-using ResidualLab.Training.Tasks;
+using ResidualLab.Data;
+using ResidualLab.Reports;
+using ResidualLab.Results.Store;
 
 namespace ResidualLab.Experiments;
 
-/// <summary>One arm of the degradation experiment: a family of nets with or without shortcuts.</summary>
-/// <param name="Kind">cnn or mlp.</param>
-/// <param name="Residual">True for the residual net, false for its plain twin.</param>
-internal sealed record DegradationArm(string Kind, bool Residual)
+/// <summary>
+/// One arm of the degradation study: a way to build a net of any depth, named, with the config keys that make it.
+/// </summary>
+/// <param name="Kind">cnn (the CIFAR ResNet family, depth 6n+2) or mlp (depth 2k+2).</param>
+/// <param name="Residual">Whether it keeps shortcuts at inference (the baseline of its family).</param>
+/// <param name="TrainedPlain">Whether it trains without any shortcut or branch (the plain arms that answer the question).</param>
+internal sealed record DegradationArm(string Name, string Kind, bool Residual, bool TrainedPlain, string Description,
+    IReadOnlyList<(string Key, object Value)> Keys)
 {
-    public string Name => (Kind, Residual) switch
-    {
-        ("cnn", true) => "resnet",
-        ("cnn", false) => "plain",
-        (_, true) => "res-mlp",
-        _ => "plain-mlp",
-    };
+    // Every arm sets every key that tells the arms apart, defaults included, so that applying an arm's keys to a run
+    // leaves the run unchanged exactly when it is that arm's (see Of).
+    static readonly (string, object)[] Plain = [("connection.name", "none"), ("connection.norm", false)];
+    static readonly (string, object)[] He = [("model.init", "gpt2"), ("model.batch_norm", true), ("model.activation", "relu")];
+    static readonly (string, object)[] DeltaNoBn = [("model.init", "delta-orthogonal"), ("model.batch_norm", false), ("model.activation", "relu")];
+    static readonly (string, object)[] DeltaNoBnTat = [("model.init", "delta-orthogonal"), ("model.batch_norm", false), ("model.activation", "tat")];
 
-    /// <summary>The model family and connection keys that make this arm.</summary>
+    /// <summary>Every arm, CNNs first; each family's residual baseline first.</summary>
+    public static readonly IReadOnlyList<DegradationArm> All =
+    [
+        new("resnet", "cnn", true, false, "ResNet: shortcuts, batch norm, He init (He et al. 2016)", [("model.name", "resnet"), ("connection.name", "residual"), .. He]),
+        new("plain", "cnn", false, true, "plain: the ResNet minus its shortcuts, batch norm, He init (He et al. 2016)", [("model.name", "plain"), .. Plain, .. He]),
+        new("plain-delta", "cnn", false, true, "plain, no batch norm, delta-orthogonal init, ReLU (Xiao et al. 2018)", [("model.name", "plain"), .. Plain, .. DeltaNoBn]),
+        new("plain-tat", "cnn", false, true, "plain, no batch norm, delta-orthogonal init, TAT leaky ReLU (Zhang et al. 2022)", [("model.name", "plain"), .. Plain, .. DeltaNoBnTat]),
+        new("repvgg", "cnn", false, false, "RepVGG: trained with 3x3, 1x1 and identity branches, evaluated fused into the plain net (Ding et al. 2021)",
+            [("model.name", "repvgg"), .. Plain, .. He]),
+        new("res-mlp", "mlp", true, false, "residual MLP: shortcuts, batch norm, He init", [("model.name", "mlp"), ("connection.name", "residual"), .. He]),
+        new("plain-mlp", "mlp", false, true, "plain MLP: batch norm, He init", [("model.name", "mlp"), .. Plain, .. He]),
+        new("plain-mlp-orth", "mlp", false, true, "plain MLP, no batch norm, orthogonal init, ReLU", [("model.name", "mlp"), .. Plain, .. DeltaNoBn]),
+        new("plain-mlp-tat", "mlp", false, true, "plain MLP, no batch norm, orthogonal init, TAT leaky ReLU", [("model.name", "mlp"), .. Plain, .. DeltaNoBnTat]),
+    ];
+
+    public static IReadOnlyList<string> Names => All.Select(a => a.Name).ToList();
+
     public void ApplyTo(ConfigValues v, string origin)
     {
-        v.Set("model.name", Kind == "cnn" ? (Residual ? "resnet" : "plain") : "mlp", origin);
-        v.Set("connection.name", Residual ? "residual" : "none", origin);
-        if (!Residual) v.Set("connection.norm", false, origin); // the paper's plain net: batch norm inside F only
+        foreach (var (key, value) in Keys) v.Set(key, value, origin);
     }
+
+    /// <summary>The arm of a run, by its canonical config: the arm whose keys, set on the run's config, leave it unchanged; null for none.</summary>
+    public static DegradationArm? Of(string canonical) => All.FirstOrDefault(arm =>
+    {
+        var v = ConfigValues.FromCanonical(canonical, "a run of the store");
+        arm.ApplyTo(v, $"arm {arm.Name}");
+        try { return RunConfig.From(v).Canonical == canonical; }
+        catch (ConfigException) { return false; } // e.g. a residual run given connection.norm: not this arm's
+    });
 }
 
-/// <summary>How much of the paper's experiment to run.</summary>
-/// <param name="Full">The paper's width and schedule instead of the preset's reduced ones.</param>
+/// <summary>How much of the study to run.</summary>
 /// <param name="MlpWidth">Hidden width of the MLPs.</param>
-internal sealed record DegradationPlan(bool Full, int MlpWidth)
+/// <param name="Lrs">The learning rates every arm is trained at; each arm is judged at its best by validation loss.</param>
+internal sealed record DegradationPlan(int MlpWidth, IReadOnlyList<DegradationArm> Arms, IReadOnlyList<int> CnnDepths,
+    IReadOnlyList<int> MlpDepths, IReadOnlyList<double> Lrs, int Seeds)
 {
-    /// <summary>He et al. 2016, sec. 4.2: 64k steps of 128, lr 0.1 divided by 10 at 32k and 48k, 16 channels,
-    /// random crops, all images; applied to the preset before --set.</summary>
-    public void ApplyTo(ConfigValues v)
+    /// <summary>
+    /// He et al. 2016, sec. 4.2: 64k steps of 128, lr divided by 10 at 32k and 48k, 16 channels, random crops, all
+    /// images; a warmup of 2000 steps (3%) for every arm, as the preset has one of 3%, since the nets without batch norm
+    /// need one at high learning rates. Applied to the preset before --set.
+    /// </summary>
+    public static void ApplyFull(ConfigValues v)
     {
-        if (!Full) return;
         const string origin = "--full";
         v.Set("model.width", 16L, origin);
         v.Set("data.train_images", 0L, origin);
         v.Set("data.augment", true, origin);
         v.Set("train.batch_size", 128L, origin);
         v.Set("train.max_iters", 64000L, origin);
-        v.Set("train.lr", 0.1, origin);
+        v.Set("train.warmup_iters", 2000L, origin);
         v.Set("train.weight_decay", 1e-4, origin);
         v.Set("train.momentum", 0.9, origin);
-        v.Set("train.eval_interval", 2000L, origin);
+        v.Set("train.eval_interval", 8000L, origin);
+        v.Set("train.probe_interval", 32000L, origin);
     }
+
+    public IReadOnlyList<int> DepthsOf(DegradationArm arm) => arm.Kind == "cnn" ? CnnDepths : MlpDepths;
 }
 
-/// <summary>One run of the grid and its result.</summary>
-internal sealed record DegradationRun(DegradationArm Arm, int Depth, RunConfig Config, ClassifierResult Result);
-
-/// <summary>One row of the table: an arm at a depth, summarised over seeds.</summary>
-internal sealed record DegradationRow(
-    DegradationArm Arm, int Depth, int Seeds, Summary TrainLoss, Summary TrainError, Summary TestError,
-    Summary BatchError, Summary RatioAtInit, Summary RatioDuringTraining, Summary RatioAtEnd);
-
 /// <summary>
-/// The degradation experiment of He et al. 2016 (sec. 4.1-4.2, fig. 1 and 6): the same nets with and
-/// without shortcuts at growing depth, and the probe for its usual explanation, vanishing gradients:
-/// the first-to-last gradient-norm ratio of every net at initialisation and during training.
+/// The degradation study (He et al. 2016, sec. 4.1-4.2, fig. 1 and 6), second edition: does a deep plain net train
+/// worse than a shallow one because it is plain, or because it is plain and initialised as in 2015? Arms: the ResNet,
+/// its plain twin as He et al. built it, the plain net with delta-orthogonal init (Xiao et al. 2018), with TAT (Zhang
+/// et al. 2022) and RepVGG trained with branches and evaluated fused (Ding et al. 2021); the same for a deep MLP.
+/// Every arm at every depth is trained at each learning rate of the grid and seed, into one results store;
+/// <see cref="Reports.DegradationTable"/> reads it back.
 /// </summary>
 internal static class Degradation
 {
-    public static IReadOnlyList<(DegradationArm Arm, int Depth, RunConfig Config)> Grid(
-        ConfigValues preset, DegradationPlan plan, IReadOnlyList<int> cnnDepths, IReadOnlyList<int> mlpDepths, IReadOnlyList<long> seeds)
+    public const string Preset = "degradation";
+
+    /// <summary>Every run, seed by seed (so the first seed of every arm finishes first), then family, depth, arm and learning rate.</summary>
+    public static SweepPlan Plan(ConfigValues preset, DegradationPlan plan)
     {
-        var runs = new List<(DegradationArm, int, RunConfig)>();
-        foreach (long seed in seeds)
-            foreach (var (kind, depths) in new[] { ("cnn", cnnDepths), ("mlp", mlpDepths) })
-                foreach (int depth in depths)
-                    foreach (bool residual in new[] { false, true })
+        var runs = new List<RunConfig>();
+        var seen = new HashSet<string>();
+        for (long seed = 1; seed <= plan.Seeds; seed++)
+            foreach (var arm in plan.Arms)
+                foreach (int depth in plan.DepthsOf(arm))
+                    foreach (double lr in plan.Lrs)
                     {
-                        var arm = new DegradationArm(kind, residual);
                         var v = preset.Clone();
-                        arm.ApplyTo(v, "degradation grid");
-                        if (kind == "mlp") v.Set("model.width", (long)plan.MlpWidth, "--mlp-width");
-                        v.Set("model.depth", (long)depth, "degradation grid");
-                        v.Set("train.seed", seed, "degradation grid");
-                        runs.Add((arm, depth, RunConfig.From(v)));
+                        arm.ApplyTo(v, $"arm {arm.Name}");
+                        if (arm.Kind == "mlp") v.Set("model.width", (long)plan.MlpWidth, "--mlp-width");
+                        v.Set("model.depth", (long)depth, arm.Kind == "cnn" ? "--cnn-depths" : "--mlp-depths");
+                        v.Set("train.lr", lr, "--lrs");
+                        v.Set("train.seed", seed, "--seeds");
+                        var config = RunConfig.From(v);
+                        if (seen.Add(config.RunId)) runs.Add(config);
                     }
-        return runs;
+        var axes = new List<SweepAxis>
+        {
+            new("arm", plan.Arms.Select(a => (object)a.Name).ToList(), "--arms"),
+            new("model.depth", plan.CnnDepths.Concat(plan.MlpDepths).Distinct().Select(d => (object)(long)d).ToList(), "--cnn-depths, --mlp-depths"),
+            new("train.lr", plan.Lrs.Select(x => (object)x).ToList(), "--lrs"),
+            new("train.seed", Enumerable.Range(1, plan.Seeds).Select(s => (object)(long)s).ToList(), "--seeds"),
+        };
+        return new SweepPlan(axes, runs, ["train.lr"]);
     }
 
-    public static IReadOnlyList<DegradationRow> Table(IEnumerable<DegradationRun> runs) =>
-        runs.Where(r => r.Result.Final is not null)
-            .GroupBy(r => (r.Arm, r.Depth))
-            .OrderBy(g => g.Key.Arm.Kind).ThenBy(g => g.Key.Arm.Residual).ThenBy(g => g.Key.Depth)
-            .Select(g =>
-            {
-                Summary S(Func<DegradationRun, double> f) => new(g.Select(f).ToList());
-                return new DegradationRow(g.Key.Arm, g.Key.Depth, g.Count(),
-                    S(r => r.Result.Final!.TrainLoss), S(r => r.Result.Final!.TrainError), S(r => r.Result.Final!.TestError),
-                    S(r => r.Result.Final!.BatchError), S(r => r.Result.AtInit.FirstToLast), S(r => r.Result.DuringTraining.FirstToLast),
-                    S(r => r.Result.Final!.GradRatio));
-            })
-            .ToList();
-
     /// <summary>
-    /// The answers, in numbers: does the deepest plain net train worse than the shallowest, does the
-    /// deepest residual net not, and do the plain nets' first-layer gradients vanish.
+    /// Measures what RepVGG is at inference, for each depth where it was trained: every run at its chosen learning rate
+    /// evaluated fused, and the first seed's fused and branched nets timed against the ResNet's of the same depth and
+    /// learning-rate choice, interleaved (<see cref="Deployment"/>). Each measurement is made once and kept in the store.
     /// </summary>
-    public static IReadOnlyList<string> Verdicts(IReadOnlyList<DegradationRow> rows)
+    /// <returns>What was measured, one line each.</returns>
+    public static IReadOnlyList<string> MeasureDeployment(StudyData data, IReadOnlyList<ArmTuning> tuning, string resultsDir, ResultsStore store, ImageSet images)
     {
         var lines = new List<string>();
-        foreach (string kind in new[] { "cnn", "mlp" })
+        var chosen = tuning.Where(t => t.Best is not null)
+            .Select(t => (Tuning: t, Arm: DegradationArm.Of(data.Of(t.Group, t.Depth).First().Run.Config)))
+            .Where(c => c.Arm is { Kind: "cnn" }).ToList();
+        foreach (var depth in chosen.GroupBy(c => c.Tuning.Depth))
         {
-            DegradationRow? Row(bool residual, bool deepest)
+            var repvgg = depth.FirstOrDefault(c => c.Arm!.Name == "repvgg").Tuning;
+            if (repvgg is null) continue;
+            List<RunData> Runs(ArmTuning arm) => data.Of(arm.Group, arm.Depth).Where(r => r.Tuned == arm.Best && r.Done).OrderBy(r => r.Run.Seed).ToList();
+            foreach (var run in Runs(repvgg).Where(r => !r.Diagnostics.Any(d => d.Name == Deployment.FusedTestError)))
             {
-                var arm = rows.Where(r => r.Arm.Kind == kind && r.Arm.Residual == residual).OrderBy(r => r.Depth).ToList();
-                return arm.Count < 2 ? null : deepest ? arm[^1] : arm[0];
+                Deployment.RecordFused(SweepFolder.Load(resultsDir, run.Run.RunId), SweepFolder.RunDir(resultsDir, run.Run.RunId), images, store);
+                lines.Add($"{run.Run.Label} at {repvgg.Best}: evaluated fused");
             }
-            var (plainShallow, plainDeep, resShallow, resDeep) = (Row(false, false), Row(false, true), Row(true, false), Row(true, true));
-            if (plainShallow is null || plainDeep is null) continue;
-
-            string P(double x) => (100 * x).ToString("0.0", CultureInfo.InvariantCulture) + "%";
-            bool plainWorse = plainDeep.TrainError.Mean > plainShallow.TrainError.Mean;
-            var sb = new StringBuilder($"{kind}: plain-{plainDeep.Depth} train error {P(plainDeep.TrainError.Mean)} vs plain-{plainShallow.Depth} {P(plainShallow.TrainError.Mean)}: ");
-            sb.Append(plainWorse ? "the deeper plain net trains WORSE" : "the deeper plain net does NOT train worse");
-            if (resShallow is not null && resDeep is not null)
-            {
-                bool resWorse = resDeep.TrainError.Mean > resShallow.TrainError.Mean;
-                sb.Append($"; {resDeep.Arm.Name}-{resDeep.Depth} {P(resDeep.TrainError.Mean)} vs {resShallow.Arm.Name}-{resShallow.Depth} {P(resShallow.TrainError.Mean)}: ")
-                  .Append(resWorse ? "the deeper residual net trains worse too" : "the deeper residual net does not")
-                  .Append(plainWorse && !resWorse ? ". Degradation reproduced." : ". Degradation NOT reproduced at this budget.");
-            }
-            lines.Add(sb.ToString());
-
-            // Vanishing gradients: the first layer's gradient shrinking relative to the last layer's as
-            // depth grows. Criterion: the deep plain net's ratio below a tenth of the shallow one's.
-            foreach (var (when, get) in new (string, Func<DegradationRow, Summary>)[]
-                     {
-                         ("at init", r => r.RatioAtInit),
-                         ("of the per-layer norms averaged over training", r => r.RatioDuringTraining),
-                         ("in the last evaluation interval", r => r.RatioAtEnd),
-                     })
-            {
-                double deep = get(plainDeep).Mean, shallow = get(plainShallow).Mean;
-                string g(double x) => x.ToString("G3", CultureInfo.InvariantCulture);
-                string res = resDeep is null ? "" : $"; {resDeep.Arm.Name}-{resDeep.Depth} {g(get(resDeep).Mean)}";
-                string verdict = deep < 0.1 * shallow ? "the plain net's first-layer gradients VANISH with depth"
-                    : deep > 10 * shallow ? "no vanishing: the plain net's first-layer gradients GROW with depth (over 10x the shallow net's ratio)"
-                    : "no vanishing (criterion: below 0.1x of the shallow net's ratio)";
-                lines.Add($"{kind} first-to-last gradient-norm ratio {when}: plain-{plainDeep.Depth} {g(deep)} vs plain-{plainShallow.Depth} {g(shallow)} ({g(deep / shallow)}x){res}: {verdict}");
-            }
+            var resnet = depth.FirstOrDefault(c => c.Arm!.Residual).Tuning;
+            if (resnet is null || Runs(repvgg).FirstOrDefault() is not { } a || Runs(resnet).FirstOrDefault() is not { } b) continue;
+            if (a.Diagnostics.Any(d => d.Name == Deployment.FusedInferenceMicroseconds) && b.Diagnostics.Any(d => d.Name == Deployment.InferenceMicroseconds)) continue;
+            Deployment.RecordInferenceTimes(SweepFolder.Load(resultsDir, b.Run.RunId), SweepFolder.RunDir(resultsDir, b.Run.RunId),
+                SweepFolder.Load(resultsDir, a.Run.RunId), SweepFolder.RunDir(resultsDir, a.Run.RunId), images, store);
+            lines.Add($"depth {depth.Key}: inference timed, {b.Run.Label} against {a.Run.Label} branched and fused, interleaved");
         }
         return lines;
     }
 
-    public static string ToCsv(IEnumerable<DegradationRow> rows)
+    public static string Describe(SweepPlan plan, DegradationPlan degradation)
     {
-        var sb = new StringBuilder("kind,arm,depth,seeds,train_loss,train_error,train_error_std,test_error,test_error_std,batch_error,grad_ratio_init,grad_ratio_training,grad_ratio_end\n");
-        foreach (var r in rows)
-            sb.AppendLine(string.Join(',', r.Arm.Kind, r.Arm.Name, r.Depth, r.Seeds, F(r.TrainLoss.Mean), F(r.TrainError.Mean), F(r.TrainError.Std),
-                F(r.TestError.Mean), F(r.TestError.Std), F(r.BatchError.Mean), F(r.RatioAtInit.Mean), F(r.RatioDuringTraining.Mean), F(r.RatioAtEnd.Mean)));
-        return sb.ToString();
+        var depths = degradation.Arms.Select(a => a.Kind).Distinct()
+            .Select(kind => $"{kind.ToUpperInvariant()} {string.Join(",", degradation.DepthsOf(degradation.Arms.First(a => a.Kind == kind)))}");
+        return string.Create(CultureInfo.InvariantCulture,
+            $"{plan.Runs.Count} runs: {degradation.Arms.Count} arms x depths ({string.Join("; ", depths)}) x {degradation.Lrs.Count} learning rates ({string.Join(", ", degradation.Lrs)}) x {degradation.Seeds} seeds");
     }
-
-    /// <summary>Every run's evaluation curve, one line per evaluation.</summary>
-    public static string CurvesCsv(IEnumerable<DegradationRun> runs)
-    {
-        var sb = new StringBuilder("arm,depth,seed,step,epoch,train_loss,train_error,test_loss,test_error,batch_loss,batch_error,grad_ratio\n");
-        foreach (var r in runs)
-            foreach (var e in r.Result.Curve)
-                sb.AppendLine(string.Join(',', r.Arm.Name, r.Depth, r.Config.Train.Seed, e.Step, e.Epoch, F(e.TrainLoss), F(e.TrainError),
-                    F(e.TestLoss), F(e.TestError), F(e.BatchLoss), F(e.BatchError), F(e.GradRatio)));
-        return sb.ToString();
-    }
-
-    static string F(double x) => x.ToString("0.######", CultureInfo.InvariantCulture);
 }

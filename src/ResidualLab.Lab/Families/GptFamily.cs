@@ -56,6 +56,7 @@ internal sealed class GptFamily : ModelFamily
 
     public override ModelSettings Read(ConfigValues v, string name, ConnectionScheme connection, TrainSettings train)
     {
+        ImageClassifierFamily.RefuseLayerKeys(v, Name);
         int dModel = v.IntIn("model.d_model", 1, 1 << 16);
         int nHead = v.IntIn("model.n_head", 1, 1024);
         if (dModel % nHead != 0)

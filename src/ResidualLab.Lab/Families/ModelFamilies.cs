@@ -9,6 +9,7 @@ internal static class ModelFamilies
         GptFamily.Instance,
         CifarResNetFamily.Instance,
         DeepMlpFamily.Instance,
+        RepVggFamily.Instance,
     ];
 
     /// <summary>Every value <c>model.name</c> takes.</summary>

@@ -30,14 +30,23 @@ namespace ResidualLab.Models;
 /// shortcut (subsample by 2, zero-pad the new channels), so ResNet-20/56 have the published
 /// 0.27M/0.85M parameters (on 3-channel images); the plain twin has no shortcut there.
 /// </para>
+/// <para>
+/// <see cref="VisionConfig.Layers"/> change the layers, not the structure: without batch norm every convolution
+/// has a bias (zero at init) and nothing normalises; the activation is ReLU or TAT's tailored leaky ReLU (one slope
+/// for the whole net, solved from its 6n+1 activations); delta-orthogonal init gives the first convolution (which
+/// reads the image) scaled-orthogonal weights on its flattened kernel and every other convolution a delta-orthogonal
+/// kernel, the classifier scaled-orthogonal weights of gain 1, and zero biases.
+/// </para>
 /// </summary>
 internal sealed class CifarResNet : ImageClassifier
 {
     readonly Conv2d conv1;
-    readonly BatchNorm2d bn1;
+    readonly BatchNorm2d? bn1;
+    readonly nn.Module<Tensor, Tensor> activation;
     readonly ModuleList<Stage> stages;
     readonly Linear fc;
     readonly List<WeightLayer> _weightLayers = [];
+    readonly List<Conv2d> _convolutions = [];
 
     public VisionConfig Config { get; }
     public override ConnectionScheme Connection { get; }
@@ -50,19 +59,26 @@ internal sealed class CifarResNet : ImageClassifier
         if (DepthProblem(config.Family, config.Depth) is { } problem) throw new ArgumentException(problem);
         Config = config;
         Connection = connection;
+        var layers = config.Layers;
         int w = config.Width;
-        conv1 = Conv3x3(config.InChannels, w, stride: 1);
-        bn1 = nn.BatchNorm2d(w);
+        bool norm = layers.BatchNorm;
+        activation = layers.Activation(config.NonlinearLayers);
+        Func<Tensor, Tensor> act = activation.call;
+        conv1 = Conv3x3(config.InChannels, w, stride: 1, bias: !norm);
+        bn1 = norm ? nn.BatchNorm2d(w) : null;
         stages = new ModuleList<Stage>(
-            new Stage(w, w, N, connection, shortcuts, () => Hooks, "stages.0."),
-            new Stage(w, 2 * w, N, connection, shortcuts, () => Hooks, "stages.1."),
-            new Stage(2 * w, 4 * w, N, connection, shortcuts, () => Hooks, "stages.2."));
+            new Stage(w, w, N, connection, shortcuts, norm, act, () => Hooks, "stages.0."),
+            new Stage(w, 2 * w, N, connection, shortcuts, norm, act, () => Hooks, "stages.1."),
+            new Stage(2 * w, 4 * w, N, connection, shortcuts, norm, act, () => Hooks, "stages.2."));
         fc = nn.Linear(4 * w, config.Classes);
         RegisterComponents();
 
         _weightLayers.Add(new("conv1", conv1.weight!));
         for (int s = 0; s < stages.Count; s++) _weightLayers.AddRange(stages[s].WeightLayers($"stage{s + 1}"));
         _weightLayers.Add(new("fc", fc.weight!));
+        _convolutions.Add(conv1);
+        foreach (var stage in stages) _convolutions.AddRange(stage.Convolutions);
+        if (layers.Init == VisionInit.DeltaOrthogonal) InitialiseDeltaOrthogonal(layers.Gain);
     }
 
     public override IReadOnlyList<WeightLayer> WeightLayers => _weightLayers;
@@ -72,19 +88,41 @@ internal sealed class CifarResNet : ImageClassifier
         ? $"a {name} net's depth is 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110), got {depth}"
         : null;
 
+    /// <summary>Every convolution in forward order: conv1, then each stage's (a block's two in turn); 6n+1 in all.</summary>
+    public IReadOnlyList<Conv2d> Convolutions => _convolutions;
+
+    /// <summary>The fully connected classifier.</summary>
+    public Linear Classifier => fc;
+
     /// <summary>Images [b, c, y, x] to logits [b, classes].</summary>
-    public override Tensor forward(Tensor images)
+    public override Tensor forward(Tensor images) => fc.call(Features(images).mean([1, 2])); // global average pool: [b, 4w]
+
+    /// <summary>Images [b, c, y, x] to the last stage's output [b, y/4, x/4, 4w]: what is pooled for the classifier.</summary>
+    public Tensor Features(Tensor images)
     {
-        var h = F.relu(bn1.call(conv1.call(images))).permute(0, 2, 3, 1); // [b, y, x, c]
+        var x = conv1.call(images);
+        var h = activation.call(bn1 is null ? x : bn1.call(x)).permute(0, 2, 3, 1); // [b, y, x, c]
         foreach (var stage in stages) h = stage.call(h);
-        return fc.call(h.mean([1, 2]));                                     // global average pool: [b, 4w]
+        return h;
     }
 
-    internal static Conv2d Conv3x3(long inChannels, long outChannels, long stride)
+    /// <summary>See the class summary: the image-reading convolution non-delta, the others delta, the classifier gain 1, biases zero.</summary>
+    void InitialiseDeltaOrthogonal(double gain)
     {
-        var conv = nn.Conv2d(inChannels, outChannels, 3, stride: stride, padding: 1, bias: false);
+        DeltaOrthogonal.Conv(conv1.weight!, gain, delta: false);
+        foreach (var conv in _convolutions.Skip(1)) DeltaOrthogonal.Conv(conv.weight!, gain);
+        DeltaOrthogonal.Linear(fc.weight!, 1.0);
+        using var _ = no_grad();
+        foreach (var bias in _convolutions.Select(c => c.bias).Append(fc.bias).OfType<Tensor>()) bias.zero_();
+    }
+
+    /// <summary>A 3x3 "same" convolution, He-normal (fan in, ReLU gain); with a bias (zero) when no batch norm follows it.</summary>
+    internal static Conv2d Conv3x3(long inChannels, long outChannels, long stride, bool bias = false)
+    {
+        var conv = nn.Conv2d(inChannels, outChannels, 3, stride: stride, padding: 1, bias: bias);
         using var _ = no_grad();
         nn.init.kaiming_normal_(conv.weight!, mode: nn.init.FanInOut.FanIn, nonlinearity: nn.init.NonlinearityType.ReLU);
+        conv.bias?.zero_();
         return conv;
     }
 
@@ -94,21 +132,26 @@ internal sealed class CifarResNet : ImageClassifier
         readonly DownsamplingBlock? down;
         readonly ModuleList<ResidualBlock> blocks;
         readonly ConnectionScheme _connection;
+        readonly Func<Tensor, Tensor> _activation;
         readonly Func<HookSet?> _hooks;
         readonly string _hookPrefix;
 
+        /// <param name="norm">Batch norm after every convolution (else a bias).</param>
+        /// <param name="activation">The model's activation.</param>
         /// <param name="hooks">The model's hooks at the time of the call.</param>
         /// <param name="hookPrefix">Prefix of the stage's hook point names (stages.{s}.).</param>
-        public Stage(int inChannels, int channels, int n, ConnectionScheme connection, bool shortcuts, Func<HookSet?> hooks, string hookPrefix)
+        public Stage(int inChannels, int channels, int n, ConnectionScheme connection, bool shortcuts, bool norm,
+            Func<Tensor, Tensor> activation, Func<HookSet?> hooks, string hookPrefix)
             : base(nameof(Stage))
         {
             _connection = connection;
+            _activation = activation;
             _hooks = hooks;
             _hookPrefix = hookPrefix;
-            down = inChannels == channels ? null : new DownsamplingBlock(inChannels, channels, shortcuts);
+            down = inChannels == channels ? null : new DownsamplingBlock(inChannels, channels, shortcuts, norm, activation);
             int identityBlocks = down is null ? n : n - 1;
             blocks = new ModuleList<ResidualBlock>(Enumerable.Range(0, identityBlocks)
-                .Select(i => new ResidualBlock(channels, connection.Build(
+                .Select(i => new ResidualBlock(channels, norm, activation, connection.Build(
                     new ConnectionSite(channels, i, identityBlocks, () => new BatchNormLastDim(channels))))).ToArray());
             RegisterComponents();
         }
@@ -117,11 +160,14 @@ internal sealed class CifarResNet : ImageClassifier
             (down is null ? [] : down.Branch.WeightLayers($"{prefix}.down"))
             .Concat(blocks.SelectMany((b, i) => b.Branch.WeightLayers($"{prefix}.block{i}")));
 
+        public IEnumerable<Conv2d> Convolutions =>
+            (down is null ? [] : down.Branch.Convolutions).Concat(blocks.SelectMany(b => b.Branch.Convolutions));
+
         public override Tensor forward(Tensor h)
         {
             if (down is not null) h = down.call(h);
             var pass = new ResidualPass(_connection, h, blocks.Count, hooks: _hooks(), hookPrefix: _hookPrefix);
-            foreach (var block in blocks) pass.Step(block.Connection, b => block.Branch.call(b.Input), then: x => F.relu(x));
+            foreach (var block in blocks) pass.Step(block.Connection, b => block.Branch.call(b.Input), then: _activation);
             return pass.Finish(meanOfStreams: true);
         }
     }
@@ -133,10 +179,10 @@ internal sealed class CifarResNet : ImageClassifier
         readonly Connection conn;
         readonly BasicBranch branch;
 
-        public ResidualBlock(int channels, Connection connection) : base(nameof(ResidualBlock))
+        public ResidualBlock(int channels, bool norm, Func<Tensor, Tensor> activation, Connection connection) : base(nameof(ResidualBlock))
         {
             conn = connection;
-            branch = new BasicBranch(channels, channels, stride: 1);
+            branch = new BasicBranch(channels, channels, stride: 1, norm, activation);
             RegisterComponents();
             conn.InitializeSublayer(branch);
         }
@@ -154,12 +200,14 @@ internal sealed class CifarResNet : ImageClassifier
         readonly BasicBranch branch;
         readonly bool _shortcut;
         readonly int _extraChannels;
+        readonly Func<Tensor, Tensor> _activation;
 
-        public DownsamplingBlock(int inChannels, int outChannels, bool shortcut) : base(nameof(DownsamplingBlock))
+        public DownsamplingBlock(int inChannels, int outChannels, bool shortcut, bool norm, Func<Tensor, Tensor> activation) : base(nameof(DownsamplingBlock))
         {
-            branch = new BasicBranch(inChannels, outChannels, stride: 2);
+            branch = new BasicBranch(inChannels, outChannels, stride: 2, norm, activation);
             _shortcut = shortcut;
             _extraChannels = outChannels - inChannels;
+            _activation = activation;
             RegisterComponents();
         }
 
@@ -168,49 +216,61 @@ internal sealed class CifarResNet : ImageClassifier
         public override Tensor forward(Tensor h)
         {
             var y = branch.call(h);
-            if (!_shortcut) return F.relu(y);
+            if (!_shortcut) return _activation(y);
             var identity = h[.., TensorIndex.Slice(null, null, 2), TensorIndex.Slice(null, null, 2)]; // [b, y/2, x/2, c]
-            return F.relu(F.pad(identity, [0, _extraChannels]) + y);                                // zero-padded channels
+            return _activation(F.pad(identity, [0, _extraChannels]) + y);                           // zero-padded channels
         }
     }
 }
 
 /// <summary>
 /// The branch F of a basic block, channel-last in and out: conv3x3 - BN - ReLU - conv3x3 - BN
-/// (He et al. 2016, fig. 2 and sec. 4.2). The second batch norm's scale is what writes into the
-/// stream, so a scheme's residual-weight scaling (DeepNorm) multiplies it.
+/// (He et al. 2016, fig. 2 and sec. 4.2); without batch norm conv3x3(+b) - act - conv3x3(+b). The second batch
+/// norm's scale (else the second convolution) is what writes into the stream, so a scheme's residual-weight
+/// scaling (DeepNorm) multiplies it.
 /// </summary>
 internal sealed class BasicBranch : nn.Module<Tensor, Tensor>, IResidualSublayer
 {
     readonly Conv2d conv1;
-    readonly BatchNorm2d bn1;
+    readonly BatchNorm2d? bn1;
     readonly Conv2d conv2;
-    readonly BatchNorm2d bn2;
+    readonly BatchNorm2d? bn2;
+    readonly Func<Tensor, Tensor> _activation;
 
-    public BasicBranch(int inChannels, int outChannels, int stride) : base(nameof(BasicBranch))
+    public BasicBranch(int inChannels, int outChannels, int stride, bool norm, Func<Tensor, Tensor> activation) : base(nameof(BasicBranch))
     {
-        conv1 = CifarResNet.Conv3x3(inChannels, outChannels, stride);
-        bn1 = nn.BatchNorm2d(outChannels);
-        conv2 = CifarResNet.Conv3x3(outChannels, outChannels, 1);
-        bn2 = nn.BatchNorm2d(outChannels);
+        conv1 = CifarResNet.Conv3x3(inChannels, outChannels, stride, bias: !norm);
+        bn1 = norm ? nn.BatchNorm2d(outChannels) : null;
+        conv2 = CifarResNet.Conv3x3(outChannels, outChannels, 1, bias: !norm);
+        bn2 = norm ? nn.BatchNorm2d(outChannels) : null;
+        _activation = activation;
         RegisterComponents();
     }
 
     public IEnumerable<WeightLayer> WeightLayers(string prefix) =>
         [new($"{prefix}.conv1", conv1.weight!), new($"{prefix}.conv2", conv2.weight!)];
 
+    public IEnumerable<Conv2d> Convolutions => [conv1, conv2];
+
     /// <summary>[b, y, x, c_in] to [b, y / stride, x / stride, c_out].</summary>
     public override Tensor forward(Tensor h)
     {
         var x = h.permute(0, 3, 1, 2);                               // [b, c, y, x]
-        x = F.relu(bn1.call(conv1.call(x)));
-        x = bn2.call(conv2.call(x));
+        x = _activation(Norm(bn1, conv1.call(x)));
+        x = Norm(bn2, conv2.call(x));
         return x.permute(0, 2, 3, 1);                                // [b, y, x, c]
     }
+
+    static Tensor Norm(BatchNorm2d? bn, Tensor x) => bn is null ? x : bn.call(x);
 
     public void ScaleResidualWeights(double gain)
     {
         using var _ = no_grad();
-        bn2.weight!.mul_(gain);
+        if (bn2 is not null) bn2.weight!.mul_(gain);
+        else
+        {
+            conv2.weight!.mul_(gain);
+            conv2.bias!.mul_(gain);
+        }
     }
 }

@@ -46,7 +46,7 @@ internal static class ReportWriter
             scorecard = scorecard.Select(r => r with { Verdict = r.Verdict + Tuning.Note(tuning, r.Group, r.Baseline == "-" ? null : r.Baseline, r.ComparedDepth) }).ToList();
         var stability = Stability.Lines(scorecard);
         var finalLoss = ReportTables.FinalLoss(data, baseline);
-        var figures = ReportPlots.All(data).Concat(TuningPlots.All(tuning)).ToList();
+        var figures = ReportPlots.All(data).Concat(DegradationPlots.All(data)).Concat(TuningPlots.All(tuning)).ToList();
         string html = Path.Combine(resultsDir, "report.html");
         AtomicFile.WriteText(html, HtmlReport.Render(data, Path.GetFullPath(resultsDir), baseline, scorecard, finalLoss, figures, tuning, stability));
         var csv = new List<string>();

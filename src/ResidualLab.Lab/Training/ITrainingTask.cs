@@ -42,6 +42,9 @@ internal interface ITrainingTask : IDisposable
     /// <summary>Evaluation: leaves the model in training mode.</summary>
     EvalMetrics Evaluate(int step);
 
+    /// <summary>What the evaluation at <paramref name="step"/> measured beyond the losses (a classifier's error rates), as readings; none by default.</summary>
+    IEnumerable<Diagnostic> EvalReadings(int step) => [];
+
     /// <summary>The task's own running state (its curves and sums) for a checkpoint.</summary>
     void SaveState(BinaryWriter writer);
 

@@ -80,11 +80,7 @@ internal sealed class Trainer(ITrainingTask task, RunConfig config)
         for (int step = start; step < t.MaxIters; step++)
         {
             if (cancel.IsCancellationRequested) return Finish(RunStatus.Cancelled, step);
-            if (step > 0 && step % t.EvalInterval == 0)
-            {
-                last = task.Evaluate(step);
-                observer?.OnEval(last);
-            }
+            if (step > 0 && step % t.EvalInterval == 0) last = Evaluate(step);
 
             var sw = Stopwatch.StartNew();
             double lr = task.Schedule.At(step);
@@ -108,8 +104,15 @@ internal sealed class Trainer(ITrainingTask task, RunConfig config)
                 TrainingCheckpoint.Save(checkpoints.Folder, task, config.RunId, step + 1, last, checkpoints.Keep);
             }
         }
-        last = task.Evaluate(t.MaxIters);
-        observer?.OnEval(last);
+        last = Evaluate(t.MaxIters);
         return Finish(RunStatus.Done, t.MaxIters);
+
+        EvalMetrics Evaluate(int step)
+        {
+            var eval = task.Evaluate(step);
+            observer?.OnEval(eval);
+            foreach (var reading in task.EvalReadings(step)) observer?.OnDiagnostic(reading);
+            return eval;
+        }
     }
 }

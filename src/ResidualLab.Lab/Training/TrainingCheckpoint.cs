@@ -33,7 +33,7 @@ internal sealed record CheckpointPolicy(string Folder, int Interval, int Keep = 
 internal static class TrainingCheckpoint
 {
     const string Magic = "RESLAB-CHECKPOINT";
-    const int Version = 5; // 5: length and SHA-256, one file per step (4: checkpoint.bin, no checksum)
+    const int Version = 6; // 6: a classifier's curve holds its validation error (5: length and SHA-256, one file per step; 4: checkpoint.bin, no checksum)
     const int HashBytes = 32;
     static readonly Regex FileName = new(@"^checkpoint-(\d{1,9})\.bin$", RegexOptions.CultureInvariant);
     static readonly Regex TempName = new(@"^checkpoint-\d{1,9}\.bin\.tmp$", RegexOptions.CultureInvariant);

@@ -119,6 +119,25 @@ public class CliErrorTests
     }
 
     [Fact]
+    public void TAT_asked_of_a_ResNet_with_its_shortcuts_is_one_line_error()
+    {
+        var line = CliProcess.AssertOneLineError(CliProcess.Run(["train", "--set", "model.name=resnet", "--set", "connection.name=residual",
+            "--set", "model.activation=tat"]));
+        Assert.Contains("--set model.activation: model.activation = tat applies to nets without shortcuts", line);
+    }
+
+    [Fact]
+    public void Fusing_a_run_that_is_not_RepVGG_is_one_line_error()
+    {
+        string run = TestSupport.TempDir();
+        var values = new ResidualLab.Config.ConfigValues();
+        foreach (var o in new[] { "model.name=plain", "connection.name=none", "connection.norm=false" }) values.Override(o);
+        File.WriteAllText(Path.Combine(run, "config.txt"), ResidualLab.Config.RunConfig.From(values).FullText);
+        var line = CliProcess.AssertOneLineError(CliProcess.Run(["export", run, "--fuse"]));
+        Assert.Contains("is a plain model: --fuse re-parameterises RepVGG runs (model.name = repvgg)", line);
+    }
+
+    [Fact]
     public void A_corrupt_cached_image_set_is_one_line_error_saying_how_to_fix_it()
     {
         string cache = TestSupport.TempDir();

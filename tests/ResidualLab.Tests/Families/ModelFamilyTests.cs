@@ -20,7 +20,7 @@ public class ModelFamilyTests
     {
         var names = ModelFamilies.All.SelectMany(f => f.Names).ToList();
         Assert.Equal(names.Distinct().Count(), names.Count);
-        Assert.Equal(["gpt", "resnet", "plain", "mlp"], names);
+        Assert.Equal(["gpt", "resnet", "plain", "mlp", "repvgg"], names);
         foreach (var family in ModelFamilies.All)
         {
             Assert.All(family.Names, n => Assert.Same(family, ModelFamilies.Find(n)));
@@ -48,9 +48,9 @@ public class ModelFamilyTests
     [Theory]
     [InlineData("model.name=resnet", "model.depth=21", "'model.depth': a resnet net's depth is 6n+2")]
     [InlineData("model.name=mlp", "train.dtype=bfloat16", "bfloat16 is for the GPT only; 'mlp' trains in float32")]
-    [InlineData("model.name=plain", "model.init=pytorch", "model.init is for the GPT")]
+    [InlineData("model.name=plain", "model.init=pytorch", "'plain' takes model.init = delta-orthogonal (or none: He et al.'s initialisation), got 'pytorch'")]
     [InlineData("model.name=gpt", "model.init=delta", "'model.init' must be one of gpt2, pytorch, ds-init for the gpt")]
-    [InlineData("model.name=resnett", "model.depth=20", "unknown model 'resnett' (did you mean 'resnet'?); models: gpt, resnet, plain, mlp")]
+    [InlineData("model.name=resnett", "model.depth=20", "unknown model 'resnett' (did you mean 'resnet'?); models: gpt, resnet, plain, mlp, repvgg")]
     public void Each_family_checks_its_own_settings_in_one_line(string model, string setting, string message)
     {
         var v = new ConfigValues();

@@ -18,6 +18,12 @@ internal sealed record ClassifierEval(
 {
     /// <summary>Loss on the validation images (the end of the published training split): for selection.</summary>
     public double ValLoss { get; init; } = double.NaN;
+
+    /// <summary>Error on the validation images.</summary>
+    public double ValError { get; init; } = double.NaN;
+
+    /// <summary>The reading names of a classifier's error rates (fractions) in the results store, at each evaluation's step.</summary>
+    public const string TrainErrorName = "train_error", ValErrorName = "val_error", TestErrorName = "test_error";
 }
 
 /// <summary>A classifier run: the shared result, the curve of evaluations, and the gradient norms per
@@ -128,17 +134,25 @@ internal sealed class ImageClassificationTask : ITrainingTask
     /// and the test split; adds a point to the curve.</summary>
     public EvalMetrics Evaluate(int step)
     {
-        var (trainLoss, trainError, valLoss, testLoss, testError) = Measure();
+        var (trainLoss, trainError, valLoss, valError, testLoss, testError) = Measure();
         int n = Math.Max(1, _since);
         _curve.Add(new ClassifierEval(step, Batches.Position.Epoch, trainLoss, trainError, testLoss, testError,
-            _lossSum / n, _errorSum / n, _ratioSum / n) { ValLoss = valLoss });
+            _lossSum / n, _errorSum / n, _ratioSum / n) { ValLoss = valLoss, ValError = valError });
         _lossSum = _errorSum = _ratioSum = 0;
         _since = 0;
         return new EvalMetrics(step, trainLoss, valLoss, testLoss);
     }
 
+    /// <summary>The error rates of the evaluation at <paramref name="step"/> (training, validation and test images).</summary>
+    public IEnumerable<Diagnostic> EvalReadings(int step) => _curve.Count == 0 || _curve[^1].Step != step ? [] :
+    [
+        new(step, ClassifierEval.TrainErrorName, 0, _curve[^1].TrainError),
+        new(step, ClassifierEval.ValErrorName, 0, _curve[^1].ValError),
+        new(step, ClassifierEval.TestErrorName, 0, _curve[^1].TestError),
+    ];
+
     /// <summary>Loss and error on the first eval_batches x batch_size training images, the validation images and the test split.</summary>
-    public (double TrainLoss, double TrainError, double ValLoss, double TestLoss, double TestError) Measure()
+    public (double TrainLoss, double TrainError, double ValLoss, double ValError, double TestLoss, double TestError) Measure()
     {
         Model.eval();
         (double Loss, double Error) On(ImageSplit split, int limit)
@@ -160,7 +174,7 @@ internal sealed class ImageClassificationTask : ITrainingTask
         var val = On(_val, int.MaxValue);
         var test = On(_data.Test, int.MaxValue);
         Model.train();
-        return (train.Loss, train.Error, val.Loss, test.Loss, test.Error);
+        return (train.Loss, train.Error, val.Loss, val.Error, test.Loss, test.Error);
     }
 
     /// <summary>
@@ -216,7 +230,7 @@ internal sealed class ImageClassificationTask : ITrainingTask
         {
             w.Write(e.Step);
             w.Write(e.Epoch);
-            foreach (var x in new[] { e.TrainLoss, e.TrainError, e.TestLoss, e.TestError, e.BatchLoss, e.BatchError, e.GradRatio, e.ValLoss }) w.Write(x);
+            foreach (var x in new[] { e.TrainLoss, e.TrainError, e.TestLoss, e.TestError, e.BatchLoss, e.BatchError, e.GradRatio, e.ValLoss, e.ValError }) w.Write(x);
         }
     }
 
@@ -234,7 +248,7 @@ internal sealed class ImageClassificationTask : ITrainingTask
         int points = r.ReadInt32();
         for (int i = 0; i < points; i++)
             _curve.Add(new ClassifierEval(r.ReadInt32(), r.ReadInt32(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(),
-                r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble()) { ValLoss = r.ReadDouble() });
+                r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble()) { ValLoss = r.ReadDouble(), ValError = r.ReadDouble() });
     }
 
     public DataIdentity DescribeData(string runDir)
