@@ -52,6 +52,14 @@ static class TestSupport
         return dir?.FullName ?? throw new InvalidOperationException($"no ResidualLab.slnx above {AppContext.BaseDirectory}");
     }
 
+    /// <summary>Trains <paramref name="config"/> end to end into <paramref name="runDir"/>, with a results store of its own
+    /// (the one sink) in a fresh folder.</summary>
+    public static TrainResult Execute(RunConfig config, string runDir)
+    {
+        using var store = ResidualLab.Results.Store.ResultsStore.Open(TempDir());
+        return ResidualLab.Experiments.RunExecutor.Execute(config, runDir, store);
+    }
+
     /// <summary>A GPT task on <paramref name="corpus"/> and the training loop that runs it.</summary>
     public static (LanguageModelTask Task, Trainer Trainer) GptTrainer(RunConfig config, TokenCorpus corpus)
     {

@@ -51,7 +51,7 @@ internal static class DemoCommand
             var runs = TerminalProgress.Track(progress => grid.Select(cfg =>
             {
                 string dir = Path.Combine(outDir, "runs", cfg.RunId);
-                var result = RunExecutor.Execute(cfg, dir, progress.For(cfg.Label), data, store: store);
+                var result = RunExecutor.Execute(cfg, dir, store, progress.For(cfg.Label), data);
                 return new AblationRun(cfg, result);
             }).ToList());
 

@@ -33,7 +33,7 @@ internal static class ResumeCommand
             try
             {
                 using var store = ResultsStore.Open(resultsDir);
-                var result = TerminalProgress.Track(p => RunExecutor.Execute(cfg, dir, p.For(cfg.Label), store: store, resume: true, note: Note));
+                var result = TerminalProgress.Track(p => RunExecutor.Execute(cfg, dir, store, p.For(cfg.Label), resume: true, note: Note));
                 TrainCommand.Print(result);
                 return result.Status == RunStatus.Done ? 0 : 1;
             }

@@ -49,7 +49,7 @@ internal static class RunCommand
                     return 0;
                 }
                 Console.WriteLine($"{cfg.Label}  run {cfg.RunId}  {(cfg.Threads > 0 ? $"{cfg.Threads} threads" : "libtorch's default threads")} -> {runDir}");
-                var result = TerminalProgress.Track(p => RunExecutor.Execute(cfg, runDir, p.For(cfg.Label), cancel: cancel.Token, store: store, resume: true,
+                var result = TerminalProgress.Track(p => RunExecutor.Execute(cfg, runDir, store, p.For(cfg.Label), cancel: cancel.Token, resume: true,
                     note: line => Console.WriteLine($"{cfg.Label}  run {cfg.RunId}: {line}")));
                 TrainCommand.Print(result);
                 return result.Status is RunStatus.Done or RunStatus.Diverged ? 0 : 1;

@@ -38,7 +38,7 @@ internal static class TrainCommand
             {
                 using var store = ResultsStore.Open(outDir);
                 AnsiConsole.MarkupLineInterpolated($"[bold]{cfg.Label}[/]  run {cfg.RunId}  -> {dir}");
-                var result = TerminalProgress.Track(progress => RunExecutor.Execute(cfg, dir, progress.For(cfg.Label), store: store));
+                var result = TerminalProgress.Track(progress => RunExecutor.Execute(cfg, dir, store, progress.For(cfg.Label)));
                 Print(result);
                 return result.Status == RunStatus.Done ? 0 : 1;
             }

@@ -33,14 +33,16 @@ internal static class RunExecutor
     /// <param name="resume">Continue from the newest checkpoint of the run folder that verifies, if there is one.</param>
     /// <param name="finished">Called with the task once training has ended, before it is disposed (a family's own results).</param>
     /// <param name="note">Told, one line each, which checkpoint a resumed run continues from and which newer ones it skipped, and why.</param>
+    /// <param name="store">The one sink of the run's results (steps, evaluations, readings, facts, outcome); the run
+    /// folder's result files are exports of it (<see cref="RunFiles.Export"/>).</param>
     /// <remarks>
-    /// The outcome is recorded last: the model and the family's files, then result.json, then the store's
-    /// row, so a run the store calls done has all its files. A storage fault (<see cref="StorageException"/>)
-    /// stops the run; it leaves the store and the run's checkpoints as they were, and its message says
-    /// which checkpoint the run can continue from.
+    /// The outcome is recorded in order: the model (and the family's artefacts), then the store's row, then the run
+    /// folder's exports from the store, so a run the store calls done has its model. A storage fault
+    /// (<see cref="StorageException"/>) stops the run; it leaves the store and the run's checkpoints as they were, and
+    /// its message says which checkpoint the run can continue from.
     /// </remarks>
-    public static TrainResult Execute(RunConfig config, string runDir, ITrainingObserver? progress = null,
-        DataCache? data = null, CancellationToken cancel = default, ResultsStore? store = null, bool resume = false,
+    public static TrainResult Execute(RunConfig config, string runDir, ResultsStore store, ITrainingObserver? progress = null,
+        DataCache? data = null, CancellationToken cancel = default, bool resume = false,
         Action<ITrainingTask, TrainResult>? finished = null, Action<string>? note = null)
     {
         var device = PrepareRuntime(config);
@@ -49,22 +51,22 @@ internal static class RunExecutor
         bool begun = false;
         try
         {
-            store?.BeginRun(config, RunEnvironment.Capture(device.ToString()), from?.Step ?? 0);
+            store.BeginRun(config, RunEnvironment.Capture(device.ToString()), from?.Step ?? 0);
             begun = true;
             data ??= new DataCache();
             ITrainingTask task;
             lock (InitGate) task = CreateTask(config, data, device);
             using (task)
             {
-                StorageException.CreateFolder(runDir);
+                RunFiles.WriteDefinition(runDir, config);
                 var trainedOn = task.DescribeData(runDir);
-                store?.RecordData(config.RunId, trainedOn);
-                store?.RecordFacts(config.RunId, task.Facts());
-                using var files = new RunFiles(runDir, config, from?.Step, trainedOn);
-                var observers = new CompositeObserver(new TaskFiles(task, runDir), files,
-                    store is null ? null : new StoreObserver(store, config.RunId), progress);
+                store.RecordData(config.RunId, trainedOn);
+                store.RecordFacts(config.RunId, task.Facts());
+                store.RecordLabels(config.RunId, task.ReadingLabels());
+                var observers = new CompositeObserver(new TaskFiles(task, runDir), new StoreObserver(store, config.RunId), progress);
                 var result = new Trainer(task, config).Run(observers, cancel,
                     new CheckpointPolicy(runDir, config.CheckpointInterval, config.KeepCheckpoints, from));
+                RunFiles.Export(store, config.RunId, runDir);
                 if (result.Status == RunStatus.Done) TrainingCheckpoint.DeleteAll(runDir);
                 finished?.Invoke(task, result);
                 return result;
@@ -89,13 +91,13 @@ internal static class RunExecutor
     /// Marks the run failed when the store can still be written. When it cannot (the fault that stopped the
     /// run is the store's own), the row stays 'running' and the next sweep marks it interrupted.
     /// </summary>
-    static void RecordFailure(ResultsStore? store, string runId, string error)
+    static void RecordFailure(ResultsStore store, string runId, string error)
     {
-        try { store?.FailRun(runId, error); }
+        try { store.FailRun(runId, error); }
         catch (StorageException) { }
     }
 
-    /// <summary>Writes the task's own files (the model once done) as training ends, before result.json and the store record the outcome.</summary>
+    /// <summary>Writes the task's artefacts (the model once done) as training ends, before the store records the outcome.</summary>
     sealed class TaskFiles(ITrainingTask task, string runDir) : ITrainingObserver
     {
         public void OnEnd(TrainResult result) => task.WriteRunFiles(runDir, result);

@@ -72,7 +72,7 @@ internal static class SweepRunner
             if (cancel.IsCancellationRequested) return;
             try
             {
-                var result = RunExecutor.Execute(run, SweepFolder.RunDir(resultsDir, run.RunId), progress(run), data, cancel, store, resume: true,
+                var result = RunExecutor.Execute(run, SweepFolder.RunDir(resultsDir, run.RunId), store, progress(run), data, cancel, resume: true,
                     note: line => log($"{run.Label} ({run.RunId}): {line}"));
                 (result.Status == RunStatus.Cancelled ? unfinished : trained).Add(run.RunId);
                 if (result.Status == RunStatus.Diverged) log($"{run.Label}: diverged ({result.Note})");

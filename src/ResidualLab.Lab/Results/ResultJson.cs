@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 namespace ResidualLab.Results;
 
 /// <summary>
-/// The serializer settings of every result file (metrics.jsonl, result.json, classifier.json). JSON has
+/// The serializer settings of every result file (metrics.jsonl, result.json). JSON has
 /// no literal for NaN or infinity, and a diverged run produces them, so they are written as the strings
 /// "NaN", "Infinity" and "-Infinity" (and read back as numbers with the same settings) instead of the
 /// serializer throwing and the run's files being lost.

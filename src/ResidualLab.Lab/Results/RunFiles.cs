@@ -1,117 +1,86 @@
-using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using ResidualLab.Config;
-using ResidualLab.Data;
-using ResidualLab.Training;
+using ResidualLab.Results.Store;
 
 namespace ResidualLab.Results;
 
 /// <summary>
-/// Writes one run's files under its folder: config.txt (canonical config), metrics.jsonl (one JSON
-/// object per step or evaluation, appended line by line: a kill or a full disk cuts at most its last
-/// line), result.json at the end. config.txt, result.json and metrics.jsonl as kept on resume are
-/// replaced atomically. A storage fault is a <see cref="StorageException"/> naming the file.
+/// A run's folder. Training writes into it the run's definition (config.txt, canonical config) and its artefacts
+/// (checkpoints, the model, a tokenizer, data.json); its results go only to the results store, and the folder's
+/// result files are exports of the store, written when the run ends and again by <c>reslab export RUN --format
+/// results</c>: metrics.jsonl (every step, evaluation and reading, one JSON object per line) and result.json (the
+/// run's outcome and facts). They can never disagree with the store, and a lost or damaged one is written again.
+/// Every file is replaced atomically; a storage fault is a <see cref="StorageException"/> naming the file.
 /// </summary>
-internal sealed class RunFiles : ITrainingObserver, IDisposable
+internal static class RunFiles
 {
-    readonly StreamWriter _metrics;
-    readonly string _metricsPath;
-    readonly string _dir;
-    readonly RunConfig _config;
-    readonly DataIdentity? _data;
-    bool _metricsFailed;
+    public const string Config = "config.txt", Metrics = "metrics.jsonl", Result = "result.json";
 
-    /// <param name="resumeStep">When resuming at this step, metrics recorded at or after it are dropped.</param>
-    /// <param name="data">The data the run trains on, named in result.json.</param>
-    public RunFiles(string dir, RunConfig config, int? resumeStep = null, DataIdentity? data = null)
+    /// <summary>Writes the run's definition into its folder (created if needed).</summary>
+    public static void WriteDefinition(string dir, RunConfig config)
     {
-        _dir = dir;
-        _config = config;
-        _data = data;
         StorageException.CreateFolder(dir);
-        AtomicFile.WriteText(Path.Combine(dir, "config.txt"), config.FullText);
-        _metricsPath = Path.Combine(dir, "metrics.jsonl");
-        var kept = resumeStep is int s && File.Exists(_metricsPath)
-            ? StorageException.Guard("reading", _metricsPath, () => File.ReadLines(_metricsPath).Where(line => StepOf(line) is int at && at < s).ToList())
-            : [];
-        // The lines kept replace the file whole, so a fault while rewriting them loses none of them.
-        AtomicFile.WriteText(_metricsPath, string.Concat(kept.Select(line => line + "\n")));
-        _metrics = StorageException.Guard("opening", _metricsPath, () => new StreamWriter(_metricsPath, append: true) { AutoFlush = true });
+        AtomicFile.WriteText(Path.Combine(dir, Config), config.FullText);
     }
 
-    void WriteMetric(string line)
+    /// <summary>Writes metrics.jsonl and result.json of run <paramref name="runId"/> from <paramref name="store"/> into <paramref name="dir"/>.</summary>
+    /// <exception cref="ConfigException">The store has no such run.</exception>
+    public static void Export(ResultsStore store, string runId, string dir)
     {
-        try
-        {
-            StorageException.Guard("writing", _metricsPath, () => _metrics.WriteLine(line));
-        }
-        catch (StorageException)
-        {
-            _metricsFailed = true;
-            throw;
-        }
-    }
+        var run = store.Find(runId) ?? throw new ConfigException($"run {runId} is not in {store.FilePath}; give the results folder it was trained into (--results)");
+        var labels = store.Labels(runId);
+        var lines = new List<(int Step, int Order, string Json)>();
+        foreach (var s in store.Steps(runId))
+            lines.Add((s.Step, 0, JsonSerializer.Serialize(new { kind = "step", step = s.Step, loss = s.Loss, lr = s.Lr, grad_norm = s.GradNorm, step_ms = s.StepMs }, ResultJson.Line)));
+        foreach (var e in store.Evals(runId))
+            lines.Add((e.Step, 1, JsonSerializer.Serialize(new { kind = "eval", step = e.Step, train_loss = e.TrainLoss, val_loss = e.ValLoss, test_loss = Finite(e.TestLoss) }, ResultJson.Line)));
+        foreach (var d in store.Diagnostics(runId))
+            lines.Add((d.Step, 2, JsonSerializer.Serialize(new { kind = "reading", step = d.Step, name = d.Name, index = d.Index,
+                label = labels.GetValueOrDefault((d.Name, d.Index)), value = d.Value }, ResultJson.Line)));
+        var metrics = new StringBuilder();
+        foreach (var line in lines.OrderBy(l => l.Step).ThenBy(l => l.Order)) metrics.Append(line.Json).Append('\n');
+        AtomicFile.WriteText(Path.Combine(dir, Metrics), metrics.ToString());
 
-    static int? StepOf(string jsonLine)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(jsonLine);
-            return doc.RootElement.GetProperty("step").GetInt32();
-        }
-        catch (JsonException) { return null; } // a line cut by a kill
-        catch (KeyNotFoundException) { return null; }
-    }
-
-    public void OnStep(StepMetrics s) =>
-        WriteMetric(JsonSerializer.Serialize(new { kind = "step", step = s.Step, loss = s.Loss, lr = s.Lr, grad_norm = s.GradNorm, step_ms = s.StepMs }, ResultJson.Line));
-
-    public void OnEval(EvalMetrics e) =>
-        WriteMetric(JsonSerializer.Serialize(new { kind = "eval", step = e.Step, train_loss = e.TrainLoss, val_loss = e.ValLoss, test_loss = Finite(e.TestLoss) }, ResultJson.Line));
-
-    public void OnEnd(TrainResult r)
-    {
+        var environment = store.EnvironmentOf(runId);
         var json = JsonSerializer.Serialize(new
         {
-            run_id = _config.RunId,
-            label = _config.Label,
-            status = r.Status.ToString().ToLowerInvariant(),
-            steps = r.Steps,
-            train_loss = r.FinalEval?.TrainLoss,
-            val_loss = r.FinalEval?.ValLoss,
-            test_loss = Finite(r.FinalEval?.TestLoss),
-            parameters = r.Parameters,
-            wall_seconds = Math.Round(r.WallSeconds, 2),
-            mean_step_ms = Math.Round(r.MeanStepMs, 2),
-            peak_rss_mb = Math.Round(r.PeakRssBytes / 1048576.0, 1),
-            note = r.Note,
-            data = _data?.Name,
-            data_sha256 = _data?.Sha256,
+            run_id = run.RunId,
+            label = run.Label,
+            model = run.Model,
+            connection = run.Connection,
+            depth = run.Depth,
+            seed = run.Seed,
+            status = run.Status,
+            steps = run.Steps,
+            train_loss = run.TrainLoss ?? double.NaN,   // NaN: not measured, or not finite (the store keeps NaN as NULL)
+            val_loss = run.ValLoss ?? double.NaN,
+            test_loss = Finite(run.TestLoss),
+            parameters = run.Parameters,
+            wall_seconds = run.EndedAt is { } end ? Math.Round((end - run.StartedAt).TotalSeconds, 2) : (double?)null,
+            mean_step_ms = Math.Round(run.MeanStepMs, 2),
+            peak_rss_mb = Math.Round(run.PeakRssBytes / 1048576.0, 1),
+            note = run.Error,
+            data = run.DataName,
+            data_sha256 = run.DataSha256,
+            facts = store.Facts(runId),
+            commit = environment?.CommitDescription,
         }, ResultJson.Document);
-        AtomicFile.WriteText(Path.Combine(_dir, "result.json"), json);
+        AtomicFile.WriteText(Path.Combine(dir, Result), json);
     }
 
-    /// <summary>
-    /// Closes metrics.jsonl. After a write to it failed, the line left in its buffer fails again here:
-    /// that fault was reported already, and the file holds every line before it.
-    /// </summary>
-    public void Dispose()
-    {
-        try { _metrics.Dispose(); }
-        catch (Exception e) when (_metricsFailed && StorageException.FaultOf(e) is not null) { }
-    }
+    /// <summary>The results folder a run folder of <c>RESULTS/runs/ID</c> belongs to.</summary>
+    public static string ResultsFolderOf(string runDir) => Path.GetFullPath(Path.Combine(runDir, "..", ".."));
 
     /// <summary>The folder of <paramref name="run"/>: a run folder itself, or a run id under <paramref name="resultsDir"/>/runs.</summary>
     public static string FindRunFolder(string run, string resultsDir)
     {
-        if (File.Exists(Path.Combine(run, "config.txt"))) return run;
+        if (File.Exists(Path.Combine(run, Config))) return run;
         string byId = Path.Combine(resultsDir, "runs", run);
-        if (File.Exists(Path.Combine(byId, "config.txt"))) return byId;
+        if (File.Exists(Path.Combine(byId, Config))) return byId;
         throw new ConfigException(
             $"run '{run}' not found: it is neither a run folder nor a run id under '{Path.Combine(resultsDir, "runs")}'; give a folder holding config.txt, or pass --results DIR");
     }
-
-    internal static string F(double x) => x.ToString("0.0000", CultureInfo.InvariantCulture);
 
     /// <summary>JSON has no NaN: a loss that was not measured (no test split) is written as null.</summary>
     static double? Finite(double? x) => x is { } v && double.IsFinite(v) ? v : null;

@@ -45,6 +45,18 @@ internal interface ITrainingTask : IDisposable
     /// <summary>What the evaluation at <paramref name="step"/> measured beyond the losses (a classifier's error rates), as readings; none by default.</summary>
     IEnumerable<Diagnostic> EvalReadings(int step) => [];
 
+    /// <summary>What a run that starts from scratch measures before its first step (a classifier's gradient norm per layer
+    /// at initialisation), as readings at step 0; none by default.</summary>
+    IEnumerable<Diagnostic> StartReadings() => [];
+
+    /// <summary>What the task summed over every step of the run, read when it ends at <paramref name="step"/> (a classifier's
+    /// mean gradient norm per layer); none by default.</summary>
+    IEnumerable<Diagnostic> EndReadings(int step) => [];
+
+    /// <summary>The names of the indices of the task's per-layer readings, by reading name (a classifier's weight layers);
+    /// readings not named here are indexed by position.</summary>
+    IReadOnlyDictionary<string, IReadOnlyList<string>> ReadingLabels() => new Dictionary<string, IReadOnlyList<string>>();
+
     /// <summary>The task's own running state (its curves and sums) for a checkpoint.</summary>
     void SaveState(BinaryWriter writer);
 
@@ -56,6 +68,6 @@ internal interface ITrainingTask : IDisposable
     /// <summary>Writes what the run trains on into its folder (data.json), before training; returns the data's identity.</summary>
     DataIdentity DescribeData(string runDir);
 
-    /// <summary>Writes what a run leaves in its folder beyond the metrics (the model once done, family files).</summary>
+    /// <summary>Writes the artefacts a run leaves in its folder (the model once done, a tokenizer); its results go to the store.</summary>
     void WriteRunFiles(string runDir, TrainResult result);
 }

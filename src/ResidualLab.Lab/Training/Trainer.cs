@@ -61,7 +61,10 @@ internal sealed class Trainer(ITrainingTask task, RunConfig config)
         if (checkpoints?.ResumeFrom is { } from)
             (start, last) = (from.Step, TrainingCheckpoint.Load(from, task));
         else
+        {
             task.OnStart();
+            foreach (var reading in task.StartReadings()) observer?.OnDiagnostic(reading);
+        }
         // The next batch is drawn on a background thread while a step runs, by a copy of the sampler;
         // the task's sampler follows the batches used, so a checkpoint records where the next one starts.
         using var upcoming = new BatchPrefetcher<IBatch>(task.Batches.Copy().NextBatch);
@@ -73,6 +76,7 @@ internal sealed class Trainer(ITrainingTask task, RunConfig config)
             int run = steps - start;
             var result = new TrainResult(status, steps, last, task.Model.parameters().Sum(p => p.numel()), wall.Elapsed.TotalSeconds,
                 run > 0 ? stepMsSum / run : 0, ProcessMemory.PeakRssBytes(), note);
+            foreach (var reading in task.EndReadings(steps)) observer?.OnDiagnostic(reading);
             observer?.OnEnd(result);
             return result;
         }

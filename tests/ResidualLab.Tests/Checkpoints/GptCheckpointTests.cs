@@ -137,7 +137,7 @@ public class GptCheckpointTests
         File.WriteAllText(corpus, TestSupport.TinyText());
         var config = TestSupport.TinyConfig("train.max_iters=3", $"data.path={corpus}");
         string runDir = Path.Combine(dir, "runs", config.RunId);
-        ResidualLab.Experiments.RunExecutor.Execute(config, runDir);
+        TestSupport.Execute(config, runDir);
 
         Assert.Equal(runDir, RunFiles.FindRunFolder(config.RunId, dir));
         var recorded = RunExport.Load(runDir);

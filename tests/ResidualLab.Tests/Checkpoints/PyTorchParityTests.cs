@@ -38,7 +38,7 @@ public class PyTorchParityTests(ITestOutputHelper output)
         File.WriteAllText(corpus, "\uFEFF" + string.Concat(Enumerable.Repeat(TestSupport.TinyText(4) + "café 😀 ✓\n", 10)));
         var config = TestSupport.TinyConfig(["model.n_layer=2", "train.max_iters=80", $"data.path={corpus}", .. overrides.Split(',')]);
         string runDir = Path.Combine(dir, "runs", config.RunId);
-        var result = RunExecutor.Execute(config, runDir);
+        var result = TestSupport.Execute(config, runDir);
         double trained = result.FinalEval!.ValLoss;
 
         string checkpoint = Path.Combine(dir, "exported.safetensors");

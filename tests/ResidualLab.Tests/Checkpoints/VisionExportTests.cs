@@ -24,7 +24,7 @@ public class VisionExportTests
             values.Override(o);
         var config = RunConfig.From(values);
         string runDir = TestSupport.TempDir();
-        RunExecutor.Execute(config, runDir);
+        TestSupport.Execute(config, runDir);
         string path = Path.Combine(runDir, "fused.safetensors");
 
         string said = VisionExport.Fused(runDir, path);

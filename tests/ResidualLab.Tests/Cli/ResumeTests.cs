@@ -94,14 +94,17 @@ public class ResumeTests
         Assert.Contains("run 'abc123' not found", line);
     }
 
-    /// <summary>Every step's loss and every evaluation, in order, exactly as written.</summary>
+    /// <summary>Every step's loss and every evaluation, in order, exactly as written (readings are compared apart).</summary>
     internal static List<string> Losses(string runDir) =>
         File.ReadLines(Path.Combine(runDir, "metrics.jsonl")).Select(line =>
         {
             using var doc = JsonDocument.Parse(line);
             var e = doc.RootElement;
-            return e.GetProperty("kind").GetString() == "step"
-                ? $"step {e.GetProperty("step")} {e.GetProperty("loss").GetRawText()}"
-                : $"eval {e.GetProperty("step")} {e.GetProperty("val_loss").GetRawText()}";
-        }).ToList();
+            return e.GetProperty("kind").GetString() switch
+            {
+                "step" => $"step {e.GetProperty("step")} {e.GetProperty("loss").GetRawText()}",
+                "eval" => $"eval {e.GetProperty("step")} {e.GetProperty("val_loss").GetRawText()}",
+                _ => null,
+            };
+        }).OfType<string>().ToList();
 }

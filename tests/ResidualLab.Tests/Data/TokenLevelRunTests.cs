@@ -27,7 +27,7 @@ public class TokenLevelRunTests
         File.WriteAllText(text, TestSupport.TinyText());
         var config = TestSupport.TinyConfig("train.max_iters=20", $"data.path={text}", "data.tokenizer=bpe:300");
         string runDir = Path.Combine(dir, "runs", config.RunId);
-        var result = RunExecutor.Execute(config, runDir);
+        var result = TestSupport.Execute(config, runDir);
         Assert.Equal(RunStatus.Done, result.Status);
 
         using var provenance = JsonDocument.Parse(File.ReadAllText(Path.Combine(runDir, DataProvenance.FileName)));
@@ -69,7 +69,7 @@ public class TokenLevelRunTests
             preset.Override(o);
         var tiny = RunConfig.From(preset);
         string runDir = Path.Combine(dir, "runs", tiny.RunId);
-        var result = RunExecutor.Execute(tiny, runDir);
+        var result = TestSupport.Execute(tiny, runDir);
         Assert.Equal(RunStatus.Done, result.Status);
         Assert.True(double.IsFinite(result.FinalEval!.ValLoss));
         var exported = RunExport.Load(runDir);

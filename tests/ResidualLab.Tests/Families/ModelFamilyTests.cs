@@ -67,7 +67,7 @@ public class ModelFamilyTests
         string text = Path.Combine(dir, "tiny.txt");
         File.WriteAllText(text, TestSupport.TinyText());
         var gpt = TestSupport.TinyConfig("train.max_iters=2", "model.match_params=none", $"data.path={text}");
-        RunExecutor.Execute(gpt, Path.Combine(dir, "runs", gpt.RunId), store: store);
+        RunExecutor.Execute(gpt, Path.Combine(dir, "runs", gpt.RunId), store);
         var facts = store.Facts(gpt.RunId);
         Assert.True(facts[RunFact.FlopsPerStep] > 0);
         Assert.True(facts[RunFact.MatchedWidth] >= 1 && facts[RunFact.MatchedHeads] >= 1);
@@ -79,7 +79,7 @@ public class ModelFamilyTests
                      "train.max_iters=2", "train.warmup_iters=0", "train.eval_interval=10", "train.eval_batches=1", "data.val_images=4" })
             v.Override(o);
         var vision = RunConfig.From(v);
-        RunExecutor.Execute(vision, Path.Combine(dir, "runs", vision.RunId), data: DataCache.With(vision.Vision.Images, set), store: store);
+        RunExecutor.Execute(vision, Path.Combine(dir, "runs", vision.RunId), store, data: DataCache.With(vision.Vision.Images, set));
         Assert.Equal(8, store.Find(vision.RunId)!.Depth);
         Assert.True(store.Facts(vision.RunId)[RunFact.FlopsPerStep] > 0);
     }

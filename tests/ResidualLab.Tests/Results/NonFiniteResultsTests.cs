@@ -17,17 +17,19 @@ public class NonFiniteResultsTests
     static readonly RunEnvironment Env = new("0.1.0", "abc123", ".NET 10", "0.107.0", "2.10.0", "cpu", 1, "host", "linux");
 
     [Fact]
-    public void Run_files_record_non_finite_numbers_as_named_literals()
+    public void Run_files_exported_from_the_store_record_non_finite_numbers_as_named_literals()
     {
         string dir = TestSupport.TempDir();
         var config = TestSupport.TinyConfig();
-        using (var files = new RunFiles(dir, config))
+        using (var store = ResultsStore.Open(dir))
         {
-            files.OnStep(new StepMetrics(0, 2.3, 0.1, 0.5, 10, 100));
-            files.OnStep(new StepMetrics(1, double.NaN, 0.1, double.PositiveInfinity, 10, 100));
-            files.OnEval(new EvalMetrics(1, double.NegativeInfinity, double.NaN));
-            files.OnEnd(new TrainResult(RunStatus.Diverged, 1, new EvalMetrics(1, double.PositiveInfinity, double.NaN), 10, 1, 10, 0,
-                "non-finite loss at step 1"));
+            store.BeginRun(config, Env);
+            store.AddMetrics(config.RunId,
+                [new StepMetrics(0, 2.3, 0.1, 0.5, 10, 100), new StepMetrics(1, double.NaN, 0.1, double.PositiveInfinity, 10, 100)],
+                [new EvalMetrics(1, double.NegativeInfinity, double.NaN)], []);
+            store.EndRun(config.RunId, new TrainResult(RunStatus.Diverged, 1, new EvalMetrics(1, double.PositiveInfinity, double.NaN), 10, 1, 10, 0,
+                "non-finite loss at step 1"), 100, 1);
+            RunFiles.Export(store, config.RunId, dir);
         }
 
         var lines = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl"));
@@ -43,6 +45,8 @@ public class NonFiniteResultsTests
         Assert.Equal("non-finite loss at step 1", result.RootElement.GetProperty("note").GetString());
         Assert.Equal("Infinity", result.RootElement.GetProperty("train_loss").GetString());
         Assert.Equal("NaN", result.RootElement.GetProperty("val_loss").GetString());
+        Assert.Contains("\"kind\":\"eval\"", lines[2]);
+        Assert.Contains("\"train_loss\":\"-Infinity\"", lines[2]);
     }
 
     [Fact]
@@ -93,7 +97,7 @@ public class NonFiniteResultsTests
     }
 
     [Fact]
-    public void A_diverging_vision_run_is_recorded_as_diverged_with_all_its_files()
+    public void A_diverging_vision_run_is_recorded_as_diverged_and_exported_with_its_numbers()
     {
         var set = ImageSets.FromFolder("toy", IdxTests.WriteSet(trainCount: 16, testCount: 4, size: 12));
         var v = new ConfigValues();
@@ -109,14 +113,14 @@ public class NonFiniteResultsTests
         using var store = ResultsStore.Open(dir);
 
         // A pixel standard deviation of 0 makes every normalised pixel NaN or infinite: the loss is NaN at step 0.
-        var result = RunExecutor.Execute(config, Path.Combine(dir, "runs", config.RunId), data: DataCache.With(config.Vision.Images, set with { Std = 0 }), store: store);
+        var result = RunExecutor.Execute(config, Path.Combine(dir, "runs", config.RunId), store, data: DataCache.With(config.Vision.Images, set with { Std = 0 }));
 
         Assert.Equal(RunStatus.Diverged, result.Status);
         Assert.Equal("non-finite loss at step 0", result.Note);
         string runDir = Path.Combine(dir, "runs", config.RunId);
-        using var classifier = JsonDocument.Parse(File.ReadAllText(Path.Combine(runDir, "classifier.json")));
-        Assert.Equal("diverged", classifier.RootElement.GetProperty("status").GetString());
-        var last = File.ReadAllLines(Path.Combine(runDir, "metrics.jsonl"))[^1];
+        using var exported = JsonDocument.Parse(File.ReadAllText(Path.Combine(runDir, "result.json")));
+        Assert.Equal("diverged", exported.RootElement.GetProperty("status").GetString());
+        var last = File.ReadAllLines(Path.Combine(runDir, "metrics.jsonl")).Last(l => l.Contains("\"kind\":\"step\""));
         Assert.Contains($"\"step\":{result.Steps}", last);        // the diverging step is recorded with its numbers
         Assert.Matches("NaN|Infinity", last);
         Assert.Equal(RunState.Diverged, store.Find(config.RunId)!.Status);

@@ -137,7 +137,7 @@ public class BFloat16TrainingTests
         var config = Config("train.dtype=bfloat16", "train.max_iters=40");
         string runDir = TestSupport.TempDir();
 
-        var result = RunExecutor.Execute(config, runDir);
+        var result = TestSupport.Execute(config, runDir);
 
         var export = RunExport.Load(runDir);
         using var model = export.Model;

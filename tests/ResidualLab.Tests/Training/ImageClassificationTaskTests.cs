@@ -113,12 +113,20 @@ public class ImageClassificationTaskTests
         Assert.All(recorder.Units, u => Assert.Equal("images", u));
         Assert.Equal(new[] { 0, 2 }, recorder.Probes.Where(p => p.Name == "grad_norm").Select(p => p.Step).Distinct());
         Assert.Equal(2 * task.Model.WeightLayers.Count, recorder.Probes.Count(p => p.Name == "grad_norm"));
-        // The final evaluation's error rates, as readings at its step (what the results store keeps of them).
-        var final = task.Result(new TrainResult(RunStatus.Done, 4, null, 0, 0, 0, 0)).Final!;
-        var errors = recorder.Probes.Where(p => p.Name != "grad_norm").ToDictionary(p => p.Name, p => (p.Step, p.Value));
-        Assert.Equal((4, final.TrainError), errors[ClassifierEval.TrainErrorName]);
-        Assert.Equal((4, final.ValError), errors[ClassifierEval.ValErrorName]);
-        Assert.Equal((4, final.TestError), errors[ClassifierEval.TestErrorName]);
+        // What the results store keeps of the classifier: the final evaluation's error rates and averages as readings at
+        // its step, and each weight layer's gradient norm at initialisation (step 0) and averaged over the run (at its end).
+        var result = task.Result(new TrainResult(RunStatus.Done, 4, null, 0, 0, 0, 0));
+        var final = result.Final!;
+        var scalars = recorder.Probes.Where(p => p.Step == 4 && p.Index == 0 && !p.Name.StartsWith("grad_norm", StringComparison.Ordinal))
+            .ToDictionary(p => p.Name, p => p.Value);
+        Assert.Equal(final.TrainError, scalars[ClassifierEval.TrainErrorName]);
+        Assert.Equal(final.ValError, scalars[ClassifierEval.ValErrorName]);
+        Assert.Equal(final.TestError, scalars[ClassifierEval.TestErrorName]);
+        Assert.Equal(final.BatchLoss, scalars[ClassifierEval.BatchLossName]);
+        Assert.Equal(final.Epoch, scalars[ClassifierEval.EpochName]);
+        Assert.Equal(result.AtInit.Norms, recorder.Probes.Where(p => p.Name == ClassifierEval.GradNormAtInitName && p.Step == 0).Select(p => p.Value));
+        Assert.Equal(result.DuringTraining.Norms, recorder.Probes.Where(p => p.Name == ClassifierEval.GradNormMeanName && p.Step == 4).Select(p => p.Value));
+        Assert.Equal(task.Model.WeightLayers.Select(l => l.Name), task.ReadingLabels()[ClassifierEval.GradNormAtInitName]);
     }
 
     [Fact]

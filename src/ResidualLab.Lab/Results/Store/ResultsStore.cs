@@ -106,6 +106,8 @@ internal sealed class ResultsStore : IDisposable
             CREATE TABLE IF NOT EXISTS diagnostics(
               run_id TEXT NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, idx INTEGER NOT NULL, value REAL,
               PRIMARY KEY(run_id, name, step, idx)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS labels(
+              run_id TEXT NOT NULL, name TEXT NOT NULL, idx INTEGER NOT NULL, label TEXT NOT NULL, PRIMARY KEY(run_id, name, idx)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS facts(
               run_id TEXT NOT NULL, name TEXT NOT NULL, value REAL, PRIMARY KEY(run_id, name)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS environment(
@@ -226,18 +228,15 @@ internal sealed class ResultsStore : IDisposable
     }
 
     /// <summary>Records what a run's model as built states (<see cref="RunFact"/>), replacing what an earlier attempt stated.</summary>
-    public void RecordFacts(string runId, IReadOnlyList<RunFact> facts)
+    public void RecordFacts(string runId, IReadOnlyList<RunFact> facts) => Locked($"recording the facts of run {runId} in", () =>
     {
-        lock (_gate)
-        {
-            using var tx = _db.BeginTransaction();
-            NonQuery("DELETE FROM facts WHERE run_id = $id", tx, ("$id", runId));
-            using (var insert = Command("INSERT INTO facts VALUES($id, $name, $value)", tx, ("$id", runId), ("$name", ""), ("$value", 0.0)))
-                foreach (var f in facts)
-                    Run(insert, f.Name, f.Value);
-            tx.Commit();
-        }
-    }
+        using var tx = _db.BeginTransaction();
+        NonQuery("DELETE FROM facts WHERE run_id = $id", tx, ("$id", runId));
+        using (var insert = Command("INSERT INTO facts VALUES($id, $name, $value)", tx, ("$id", runId), ("$name", ""), ("$value", 0.0)))
+            foreach (var f in facts)
+                Run(insert, f.Name, f.Value);
+        tx.Commit();
+    });
 
     /// <summary>
     /// Records the data a run trains on. A run whose data has the name of data another run of this store
@@ -355,7 +354,8 @@ internal sealed class ResultsStore : IDisposable
         {
             using var cmd = Command($"""
                 SELECT run_id, label, model, connection, depth, seed, config, status, error, started_at, ended_at, host, pid,
-                       steps, parameters, mean_step_ms, items_per_s, peak_rss_bytes, train_loss, val_loss, test_loss, item_unit
+                       steps, parameters, mean_step_ms, items_per_s, peak_rss_bytes, train_loss, val_loss, test_loss, item_unit,
+                       data_name, data_sha256
                 FROM runs {where} ORDER BY connection, depth, seed, run_id
                 """, null, args);
             using var r = cmd.ExecuteReader();
@@ -366,7 +366,10 @@ internal sealed class ResultsStore : IDisposable
                     r.IsDBNull(10) ? null : ParseTime(r.GetString(10)), r.GetString(11), r.GetInt32(12), r.GetInt32(13),
                     r.GetInt64(14), r.GetDouble(15), r.GetDouble(16), r.GetInt64(17),
                     r.IsDBNull(18) ? null : r.GetDouble(18), r.IsDBNull(19) ? null : r.GetDouble(19))
-                    { TestLoss = r.IsDBNull(20) ? null : r.GetDouble(20), ItemUnit = r.IsDBNull(21) ? null : r.GetString(21) });
+                    {
+                        TestLoss = r.IsDBNull(20) ? null : r.GetDouble(20), ItemUnit = r.IsDBNull(21) ? null : r.GetString(21),
+                        DataName = r.IsDBNull(22) ? null : r.GetString(22), DataSha256 = r.IsDBNull(23) ? null : r.GetString(23),
+                    });
             return runs;
         });
 
@@ -381,6 +384,23 @@ internal sealed class ResultsStore : IDisposable
     public IReadOnlyList<DiagnosticRow> Diagnostics(string runId) => Read(
         "SELECT step, name, idx, value FROM diagnostics WHERE run_id = $id ORDER BY name, step, idx", runId,
         r => new DiagnosticRow(r.GetInt32(0), r.GetString(1), r.GetInt32(2), Real(r, 3)));
+
+    /// <summary>Records the names of the indices of a run's per-layer readings (<see cref="Training.ITrainingTask.ReadingLabels"/>).</summary>
+    public void RecordLabels(string runId, IReadOnlyDictionary<string, IReadOnlyList<string>> labels) => Locked($"recording the reading labels of run {runId} in", () =>
+    {
+        using var tx = _db.BeginTransaction();
+        NonQuery("DELETE FROM labels WHERE run_id = $id", tx, ("$id", runId));
+        using (var insert = Command("INSERT INTO labels VALUES($id, $name, $idx, $label)", tx, ("$id", runId), ("$name", ""), ("$idx", 0), ("$label", "")))
+            foreach (var (name, names) in labels)
+                for (int i = 0; i < names.Count; i++)
+                    Run(insert, name, i, names[i]);
+        tx.Commit();
+    });
+
+    /// <summary>The name of index <c>idx</c> of each labelled reading of a run: (reading, idx) to label.</summary>
+    public IReadOnlyDictionary<(string Name, int Index), string> Labels(string runId) => Read(
+        "SELECT name, idx, label FROM labels WHERE run_id = $id", runId, r => (r.GetString(0), r.GetInt32(1), r.GetString(2)))
+        .ToDictionary(l => (l.Item1, l.Item2), l => l.Item3);
 
     /// <summary>The facts a run's model stated, by name.</summary>
     public IReadOnlyDictionary<string, double> Facts(string runId) => Read(

@@ -42,6 +42,12 @@ internal sealed record RunRecord(
 
     /// <summary>What <see cref="ItemsPerSecond"/> counts: "tokens" (the GPT) or "images" (the vision models); null before a step ran.</summary>
     public string? ItemUnit { get; init; }
+
+    /// <summary>The name of the data the run trained on (a corpus, a file, an image set) and the sha256 of its bytes; null before it was recorded.</summary>
+    public string? DataName { get; init; }
+
+    /// <inheritdoc cref="DataName"/>
+    public string? DataSha256 { get; init; }
 }
 
 /// <summary>One training step; ItemsPerSecond counts the run's <see cref="RunRecord.ItemUnit"/>.</summary>

@@ -24,6 +24,12 @@ internal sealed record ClassifierEval(
 
     /// <summary>The reading names of a classifier's error rates (fractions) in the results store, at each evaluation's step.</summary>
     public const string TrainErrorName = "train_error", ValErrorName = "val_error", TestErrorName = "test_error";
+
+    /// <summary>The reading names of the averages over the steps since the previous evaluation, and of the epoch, at each evaluation's step.</summary>
+    public const string BatchLossName = "batch_loss", BatchErrorName = "batch_error", GradRatioName = "grad_ratio_first_to_last", EpochName = "epoch";
+
+    /// <summary>The reading names of each weight layer's gradient norm at initialisation (step 0) and averaged over every step (at the last).</summary>
+    public const string GradNormAtInitName = "grad_norm_init", GradNormMeanName = "grad_norm_mean";
 }
 
 /// <summary>A classifier run: the shared result, the curve of evaluations, and the gradient norms per
@@ -149,7 +155,29 @@ internal sealed class ImageClassificationTask : ITrainingTask
         new(step, ClassifierEval.TrainErrorName, 0, _curve[^1].TrainError),
         new(step, ClassifierEval.ValErrorName, 0, _curve[^1].ValError),
         new(step, ClassifierEval.TestErrorName, 0, _curve[^1].TestError),
+        new(step, ClassifierEval.BatchLossName, 0, _curve[^1].BatchLoss),
+        new(step, ClassifierEval.BatchErrorName, 0, _curve[^1].BatchError),
+        new(step, ClassifierEval.GradRatioName, 0, _curve[^1].GradRatio),
+        new(step, ClassifierEval.EpochName, 0, _curve[^1].Epoch),
     ];
+
+    /// <summary>Each weight layer's gradient norm on the first training batch, before any update.</summary>
+    public IEnumerable<Diagnostic> StartReadings() =>
+        _atInit!.Norms.Select((norm, i) => new Diagnostic(0, ClassifierEval.GradNormAtInitName, i, norm)).ToList();
+
+    /// <summary>Each weight layer's gradient norm averaged over the steps that made an update.</summary>
+    public IEnumerable<Diagnostic> EndReadings(int step) => _normSteps == 0 ? [] :
+        _normSums.Select((sum, i) => new Diagnostic(step, ClassifierEval.GradNormMeanName, i, sum / _normSteps)).ToList();
+
+    /// <summary>The weight layers, in the order of the per-layer gradient-norm readings.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> ReadingLabels()
+    {
+        IReadOnlyList<string> layers = Model.WeightLayers.Select(l => l.Name).ToList();
+        return new Dictionary<string, IReadOnlyList<string>>
+        {
+            [GradientNormProbe.Name] = layers, [ClassifierEval.GradNormAtInitName] = layers, [ClassifierEval.GradNormMeanName] = layers,
+        };
+    }
 
     /// <summary>Loss and error on the first eval_batches x batch_size training images, the validation images and the test split.</summary>
     public (double TrainLoss, double TrainError, double ValLoss, double ValError, double TestLoss, double TestError) Measure()
@@ -258,10 +286,9 @@ internal sealed class ImageClassificationTask : ITrainingTask
         return identity;
     }
 
-    /// <summary>classifier.json (curves and gradient norms) always; model.pt once done.</summary>
+    /// <summary>model.pt once done.</summary>
     public void WriteRunFiles(string runDir, TrainResult result)
     {
-        ClassifierFiles.Write(runDir, _config, TrainImages, Result(result));
         if (result.Status == RunStatus.Done)
             AtomicFile.Write(Path.Combine(runDir, "model.pt"), file =>
             {
