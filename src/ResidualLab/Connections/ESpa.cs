@@ -27,9 +27,9 @@ public sealed record ESpaScheme : SignalPreservingScheme
     /// <summary>The final decay gamma_L of the re-implementation the schedule comes from.</summary>
     public const double DefaultGamma = 0.005;
 
-    /// <summary>E-SPA with final decay <paramref name="gamma"/> &gt; 0 and TAT target <paramref name="eta"/>.</summary>
+    /// <summary>E-SPA with final decay <paramref name="gamma"/> in [0.0001, 10] and TAT target <paramref name="eta"/>.</summary>
     public ESpaScheme(double gamma = DefaultGamma, double eta = Layers.TailoredActivation.DefaultEta) : base(eta, "e-spa") =>
-        Gamma = SchemeArguments.InRange(gamma, 1e-9, 100, "e-spa", "gamma");
+        Gamma = SchemeArguments.InRange(gamma, 0.0001, 10, "e-spa", "gamma");
 
     /// <summary>The final decay gamma_L of the target kernel exp(-gamma_L |t - s|).</summary>
     public double Gamma { get; }

@@ -37,9 +37,9 @@ namespace ResidualLab.Connections;
 public abstract record SignalPreservingScheme : ConnectionScheme
 {
     /// <summary>Checks and keeps <paramref name="eta"/>, the TAT target C_f(0) of the MLPs, for the scheme <paramref name="name"/>.</summary>
-    private protected SignalPreservingScheme(double eta, string name) => Eta = SchemeArguments.InRange(eta, 1e-9, 1 - 1e-9, name, "eta");
+    private protected SignalPreservingScheme(double eta, string name) => Eta = SchemeArguments.InRange(eta, 0, 0.99, name, "eta");
 
-    /// <summary>The TAT target C_f(0) of the MLPs, in (0, 1).</summary>
+    /// <summary>The TAT target C_f(0) of the MLPs, in [0, 0.99].</summary>
     public double Eta { get; }
 
     /// <inheritdoc/>

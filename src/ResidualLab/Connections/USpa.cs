@@ -24,9 +24,9 @@ public sealed record USpaScheme : SignalPreservingScheme
     /// <summary>The final correlation rho_L chosen here.</summary>
     public const double DefaultRho = 0.8;
 
-    /// <summary>U-SPA with final correlation <paramref name="rho"/> in (0, 1) and TAT target <paramref name="eta"/>.</summary>
+    /// <summary>U-SPA with final correlation <paramref name="rho"/> in [0.01, 0.99] and TAT target <paramref name="eta"/>.</summary>
     public USpaScheme(double rho = DefaultRho, double eta = Layers.TailoredActivation.DefaultEta) : base(eta, "u-spa") =>
-        Rho = SchemeArguments.InRange(rho, 1e-6, 1 - 1e-6, "u-spa", "rho");
+        Rho = SchemeArguments.InRange(rho, 0.01, 0.99, "u-spa", "rho");
 
     /// <summary>The final correlation rho_L of every pair of tokens.</summary>
     public double Rho { get; }

@@ -36,8 +36,8 @@ namespace ResidualLab.Connections;
 /// </summary>
 public sealed record ValueSkipInitScheme(bool Norm = true, bool PerHead = false, double Eta = TailoredActivation.DefaultEta) : ConnectionScheme
 {
-    /// <summary>The TAT target C_f(0), in (0, 1).</summary>
-    public double Eta { get; } = SchemeArguments.InRange(Eta, 1e-9, 1 - 1e-9, "value-skipinit", "eta");
+    /// <summary>The TAT target C_f(0), in [0, 0.99].</summary>
+    public double Eta { get; } = SchemeArguments.InRange(Eta, 0, 0.99, "value-skipinit", "eta");
 
     /// <inheritdoc/>
     public override string Name => "value-skipinit";

@@ -202,6 +202,65 @@ public class ShortcutFreeTests(ITestOutputHelper output)
         Assert.True((product - final).abs().max().item<double>() < 1e-12);
     }
 
+    [Fact]
+    public void A_parallel_sublayer_reads_the_layer_input_and_adds_into_the_stream_the_previous_one_left()
+    {
+        // Through the one driver: pre-norm connections around two sublayers in parallel give GPT-J's x + f(LN1 x) + g(LN2 x).
+        const int width = 8;
+        manual_seed(5);
+        var scheme = new PreNormScheme();
+        using var f = new TinySublayer(width);
+        using var g = new TinySublayer(width);
+        var first = scheme.Build(new ConnectionSite(width, 0, 2, () => nn.LayerNorm(width), SublayersPerLayer: 2));
+        var second = scheme.Build(new ConnectionSite(width, 1, 2, () => nn.LayerNorm(width), SublayersPerLayer: 2));
+        var x = randn(2, 5, width);
+        using var _ = no_grad();
+        var pass = new ResidualPass(scheme, x, sublayerCount: 2, sublayersPerLayer: 2);
+        pass.Step(first, b => f.call(b.Input));
+        pass.Step(second, b => g.call(b.Input), parallel: true);
+        var normed = nn.functional.layer_norm(x, [width]);
+        Assert.Equal(0, (pass.Finish() - (x + f.call(normed) + g.call(normed))).abs().max().item<float>(), 6);
+
+        var again = new ResidualPass(scheme, x, sublayerCount: 2, sublayersPerLayer: 2);
+        var ex = Assert.Throws<InvalidOperationException>(() => again.Step(first, b => f.call(b.Input), parallel: true));
+        Assert.Contains("first of its layer", ex.Message);
+    }
+
+    [Fact]
+    public void A_sas_p_block_adds_its_attention_and_mlp_both_computed_from_the_block_input()
+    {
+        const int depth = 3;
+        using var model = Model(new SasPScheme(), depth);
+        manual_seed(9);
+        using (no_grad()) foreach (var p in model.parameters()) p.add_(randn_like(p) * 0.05); // off the init, so the branches differ
+        var cache = new ActivationCache();
+        var branches = new List<(Connection Connection, Branch Branch)>();
+        using var _ = no_grad();
+        model.Forward(Tokens(2), new HookSet().Cache(cache), branches: branches);
+        for (int l = 0; l < depth; l++)
+        {
+            // the MLP read the attention's normed input (one shared norm), not the stream after the attention
+            Assert.True(ReferenceEquals(branches[2 * l].Branch.Input, branches[2 * l + 1].Branch.Input));
+            float betaSa = model.named_parameters().Single(p => p.name == $"h.{l}.conn_attn.gain").parameter.item<float>();
+            float betaFf = model.named_parameters().Single(p => p.name == $"h.{l}.conn_mlp.gain").parameter.item<float>();
+            var expected = cache[HookNames.AttnOut(l)] * betaSa + cache[HookNames.MlpOut(l)] * betaFf;
+            Assert.Equal(0, (cache[HookNames.ResidPost(l)] - expected).abs().max().item<float>(), 5);
+        }
+    }
+
+    [Fact]
+    public void Models_without_shaped_sublayers_refuse_the_schemes_in_one_line_naming_what_to_use()
+    {
+        foreach (var scheme in new ConnectionScheme[] { new ValueSkipInitScheme(), new ESpaScheme(), new USpaScheme(), new SasScheme(), new SasPScheme() })
+        {
+            var ex = Assert.Throws<ArgumentException>(() => new ResidualStack(scheme, 8, [new TinySublayer(8)]));
+            Assert.DoesNotContain('\n', ex.Message);
+            Assert.Contains($"scheme '{scheme.Name}' needs", ex.Message);
+            Assert.Contains("'none' or 'pre-norm'", ex.Message);
+            Assert.Contains("use it with model.name=gpt", VisionConfig.SchemeProblem(scheme));
+        }
+    }
+
     // ---- the reference: target kernels, their Cholesky factors and the kernel recursion, in plain float64 arrays
 
     /// <summary>The attention matrix layer <paramref name="layer"/> of <paramref name="depth"/> prescribes at init, from the definition.</summary>
