@@ -111,8 +111,8 @@ public class ImageClassificationTaskTests
         new Trainer(task, config).Run(recorder);
 
         Assert.All(recorder.Units, u => Assert.Equal("images", u));
-        Assert.Equal(new[] { 0, 2 }, recorder.Probes.Where(p => p.Name == "grad_norm").Select(p => p.Step).Distinct());
-        Assert.Equal(2 * task.Model.WeightLayers.Count, recorder.Probes.Count(p => p.Name == "grad_norm"));
+        Assert.Equal(new[] { 0, 2, 3 }, recorder.Probes.Where(p => p.Name == "grad_norm").Select(p => p.Step).Distinct()); // init, every 2 steps, the last step
+        Assert.Equal(3 * task.Model.WeightLayers.Count, recorder.Probes.Count(p => p.Name == "grad_norm"));
         // The final evaluation's error rates, as readings at its step (what the results store keeps of them).
         var final = task.Result(new TrainResult(RunStatus.Done, 4, null, 0, 0, 0, 0)).Final!;
         var errors = recorder.Probes.Where(p => p.Name != "grad_norm").ToDictionary(p => p.Name, p => (p.Step, p.Value));
