@@ -22,13 +22,13 @@ public sealed record AttentionShape
     /// <summary>The model's own attention: softmax attention, learned projections with the model's initialisation.</summary>
     public static AttentionShape Standard { get; } = new();
 
-    /// <summary>alpha at init: the weight on the identity (each token attends to itself).</summary>
+    /// <summary>alpha at init: the weight on the identity (each token attends to itself); 0 leaves the term out.</summary>
     public double Identity { get; init; }
 
-    /// <summary>beta at init: the weight on the softmax attention.</summary>
+    /// <summary>beta at init: the weight on the softmax attention; always a term (0 with trainable gains: off at init, learned).</summary>
     public double Softmax { get; init; } = 1;
 
-    /// <summary>gamma at init: the weight of the uniform causal matrix C subtracted.</summary>
+    /// <summary>gamma at init: the weight of the uniform causal matrix C subtracted; 0 leaves the term out.</summary>
     public double Centre { get; init; }
 
     /// <summary>Whether alpha, beta and gamma are constants or trainable scalars, one each per layer or per head.</summary>

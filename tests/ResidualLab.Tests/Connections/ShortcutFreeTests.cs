@@ -63,6 +63,17 @@ public class ShortcutFreeTests(ITestOutputHelper output)
         Assert.True(worst <= 1e-6, $"{name} L={depth}: {worst}");
     }
 
+    [Fact]
+    public void The_plain_attention_pattern_is_causal_and_row_stochastic()
+    {
+        using var model = Model(new PreNormScheme(), 2);
+        foreach (var pattern in model.AttentionPatterns(Tokens(2)))
+        {
+            Assert.Equal(0, pattern.triu(1).abs().max().item<float>());
+            Assert.Equal(0, (pattern.sum(-1) - 1).abs().max().item<float>(), 5);
+        }
+    }
+
     [Theory]
     [InlineData("value-skipinit")]
     [InlineData("e-spa")]
