@@ -73,8 +73,6 @@ internal sealed record RunConfig(
         ConnectionScheme connection;
         try { connection = ConnectionCatalog.Create(v.String("connection.name"), v.SchemeOptions); }
         catch (ArgumentException ex) { throw ConfigException.At(SchemeOrigin(v, ex), ex); }
-        if (modelName == "gpt" && Gpt.ShapeProblem(model, connection) is { } shapeProblem)
-            throw new ConfigException($"{v.OriginOf("model.value_residual")}: {shapeProblem}");
 
         var train = new TrainSettings(
             BatchSize: v.IntIn("train.batch_size", 1, 1 << 20),

@@ -10,8 +10,9 @@ namespace ResidualLab.Models;
 /// per step, training:  3 F B T
 /// </code>
 /// with N_mm = 12 L d^2 + V d the weights used in matrix products (attention q, k, v and out: 4 d^2, less d^2 for each
-/// projection a scheme removes (<see cref="AttentionShape"/>); MLP 8 d^2; the head tied to the embedding: V d), 4 T d per layer the attention scores and weighted values at
-/// full context T (nanoGPT's count, which ignores the causal half), C_k the connection's own work around
+/// projection a scheme removes (<see cref="AttentionShape"/>); MLP 8 d^2; the head tied to the embedding: V d), 4 T d per
+/// layer the attention scores and weighted values at full context T (nanoGPT's count, which ignores the causal half), C_k
+/// the connection's own work around
 /// sublayer k (<see cref="ConnectionScheme.ForwardFlops"/>: norms, gates, mixing, additions) and C_streams its
 /// expand and reduce. The backward pass counts twice the forward, as for a matrix product. Left out, the
 /// same for every scheme: biases, GELU, softmax, the embedding lookup, the final LayerNorm, the loss,

@@ -1,4 +1,5 @@
 using ResidualLab.Connections;
+using ResidualLab.Families;
 using ResidualLab.Hooks;
 using ResidualLab.Layers;
 using ResidualLab.Models;
@@ -268,7 +269,7 @@ public class ShortcutFreeTests(ITestOutputHelper output)
             Assert.DoesNotContain('\n', ex.Message);
             Assert.Contains($"scheme '{scheme.Name}' needs", ex.Message);
             Assert.Contains("'none' or 'pre-norm'", ex.Message);
-            Assert.Contains("use it with model.name=gpt", VisionConfig.SchemeProblem(scheme));
+            Assert.Contains("use it with model.name=gpt", ImageClassifierFamily.SchemeProblem(scheme));
         }
     }
 

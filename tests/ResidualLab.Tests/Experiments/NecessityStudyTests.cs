@@ -20,7 +20,7 @@ public class NecessityStudyTests
         Assert.Contains(NecessityStudy.NaiveRemoval, arms);
         Assert.Subset(arms.ToHashSet(), NecessityStudy.ShortcutFree.ToHashSet());
         Assert.Contains(arms, a => NecessityStudy.RoleOf(a) == NecessityRole.PartialShortcut); // sas, reported apart
-        Assert.Equal([6, 12], plan.Runs.Select(r => r.Model.NLayer).Distinct().Order());
+        Assert.Equal([6, 12], plan.Runs.Select(r => r.Gpt.Shape.NLayer).Distinct().Order());
         Assert.Equal([1L, 2L, 3L], plan.Runs.Select(r => r.Train.Seed).Distinct().Order());
         Assert.Equal(["train.lr"], plan.TunedKeys);
         var budgets = plan.Runs.Select(r => r.Train.MaxIters).Distinct().Order().ToList();
@@ -71,7 +71,7 @@ public class NecessityStudyTests
             Assert.Empty(outcome.Unfinished);
             data = StudyData.Load(store, plan.TunedKeys);
         }
-        double unigram = NecessityStudy.UnigramLoss(CorpusLoader.Load(plan.Runs[0].Data, plan.Runs[0].Model.BlockSize));
+        double unigram = NecessityStudy.UnigramLoss(CorpusLoader.Load(plan.Runs[0].Gpt.Data, plan.Runs[0].Gpt.Shape.BlockSize));
         var arms = NecessityTable.Arms(data, unigram);
         Assert.Equal(4 * 2, arms.Count);
         Assert.All(arms, a => Assert.Equal(2, a.TestLosses.Count));
