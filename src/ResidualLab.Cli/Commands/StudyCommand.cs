@@ -81,14 +81,14 @@ internal static class StudyCommand
             var lines = NecessityTable.Lines(results, unigram);
             var health = RankCollapse.Rows(Tuning.AtBest(data, Tuning.Select(data)));
             string markdown = NecessityTable.Markdown(results) + "\n" + string.Join("\n", lines) + "\n\n" + NecessityTable.HealthMarkdown(health);
-            AnsiConsole.WriteLine(NecessityTable.Markdown(results));
-            AnsiConsole.WriteLine(NecessityTable.HealthMarkdown(health));
+            Console.WriteLine(NecessityTable.Markdown(results));   // tables and verdicts unwrapped, whatever the terminal's width
+            Console.WriteLine(NecessityTable.HealthMarkdown(health));
             AtomicFile.WriteText(Path.Combine(outDir, "necessity.csv"), NecessityTable.Csv(results));
             AtomicFile.WriteText(Path.Combine(outDir, "necessity.md"), markdown);
             long peak = data.Runs.Select(r => r.Run.PeakRssBytes).DefaultIfEmpty(0).Max();
             AnsiConsole.MarkupLineInterpolated(
                 $"wall time {clock.Elapsed.TotalMinutes:0.0} min for the {outcome.Trained.Count} runs trained now; largest peak RSS of a run {peak / 1048576.0:0} MiB; tables: {Path.Combine(outDir, "necessity.csv")}, necessity.md; full report with stream health: reslab report {outDir} --baseline {NecessityStudy.Residual}");
-            foreach (var line in lines) AnsiConsole.WriteLine(line);
+            foreach (var line in lines) Console.WriteLine(line);
             return outcome.Unfinished.Count == 0 ? 0 : 1;
         });
         study.Subcommands.Add(necessity);

@@ -78,16 +78,16 @@ internal sealed class Gpt : nn.Module<Tensor, Tensor>
 
     /// <summary>Why the GPT <paramref name="config"/> cannot take <paramref name="connection"/>'s shape of its sublayers, or null: the
     /// value residual mixes values that a scheme without value projections does not have.</summary>
-    public static string? ShapeProblem(GptConfig config, ConnectionScheme connection)
-    {
-        if (!config.ValueResidual || !connection.Needs.HasFlag(ModelNeeds.AttentionShape)) return null;
-        int sublayers = 2 * config.NLayer;
-        bool projected = Enumerable.Range(0, config.NLayer).All(l => connection.AttentionAt(
-            new ConnectionSite(config.DModel, 2 * l, sublayers, NoNorm, SublayersPerLayer: 2, TakesAttentionInputs: true)).Value
-            is ProjectionShape.Learned or ProjectionShape.Orthogonal);
-        return projected ? null
+    public static string? ShapeProblem(GptConfig config, ConnectionScheme connection) =>
+        !config.ValueResidual || AttentionShapes(config, connection).All(s => s.Value is ProjectionShape.Learned or ProjectionShape.Orthogonal) ? null
             : $"model.value_residual mixes each layer's values with the first layer's, but '{connection.Name}' removes the value projections (its values are the attention's input); set model.value_residual = false";
-    }
+
+    /// <summary>The shape of each block's attention with <paramref name="connection"/> (<see cref="AttentionShape.Standard"/> unless the
+    /// scheme shapes it), read without building the model.</summary>
+    public static IEnumerable<AttentionShape> AttentionShapes(GptConfig config, ConnectionScheme connection) =>
+        Enumerable.Range(0, config.NLayer).Select(l => connection.Needs.HasFlag(ModelNeeds.AttentionShape)
+            ? connection.AttentionAt(GptBlock.AttentionSite(config, l, NoNorm))
+            : AttentionShape.Standard);
 
     /// <summary>A site's norm, never built where a shape is only read.</summary>
     static nn.Module<Tensor, Tensor> NoNorm() => throw new InvalidOperationException("reading a scheme's sublayer shapes builds no norm");
@@ -203,7 +203,7 @@ internal sealed class GptBlock : nn.Module
         var needs = connection.Needs;
         bool unitNorm = needs.HasFlag(ModelNeeds.UnitNormWeights);
         parallel = needs.HasFlag(ModelNeeds.ParallelSublayers);
-        var attnSite = new ConnectionSite(c.DModel, 2 * layer, sublayers, norm, SublayersPerLayer: 2, TakesAttentionInputs: true);
+        var attnSite = AttentionSite(c, layer, norm);
         var mlpSite = new ConnectionSite(c.DModel, 2 * layer + 1, sublayers, norm, SublayersPerLayer: 2);
         attn = new CausalSelfAttention(c.DModel, c.NHead, c.Dropout, c.Bias, c.Init, layer, sublayers,
             mixFirstValues: c.ValueResidual && layer > 0, unitNorm: unitNorm,
@@ -216,6 +216,10 @@ internal sealed class GptBlock : nn.Module
         conn_attn.InitializeSublayer(attn);
         conn_mlp.InitializeSublayer(mlp);
     }
+
+    /// <summary>Where block <paramref name="layer"/>'s attention sits: sublayer 2 layer of 2 per block, taking separate attention inputs.</summary>
+    public static ConnectionSite AttentionSite(GptConfig c, int layer, Func<nn.Module<Tensor, Tensor>> norm) =>
+        new(c.DModel, 2 * layer, 2 * c.NLayer, norm, SublayersPerLayer: 2, TakesAttentionInputs: true);
 
     /// <summary>Casts the attention and MLP (not the connections) to <paramref name="dtype"/>.</summary>
     public void CastSublayers(ScalarType dtype)

@@ -26,11 +26,8 @@ internal static class GptFlops
     public static double MatmulForwardPerToken(GptConfig model, ConnectionScheme? connection = null)
     {
         double d = model.DModel;
-        int sublayers = 2 * model.NLayer;
-        double removed = connection is null || !connection.Needs.HasFlag(ModelNeeds.AttentionShape) ? 0
-            : Enumerable.Range(0, model.NLayer)
-                .Select(l => connection.AttentionAt(new ConnectionSite(model.DModel, 2 * l, sublayers, NoNorm, SublayersPerLayer: 2, TakesAttentionInputs: true)))
-                .Sum(shape => (shape.Value == ProjectionShape.Identity ? 1 : 0) + (shape.Output == ProjectionShape.Identity ? 1 : 0));
+        double removed = connection is null ? 0 : Gpt.AttentionShapes(model, connection)
+            .Sum(shape => (shape.Value == ProjectionShape.Identity ? 1 : 0) + (shape.Output == ProjectionShape.Identity ? 1 : 0));
         double weights = (12.0 * model.NLayer - removed) * d * d + (double)model.VocabSize * d;
         return 2 * weights + 4.0 * model.NLayer * model.BlockSize * d;
     }

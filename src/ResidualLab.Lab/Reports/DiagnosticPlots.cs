@@ -46,11 +46,11 @@ internal static class DiagnosticPlots
                 Curves(data, depth, $"Direct logit attribution, {layers}", "component (0 embedding, 2i+1 attention, 2i+2 MLP of block i)", "logit of the correct next token",
                     r => Last(r, DirectLogitAttribution.RecordName), log: false,
                     "Each component's direct contribution to the correct next token's logit through the frozen final norm, mean over the first val batch ('reslab probe --dla')."),
-                Curves(data, depth, $"Token cosine along depth at init, {layers}", TokenPositions, "mean cosine between distinct tokens",
-                    r => At(r, "token_cosine", first: true), log: false,
-                    "Rank collapse at initialisation: the mean cosine between the representations of a sequence's distinct tokens, at every position of the stream (step 0). Near 1: every token is the same vector and attention has nothing to tell apart."),
-                Curves(data, depth, $"Token cosine along depth after training, {layers}", TokenPositions, "mean cosine between distinct tokens",
-                    r => At(r, "token_cosine", first: false), log: false,
+                Curves(data, depth, $"Rank collapse along depth at init (1 - token cosine), {layers}", TokenPositions, "log10 (1 - mean cosine between distinct tokens)",
+                    r => DistanceFromCollapse(r, first: true), log: true,
+                    "Rank collapse at initialisation: one minus the mean cosine between the representations of a sequence's distinct tokens, at every position of the stream (step 0), on a log scale. Falling with depth: the tokens converge to one vector (rank collapse), and attention has less and less to tell apart; flat: the signal is kept."),
+                Curves(data, depth, $"Rank collapse along depth after training (1 - token cosine), {layers}", TokenPositions, "log10 (1 - mean cosine between distinct tokens)",
+                    r => DistanceFromCollapse(r, first: false), log: true,
                     "The same at the last probe step (the trained model)."),
                 Curves(data, depth, $"Stream similarity by depth, {layers}", "block (at resid_post)", "mean pairwise cosine of the streams",
                     r => Last(r, "stream_cosine"), log: false,
@@ -71,6 +71,10 @@ internal static class DiagnosticPlots
 
     /// <summary>The x axis of readings indexed by stream position.</summary>
     const string TokenPositions = "position (0 = resid_pre of block 0; 2i+1 resid_mid, 2i+2 resid_post of block i)";
+
+    /// <summary>1 - token cosine at the run's first or last probe step, by position.</summary>
+    static IReadOnlyList<(int Index, double Value)> DistanceFromCollapse(RunData run, bool first) =>
+        At(run, RankCollapse.Reading, first).Select(p => (p.Index, 1 - p.Value)).ToList();
 
     /// <summary>The run's readings of <paramref name="name"/> at its last step with one, by index.</summary>
     static IReadOnlyList<(int Index, double Value)> Last(RunData run, string name) => At(run, name, first: false);

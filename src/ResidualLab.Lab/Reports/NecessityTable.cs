@@ -205,10 +205,13 @@ internal static class NecessityTable
     public static string HealthMarkdown(IReadOnlyList<TokenCosineRow> rows)
     {
         var sb = new StringBuilder("Stream health (mean cosine between distinct tokens; 1 = rank collapse), each arm at its chosen learning rate:\n\n| arm | depth | runs | input, init | after the last block, init | input, trained | after the last block, trained |\n|---|---|---|---|---|---|---|\n");
-        foreach (var r in rows)
-            sb.Append(CultureInfo.InvariantCulture, $"| {r.Group} | {r.Depth} | {r.Runs} | {F(r.InputAtInit, "0.000")} | {F(r.OutputAtInit, "0.000")} | {F(r.InputTrained, "0.000")} | {F(r.OutputTrained, "0.000")} |\n");
+        foreach (var r in rows.OrderBy(r => r.Depth).ThenBy(r => Order(Scheme(r.Group))).ThenBy(r => r.Group, StringComparer.Ordinal))
+            sb.Append(CultureInfo.InvariantCulture, $"| {r.Group} | {r.Depth} | {r.Runs} | {F(r.InputAtInit)} | {F(r.OutputAtInit)} | {F(r.InputTrained)} | {F(r.OutputTrained)} |\n");
         return sb.ToString();
     }
+
+    /// <summary>The scheme a group's name starts with.</summary>
+    static string Scheme(string group) => group.Split(' ')[0];
 
     static string Kind(NecessityRole role) => role switch
     {

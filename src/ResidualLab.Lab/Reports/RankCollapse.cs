@@ -22,6 +22,7 @@ internal static class RankCollapse
     /// <summary>The probe reading.</summary>
     public const string Reading = "token_cosine";
 
+    /// <summary>One row per group and depth with token-cosine readings, in the order of <paramref name="data"/>'s groups.</summary>
     public static IReadOnlyList<TokenCosineRow> Rows(StudyData data) =>
         (from g in data.Groups
          from d in data.Depths

@@ -86,7 +86,7 @@ public class NecessityStudyTests
         var report = ReportWriter.Write(results, NecessityStudy.Residual);
         string html = File.ReadAllText(report.HtmlPath);
         Assert.Contains("Stream health: rank collapse", html);
-        Assert.Contains("Token cosine along depth at init", html);
+        Assert.Contains("Rank collapse along depth at init (1 - token cosine)", html);
         var health = File.ReadAllLines(Path.Combine(results, "stream_health.csv"));
         Assert.Contains(health, l => l.StartsWith("e-spa", StringComparison.Ordinal));
     }
