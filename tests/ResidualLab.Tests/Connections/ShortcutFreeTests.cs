@@ -17,6 +17,7 @@ namespace ResidualLab.Tests.Connections;
 /// mean; SAS, SAS-P: 0.01 mean and 0.03 largest deviation from the input's cosines).
 /// </summary>
 [Collection(ConnectionsCollection.Name)]
+[Trait(Slow.Category, Slow.Value)]
 public class ShortcutFreeTests(ITestOutputHelper output)
 {
     const int Length = 32, Vocab = 13;

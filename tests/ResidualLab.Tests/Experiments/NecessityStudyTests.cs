@@ -7,6 +7,7 @@ using ResidualLab.Results.Store;
 namespace ResidualLab.Tests.Experiments;
 
 /// <summary>The necessity study's preset and its whole path: plan, train into the store, table and verdict from the store, report with stream health.</summary>
+[Trait(Slow.Category, Slow.Value)]
 public class NecessityStudyTests
 {
     static ConfigValues Preset() => ConfigValues.FromTomlFile(Path.Combine(TestSupport.RepoRoot(), "configs", NecessityStudy.Preset + ".toml"));
