@@ -62,10 +62,7 @@ internal static class NecessityStudy
     public static void Budgets(ConfigValues values, int shortSteps, string origin)
     {
         if (shortSteps < 1) throw new ConfigException($"{origin}: the short budget must be at least 1 step, got {shortSteps}");
-        int index = values.SweepEntries.FindIndex(e => e.Key == "train.max_iters");
-        var entry = ("train.max_iters", (object)new List<object> { (long)shortSteps, (long)shortSteps * LongBudgetFactor }, origin);
-        if (index >= 0) values.SweepEntries[index] = entry;
-        else values.SweepEntries.Add(entry);
+        ReplaceAxis(values, "train.max_iters", [(long)shortSteps, (long)shortSteps * LongBudgetFactor], origin);
         values.Set("train.eval_interval", (long)Math.Max(1, shortSteps / EvaluationsPerShortBudget), origin);
         values.Set("train.probe_interval", (long)shortSteps * LongBudgetFactor, origin);
     }
