@@ -46,7 +46,7 @@ internal static class ConfigSchema
         new("train.onednn", ConfigType.String, "auto", "libtorch's oneDNN CPU kernels: on, off, or auto (the model family's choice on this CPU)", InRunId: false),
         new("train.checkpoint_interval", ConfigType.Int, 0L, "steps between resumable checkpoints (0: none)", InRunId: false),
         new("train.keep_checkpoints", ConfigType.Int, 2L, "checkpoints kept (the newest; resume uses the newest that verifies)", InRunId: false),
-        new("train.probe_interval", ConfigType.Int, 0L, "steps between per-layer gradient-norm probes, also at init (0: off)", InRunId: false),
+        new("train.probe_interval", ConfigType.Int, 0L, "steps between per-layer gradient-norm and stream probes, also at init and on the last step (0: off)", InRunId: false),
     ];
 
     public static ConfigKey? Find(string key) => Keys.FirstOrDefault(k => k.Key == key);

@@ -6,7 +6,7 @@ namespace ResidualLab.Diagnostics;
 /// <summary>
 /// Per-layer gradient norms: after backward and before clipping, the L2 norm (in fp32) of the gradients
 /// of each layer's parameters (a transformer block: attention, MLP and both connections). The training
-/// loop reads it at step 0 (the gradient at initialisation) and every train.probe_interval steps.
+/// loop reads it at step 0 (the gradient at initialisation), every train.probe_interval steps and on the last step.
 /// </summary>
 internal sealed class GradientNormProbe(IReadOnlyList<nn.Module> layers)
 {

@@ -17,10 +17,28 @@ namespace ResidualLab.Diagnostics;
 /// over tokens: 0 when every stream has been averaged into every other (the product of doubly stochastic
 /// maps drifts towards J/n with depth), sqrt(n - 1) for a permutation.</item>
 /// </list>
+/// And one measure of any residual stream, multi-stream or not, that tells whether its tokens stay apart:
+/// <list type="bullet">
+/// <item>token cosine: the mean over sequences and token pairs (i != j) of cos(x_i, x_j), the token representations
+/// taken whole (all streams); 1 is rank collapse, every token the same vector up to scale (Dong et al. 2021, arXiv
+/// 2103.03404; Noci et al. 2022, arXiv 2206.03126), which is what repeated attention averaging does without a skip.</item>
+/// </list>
 /// All are read without gradient and returned as 0-dim float64 tensors (one device sync for many).
 /// </summary>
 internal static class StreamHealth
 {
+    /// <summary>Mean cosine between distinct tokens of a sequence of <paramref name="stream"/> [b, t, ...]; needs t of at least 2.</summary>
+    public static Tensor TokenCosine(Tensor stream)
+    {
+        using var _ = no_grad();
+        long t = stream.shape[1];
+        if (t < 2) throw new ArgumentException("the token cosine needs at least two tokens", nameof(stream));
+        var unit = nn.functional.normalize(stream.to(ScalarType.Float64).flatten(2), p: 2, dim: -1); // [b, t, s d]
+        var gram = unit.matmul(unit.transpose(-1, -2));                                                // [b, t, t]
+        var offDiagonal = gram.sum([-2, -1]) - gram.diagonal(0, -2, -1).sum(-1);
+        return (offDiagonal / (t * (t - 1))).mean();
+    }
+
     /// <summary>Mean pairwise cosine similarity of the streams of <paramref name="stream"/> [..., s, d]; s must be at least 2.</summary>
     public static Tensor StreamCosine(Tensor stream)
     {

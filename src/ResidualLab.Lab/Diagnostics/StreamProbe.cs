@@ -15,6 +15,9 @@ namespace ResidualLab.Diagnostics;
 /// <item>update_ratio (sublayer): ||h_out - h_in|| / ||h_in|| over the batch, the stream's relative change by the
 /// sublayer; for pre-norm this is ||F(x)|| / ||x||.</item>
 /// <item>resid_pre_grad_norm (block): L2 norm of dLoss/d resid_pre (retain_grad on the stream on probe steps only).</item>
+/// <item>token_cosine (position: 0 resid_pre of block 0, 2i + 1 resid_mid and 2i + 2 resid_post of block i): the mean cosine
+/// between the representations of distinct tokens of a sequence (<see cref="StreamHealth.TokenCosine"/>); near 1 is rank
+/// collapse.</item>
 /// <item>For <see cref="IStreamMixing"/> connections, token means of h_pre (index k n + i), h_post (k n + i) and
 /// h_res (k n^2 + i n + j); h_res_gain_fwd / h_res_gain_bwd (k): the Amax gain of H_res of sublayers 0..k,
 /// the largest over the batch's tokens, so the last index is the whole model's; h_res_row_err / h_res_col_err (k):
@@ -66,6 +69,8 @@ internal sealed class StreamProbe(Gpt model)
     {
         int blocks = model.Blocks.Count;
         var history = new List<Tensor> { cache[HookNames.ResidPre(0)] };
+        bool tokens = history[0].shape[1] > 1;
+        if (tokens) _forward.Add(("token_cosine", 0, StreamHealth.TokenCosine(history[0])));
         for (int b = 0; b < blocks; b++)
         {
             var (pre, mid, post) = (cache[HookNames.ResidPre(b)], cache[HookNames.ResidMid(b)], cache[HookNames.ResidPost(b)]);
@@ -74,6 +79,11 @@ internal sealed class StreamProbe(Gpt model)
             _forward.Add(("resid_post_rms", b, Rms(post)));
             if (pre.grad is { } g) _forward.Add(("resid_pre_grad_norm", b, g.norm()));
             if (post.dim() > 3 && post.shape[^2] > 1) _forward.Add(("stream_cosine", b, StreamHealth.StreamCosine(post))); // one stream has no pair
+            if (tokens)
+            {
+                _forward.Add(("token_cosine", 2 * b + 1, StreamHealth.TokenCosine(mid)));
+                _forward.Add(("token_cosine", 2 * b + 2, StreamHealth.TokenCosine(post)));
+            }
             history.Add(mid);
             history.Add(post);
         }

@@ -73,6 +73,8 @@ internal sealed class GptFamily : ModelFamily
             Bias: v.Bool("model.bias"),
             ValueResidual: v.Bool("model.value_residual"),
             Init: InitOf(v));
+        if (Gpt.ShapeProblem(shape, connection) is { } problem)
+            throw new ConfigException($"{v.OriginOf("model.value_residual")}: {problem}");
         return new GptSettings(shape, DataOf(v), MatchParamsOf(v));
     }
 

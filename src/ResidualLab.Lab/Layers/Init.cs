@@ -69,6 +69,63 @@ internal static class Init
         else nn.init.zeros_(linear.bias);
     }
 
+    /// <summary>Rows [part d, (part + 1) d) of a Linear that stacks <paramref name="parts"/> matrices of d rows (c_attn's q, k, v),
+    /// and the same slice of its bias (null without one): views, so writing them writes the Linear.</summary>
+    static (Tensor Weight, Tensor? Bias) Part(Linear linear, int part, int parts)
+    {
+        long d = linear.weight!.shape[0] / parts;
+        return (linear.weight.narrow(0, part * d, d), linear.bias?.narrow(0, part * d, d));
+    }
+
+    /// <summary>Part <paramref name="part"/> of <paramref name="parts"/> stacked matrices (weight and bias) set to zero.</summary>
+    public static void Zero(Linear linear, int part, int parts)
+    {
+        using var _ = no_grad();
+        var (weight, bias) = Part(linear, part, parts);
+        weight.zero_();
+        bias?.zero_();
+    }
+
+    /// <summary>Part <paramref name="part"/> of <paramref name="parts"/> stacked matrices ~ N(0, std^2), its bias zero.</summary>
+    public static void Normal(Linear linear, int part, int parts, double std)
+    {
+        using var _ = no_grad();
+        var (weight, bias) = Part(linear, part, parts);
+        nn.init.normal_(weight, 0.0, std);
+        bias?.zero_();
+    }
+
+    /// <summary>Part <paramref name="part"/> of <paramref name="parts"/> stacked square matrices random orthogonal (Haar), its bias zero.</summary>
+    public static void Orthogonal(Linear linear, int part, int parts)
+    {
+        using var _ = no_grad();
+        var (weight, bias) = Part(linear, part, parts);
+        weight.copy_(RandomOrthogonal(weight.shape[0], weight.shape[1], 1.0));
+        bias?.zero_();
+    }
+
+    /// <summary>
+    /// Scaled uniform orthogonal (DKS/TAT): a random orthogonal [fan_out, fan_in] weight (orthonormal rows when fan_out &lt;= fan_in,
+    /// orthonormal columns otherwise) times max(sqrt(fan_out / fan_in), 1), so that each output unit keeps the input's mean square
+    /// (exactly for fan_out &gt;= fan_in); bias zero.
+    /// </summary>
+    public static void ScaledOrthogonal(Linear linear)
+    {
+        using var _ = no_grad();
+        long fanOut = linear.weight!.shape[0], fanIn = linear.weight.shape[1];
+        linear.weight.copy_(RandomOrthogonal(fanOut, fanIn, Math.Max(Math.Sqrt((double)fanOut / fanIn), 1.0)));
+        if (linear.bias is not null) nn.init.zeros_(linear.bias);
+    }
+
+    /// <summary>A Haar-random [rows, columns] matrix with orthonormal rows or columns (whichever are fewer), times <paramref name="gain"/>:
+    /// torch's orthogonal_ (QR of a Gaussian matrix, signs fixed by R's diagonal), drawn from the global generator.</summary>
+    static Tensor RandomOrthogonal(long rows, long columns, double gain)
+    {
+        var matrix = empty(rows, columns);
+        nn.init.orthogonal_(matrix, gain);
+        return matrix;
+    }
+
     /// <summary>Initialises an embedding table.</summary>
     public static void Embedding(Embedding embedding, ModelInit init) =>
         Normal(embedding, init == ModelInit.PyTorch ? 1.0 : Gpt2Std);

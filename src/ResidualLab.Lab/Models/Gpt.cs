@@ -15,7 +15,10 @@ namespace ResidualLab.Models;
 /// What a scheme needs beyond that, the model reads from <see cref="ConnectionScheme.Needs"/>: separate query, key and
 /// value inputs for the attention (<see cref="ModelNeeds.AttentionInputs"/>), or unit-norm weights
 /// (<see cref="ModelNeeds.UnitNormWeights"/>: embeddings and matrices renormalised by <see cref="NormaliseWeights"/>,
-/// no final norm, logits scaled by a learned s_z per vocabulary entry, stored at 1/sqrt(d), init 1).
+/// no final norm, logits scaled by a learned s_z per vocabulary entry, stored at 1/sqrt(d), init 1), an attention and an MLP
+/// shaped as the scheme asks (<see cref="ModelNeeds.AttentionShape"/>, <see cref="ModelNeeds.MlpShape"/>: the records of
+/// <see cref="ConnectionScheme.AttentionAt"/> and <see cref="ConnectionScheme.MlpAt"/>), or a block whose MLP runs in
+/// parallel with its attention (<see cref="ModelNeeds.ParallelSublayers"/>).
 /// </summary>
 internal sealed class Gpt : nn.Module<Tensor, Tensor>
 {
@@ -31,6 +34,7 @@ internal sealed class Gpt : nn.Module<Tensor, Tensor>
 
     public Gpt(GptConfig config, ConnectionScheme connection) : base(Loaded(nameof(Gpt)))
     {
+        if (ShapeProblem(config, connection) is { } problem) throw new ArgumentException(problem);
         Config = config;
         Connection = connection;
         int sublayers = 2 * config.NLayer;
@@ -72,6 +76,22 @@ internal sealed class Gpt : nn.Module<Tensor, Tensor>
         }
     }
 
+    /// <summary>Why the GPT <paramref name="config"/> cannot take <paramref name="connection"/>'s shape of its sublayers, or null: the
+    /// value residual mixes values that a scheme without value projections does not have.</summary>
+    public static string? ShapeProblem(GptConfig config, ConnectionScheme connection) =>
+        !config.ValueResidual || AttentionShapes(config, connection).All(s => s.Value is ProjectionShape.Learned or ProjectionShape.Orthogonal) ? null
+            : $"model.value_residual mixes each layer's values with the first layer's, but '{connection.Name}' removes the value projections (its values are the attention's input); set model.value_residual = false";
+
+    /// <summary>The shape of each block's attention with <paramref name="connection"/> (<see cref="AttentionShape.Standard"/> unless the
+    /// scheme shapes it), read without building the model.</summary>
+    public static IEnumerable<AttentionShape> AttentionShapes(GptConfig config, ConnectionScheme connection) =>
+        Enumerable.Range(0, config.NLayer).Select(l => connection.Needs.HasFlag(ModelNeeds.AttentionShape)
+            ? connection.AttentionAt(GptBlock.AttentionSite(config, l, NoNorm))
+            : AttentionShape.Standard);
+
+    /// <summary>A site's norm, never built where a shape is only read.</summary>
+    static nn.Module<Tensor, Tensor> NoNorm() => throw new InvalidOperationException("reading a scheme's sublayer shapes builds no norm");
+
     static string Loaded(string name)
     {
         Native.LabRuntime.EnsureLoaded();
@@ -106,6 +126,16 @@ internal sealed class Gpt : nn.Module<Tensor, Tensor>
         for (int i = 0; i < depth; i++)
             h[order is null ? i : order[i]].Run(pass);
         return pass.Finish();
+    }
+
+    /// <summary>The matrix each block's attention applies to its values for <paramref name="idx"/> [b, t], one [b, nh, t, t] per block
+    /// (<see cref="CausalSelfAttention.EffectiveAttention"/> of the input its connection prepared).</summary>
+    public IReadOnlyList<Tensor> AttentionPatterns(Tensor idx)
+    {
+        using var _ = no_grad();
+        var branches = new List<(Connection Connection, Branch Branch)>();
+        Forward(idx, branches: branches);
+        return h.Select((block, l) => block.Attention.EffectiveAttention(branches[2 * l].Branch.Input)).ToList();
     }
 
     /// <summary>Token ids [b, t] to logits [b, t, vocab], with hooks at every hook point.</summary>
@@ -157,28 +187,39 @@ internal sealed class Gpt : nn.Module<Tensor, Tensor>
     public long ParameterCount() => parameters().Sum(p => p.numel());
 }
 
-/// <summary>One transformer block: attention then MLP, each wrapped by its own connection.</summary>
+/// <summary>One transformer block: attention then MLP (or both on the block's input, in parallel), each wrapped by its own connection.</summary>
 internal sealed class GptBlock : nn.Module
 {
     readonly Connection conn_attn;
     readonly CausalSelfAttention attn;
     readonly Connection conn_mlp;
     readonly Mlp mlp;
+    readonly bool parallel;
 
     public GptBlock(GptConfig c, ConnectionScheme connection, int layer, int sublayers)
         : base(nameof(GptBlock))
     {
         Func<nn.Module<Tensor, Tensor>> norm = () => nn.LayerNorm(c.DModel, bias: c.Bias);
-        bool unitNorm = connection.Needs.HasFlag(ModelNeeds.UnitNormWeights);
+        var needs = connection.Needs;
+        bool unitNorm = needs.HasFlag(ModelNeeds.UnitNormWeights);
+        parallel = needs.HasFlag(ModelNeeds.ParallelSublayers);
+        var attnSite = AttentionSite(c, layer, norm);
+        var mlpSite = new ConnectionSite(c.DModel, 2 * layer + 1, sublayers, norm, SublayersPerLayer: 2);
         attn = new CausalSelfAttention(c.DModel, c.NHead, c.Dropout, c.Bias, c.Init, layer, sublayers,
-            mixFirstValues: c.ValueResidual && layer > 0, unitNorm: unitNorm);
-        mlp = new Mlp(c.DModel, c.Dropout, c.Bias, c.Init, layer, sublayers, unitNorm);
-        conn_attn = connection.Build(new ConnectionSite(c.DModel, 2 * layer, sublayers, norm, SublayersPerLayer: 2, TakesAttentionInputs: true));
-        conn_mlp = connection.Build(new ConnectionSite(c.DModel, 2 * layer + 1, sublayers, norm, SublayersPerLayer: 2));
+            mixFirstValues: c.ValueResidual && layer > 0, unitNorm: unitNorm,
+            shape: needs.HasFlag(ModelNeeds.AttentionShape) ? connection.AttentionAt(attnSite) : null, blockSize: c.BlockSize);
+        mlp = new Mlp(c.DModel, c.Dropout, c.Bias, c.Init, layer, sublayers, unitNorm,
+            shape: needs.HasFlag(ModelNeeds.MlpShape) ? connection.MlpAt(mlpSite) : null);
+        conn_attn = connection.Build(attnSite);
+        conn_mlp = connection.Build(mlpSite);
         RegisterComponents();
         conn_attn.InitializeSublayer(attn);
         conn_mlp.InitializeSublayer(mlp);
     }
+
+    /// <summary>Where block <paramref name="layer"/>'s attention sits: sublayer 2 layer of 2 per block, taking separate attention inputs.</summary>
+    public static ConnectionSite AttentionSite(GptConfig c, int layer, Func<nn.Module<Tensor, Tensor>> norm) =>
+        new(c.DModel, 2 * layer, 2 * c.NLayer, norm, SublayersPerLayer: 2, TakesAttentionInputs: true);
 
     /// <summary>Casts the attention and MLP (not the connections) to <paramref name="dtype"/>.</summary>
     public void CastSublayers(ScalarType dtype)
@@ -193,13 +234,17 @@ internal sealed class GptBlock : nn.Module
     public Connection AttentionConnection => conn_attn;
     public Connection MlpConnection => conn_mlp;
 
-    /// <summary>Attention then MLP, each through its connection, on the pass's stream.</summary>
+    /// <summary>The attention sublayer.</summary>
+    public CausalSelfAttention Attention => attn;
+
+    /// <summary>Attention then MLP, each through its connection, on the pass's stream; in a parallel block the MLP reads the
+    /// block's input and writes into the stream the attention left.</summary>
     public void Run(ResidualPass pass)
     {
         int block = pass.Context.SublayerIndex / 2;   // the position in the stack names the hook points
         pass.Step(conn_attn, b => b.Attention is { } qkv
             ? attn.Forward(qkv.Query, qkv.Key, qkv.Value, pass.Context)
             : attn.call(b.Input, pass.Context), HookNames.AttnOut(block));
-        pass.Step(conn_mlp, b => mlp.call(b.Input), HookNames.MlpOut(block));
+        pass.Step(conn_mlp, b => mlp.call(b.Input), HookNames.MlpOut(block), parallel: parallel);
     }
 }

@@ -7,7 +7,8 @@ namespace ResidualLab.Reports;
 /// Figures of the stream probes, one line per scheme on shared axes so the schemes read side by side:
 /// the stream's RMS along depth (resid_pre of block 0, then resid_mid and resid_post of every block), the
 /// gradient norm at resid_pre by block, the Amax gain of the H_res product of multi-stream schemes, the
-/// lesion and swap curves, the logit-lens and tuned-lens curves, direct logit attribution, the streams'
+/// lesion and swap curves, the logit-lens and tuned-lens curves, direct logit attribution, the token cosine along depth
+/// at init and after training (rank collapse), the streams'
 /// similarity by depth, H_res's entropy and the gradient reaching it over training, and a layer x step heatmap of the stream RMS per scheme.
 /// Each curve is the mean over seeds of the run's last reading of that probe. Only probes that were recorded appear.
 /// </summary>
@@ -45,6 +46,12 @@ internal static class DiagnosticPlots
                 Curves(data, depth, $"Direct logit attribution, {layers}", "component (0 embedding, 2i+1 attention, 2i+2 MLP of block i)", "logit of the correct next token",
                     r => Last(r, DirectLogitAttribution.RecordName), log: false,
                     "Each component's direct contribution to the correct next token's logit through the frozen final norm, mean over the first val batch ('reslab probe --dla')."),
+                Curves(data, depth, $"Rank collapse along depth at init (1 - token cosine), {layers}", TokenPositions, "log10 (1 - mean cosine between distinct tokens)",
+                    r => DistanceFromCollapse(r, first: true), log: true,
+                    "Rank collapse at initialisation: one minus the mean cosine between the representations of a sequence's distinct tokens, at every position of the stream (step 0), on a log scale. Falling with depth: the tokens converge to one vector (rank collapse), and attention has less and less to tell apart; flat: the signal is kept."),
+                Curves(data, depth, $"Rank collapse along depth after training (1 - token cosine), {layers}", TokenPositions, "log10 (1 - mean cosine between distinct tokens)",
+                    r => DistanceFromCollapse(r, first: false), log: true,
+                    "The same at the last probe step (the trained model)."),
                 Curves(data, depth, $"Stream similarity by depth, {layers}", "block (at resid_post)", "mean pairwise cosine of the streams",
                     r => Last(r, "stream_cosine"), log: false,
                     "Multi-stream schemes at the last probe step: 1 = the streams are copies of one another (the scheme computes one stream n times)."),
@@ -62,12 +69,22 @@ internal static class DiagnosticPlots
         return figures;
     }
 
+    /// <summary>The x axis of readings indexed by stream position.</summary>
+    const string TokenPositions = "position (0 = resid_pre of block 0; 2i+1 resid_mid, 2i+2 resid_post of block i)";
+
+    /// <summary>1 - token cosine at the run's first or last probe step, by position.</summary>
+    static IReadOnlyList<(int Index, double Value)> DistanceFromCollapse(RunData run, bool first) =>
+        At(run, RankCollapse.Reading, first).Select(p => (p.Index, 1 - p.Value)).ToList();
+
     /// <summary>The run's readings of <paramref name="name"/> at its last step with one, by index.</summary>
-    static IReadOnlyList<(int Index, double Value)> Last(RunData run, string name)
+    static IReadOnlyList<(int Index, double Value)> Last(RunData run, string name) => At(run, name, first: false);
+
+    /// <summary>The run's readings of <paramref name="name"/> at its first (or last) step with one, by index.</summary>
+    internal static IReadOnlyList<(int Index, double Value)> At(RunData run, string name, bool first)
     {
         var readings = run.Diagnostics.Where(d => d.Name == name).ToList();
         if (readings.Count == 0) return [];
-        int step = readings.Max(d => d.Step);
+        int step = first ? readings.Min(d => d.Step) : readings.Max(d => d.Step);
         return readings.Where(d => d.Step == step).OrderBy(d => d.Index).Select(d => (d.Index, d.Value)).ToList();
     }
 

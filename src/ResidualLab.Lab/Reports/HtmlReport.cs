@@ -12,7 +12,7 @@ internal static class HtmlReport
 {
     public static string Render(StudyData data, string source, string baseline, IReadOnlyList<ScorecardRow> scorecard,
         IReadOnlyList<FinalLossRow> finalLoss, IReadOnlyList<Figure> figures, IReadOnlyList<ArmTuning>? tuning = null,
-        IReadOnlyList<string>? stability = null)
+        IReadOnlyList<string>? stability = null, IReadOnlyList<TokenCosineRow>? rankCollapse = null)
     {
         var h = new StringBuilder();
         h.Append("""
@@ -58,10 +58,19 @@ internal static class HtmlReport
             h.Append("</table>");
         }
 
+        if (rankCollapse is { Count: > 0 })
+        {
+            h.Append("<h2>Stream health: rank collapse</h2><p>The mean cosine between the representations of a sequence's distinct tokens (<code>token_cosine</code>, from the training probes), at the embedding (block 0's resid_pre) and after the last block (before the final norm), at initialisation (the first probe step) and trained (the last), mean over runs; also its largest value along depth. Near 1 the tokens are one vector up to scale: attention then has nothing to tell apart and its gradients to the queries and keys vanish. The figures below give every position.</p>");
+            h.Append("<table><tr><th class=text>scheme</th><th>layers</th><th>runs</th><th>input, init</th><th>after the last block, init</th><th>largest along depth, init</th><th>input, trained</th><th>after the last block, trained</th><th>largest along depth, trained</th></tr>");
+            foreach (var r in rankCollapse)
+                h.Append($"<tr><td class=text>{E(r.Group)}</td><td>{r.Depth}</td><td>{r.Runs}</td><td>{F(r.InputAtInit)}</td><td>{F(r.OutputAtInit)}</td><td>{F(r.LargestAtInit)}</td><td>{F(r.InputTrained)}</td><td>{F(r.OutputTrained)}</td><td>{F(r.LargestTrained)}</td></tr>");
+            h.Append("</table>");
+        }
+
         h.Append("<h2>Final test loss</h2><table><tr><th class=text>scheme</th><th>layers</th><th>seeds</th><th>mean</th><th>std</th><th>95% CI</th><th>&Delta; vs baseline [95% CI]</th><th>p (Welch)</th><th>diverged</th></tr>");
         foreach (var r in finalLoss)
             h.Append($"<tr><td class=text>{E(r.Group)}</td><td>{r.Depth}</td><td>{r.Loss.Count}</td><td>{F(r.Loss.Mean)}</td><td>{F(r.Loss.Std)}</td><td>{F(r.Loss.Low)} &ndash; {F(r.Loss.High)}</td><td>{Diff(r.VersusBaseline)}</td><td>{P(r.VersusBaseline)}</td><td>{r.Diverged}/{r.Runs}</td></tr>");
-        h.Append("</table><p>Tables as CSV next to this file: scorecard.csv, final_loss.csv, runs.csv (and tuning.csv with a [tune] section).</p>");
+        h.Append("</table><p>Tables as CSV next to this file: scorecard.csv, final_loss.csv, runs.csv (and tuning.csv with a [tune] section, stream_health.csv with stream probes).</p>");
 
         h.Append("<h2>Figures</h2>");
         foreach (var f in figures)

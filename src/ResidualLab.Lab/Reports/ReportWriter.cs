@@ -47,8 +47,9 @@ internal static class ReportWriter
         var stability = Stability.Lines(scorecard);
         var finalLoss = ReportTables.FinalLoss(data, baseline);
         var figures = ReportPlots.All(data).Concat(DegradationPlots.All(data)).Concat(TuningPlots.All(tuning)).ToList();
+        var rankCollapse = RankCollapse.Rows(data);
         string html = Path.Combine(resultsDir, "report.html");
-        AtomicFile.WriteText(html, HtmlReport.Render(data, Path.GetFullPath(resultsDir), baseline, scorecard, finalLoss, figures, tuning, stability));
+        AtomicFile.WriteText(html, HtmlReport.Render(data, Path.GetFullPath(resultsDir), baseline, scorecard, finalLoss, figures, tuning, stability, rankCollapse));
         var csv = new List<string>();
         void Csv(string name, string text)
         {
@@ -60,6 +61,7 @@ internal static class ReportWriter
         Csv("final_loss.csv", ReportTables.FinalLossCsv(finalLoss));
         Csv("runs.csv", ReportTables.RunsCsv(all));
         if (tuning.Count > 0) Csv("tuning.csv", ReportTables.TuningCsv(tuning));
+        if (rankCollapse.Count > 0) Csv("stream_health.csv", RankCollapse.Csv(rankCollapse));
         var events = tensorBoard ? TensorBoardExport.Write(data, resultsDir) : [];
         if (page is not null)
         {

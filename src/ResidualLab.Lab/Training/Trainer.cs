@@ -8,7 +8,8 @@ namespace ResidualLab.Training;
 /// <summary>
 /// The training loop of every model family: for each step, the learning rate from the task's schedule,
 /// a batch made ahead on a background thread, forward, backward, probes, gradient clipping and the
-/// update, skipped and the run marked diverged when the loss or the gradient norm is not finite;
+/// update, skipped and the run marked diverged when the loss or the gradient norm is not finite; probes at step 0
+/// (the initialisation), every train.probe_interval steps and on the last step (the trained model);
 /// evaluation every eval_interval steps and at the end; a resumable checkpoint every
 /// checkpoint_interval steps, the newest keep_checkpoints of them kept. On CPU the same config gives the same loss sequence bit for bit, with or
 /// without a kill and resume in between.
@@ -88,7 +89,7 @@ internal sealed class Trainer(ITrainingTask task, RunConfig config)
 
             var sw = Stopwatch.StartNew();
             double lr = task.Schedule.At(step);
-            bool probe = t.ProbeInterval > 0 && step % t.ProbeInterval == 0;
+            bool probe = t.ProbeInterval > 0 && (step % t.ProbeInterval == 0 || step == t.MaxIters - 1); // at init, every interval, and the trained model
             if (probe) task.ArmProbes();
             var batch = upcoming.Take();
             task.Batches.MoveAfter(batch);

@@ -42,6 +42,17 @@ public enum ModelNeeds
     /// learned logit scale per vocabulary entry.
     /// </summary>
     UnitNormWeights = 2,
+
+    /// <summary>The attention sublayer is shaped as the scheme says (<see cref="ConnectionScheme.AttentionAt"/>): its attention
+    /// matrix alpha I + beta A - gamma C with a fixed causal prior, its value and output projections, its query and key init.</summary>
+    AttentionShape = 4,
+
+    /// <summary>The MLP sublayer is shaped as the scheme says (<see cref="ConnectionScheme.MlpAt"/>): its activation, biases and init.</summary>
+    MlpShape = 8,
+
+    /// <summary>The sublayers of a layer run in parallel: each reads the layer's input stream, and each depth step writes into
+    /// the stream the previous one left (<see cref="ResidualPass.Step"/> with <c>parallel</c>), as in GPT-J's block.</summary>
+    ParallelSublayers = 16,
 }
 
 /// <summary>Where a connection sits in a model, and how that model makes its norms.</summary>

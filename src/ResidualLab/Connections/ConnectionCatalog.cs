@@ -12,12 +12,15 @@ public sealed record SchemeOption(string Key, object Default, string Description
 /// <param name="Options">The options it takes, with their defaults.</param>
 /// <param name="Create">Builds the scheme from option values read through <see cref="SchemeOptions"/>.</param>
 /// <param name="Aliases">Other names of the same scheme (a later paper's name for an equal update); they select this scheme.</param>
+/// <param name="Refuses">Options other schemes take that contradict this one, each with why and what to use instead (e.g. a
+/// norm for a scheme defined without norms); giving one is an error that says so.</param>
 public sealed record SchemeDefinition(
     string Name,
     string Description,
     IReadOnlyList<SchemeOption> Options,
     Func<SchemeOptions, ConnectionScheme> Create,
-    IReadOnlyList<string>? Aliases = null);
+    IReadOnlyList<string>? Aliases = null,
+    IReadOnlyDictionary<string, string>? Refuses = null);
 
 /// <summary>
 /// The only list of connection schemes. Vocabulary: a <em>scheme</em> is a way of carrying the residual
@@ -132,6 +135,43 @@ public static class ConnectionCatalog
             [], _ => new MuddScheme(), Aliases: ["muddformer"]),
         new("dca", "query, key and value from input-dependent per-dimension mixtures of all earlier layer outputs (DeepCrossAttention, Heddes et al. 2025)",
             [], _ => new DeepCrossAttentionScheme(), Aliases: ["deep-cross-attention"]),
+        new("value-skipinit", "no skips; attention matrix alpha I + beta A, alpha = 1, beta = 0 trainable; orthogonal values, TAT MLP (Value-SkipInit, He et al. 2023)",
+            [
+                new("norm", true, "normalise each sublayer's input (false: the vanilla, norm-free model)"),
+                new("per_head", false, "one alpha, beta pair per head (false: per layer)"),
+                new("eta", Layers.TailoredActivation.DefaultEta, "TAT's target C_f(0) for the MLPs' leaky ReLU"),
+            ],
+            o => new ValueSkipInitScheme(o.Bool("norm"), o.Bool("per_head"), o.Double("eta"))),
+        new("e-spa", "no skips, no norms; attention at init the Cholesky map of exponentially decaying kernels exp(-gamma_l |i - j|), TAT MLP (E-SPA, He et al. 2023)",
+            [
+                new("gamma", ESpaScheme.DefaultGamma, "the final kernel's decay gamma_L"),
+                new("eta", Layers.TailoredActivation.DefaultEta, "TAT's target C_f(0) for the MLPs' leaky ReLU"),
+            ],
+            o => new ESpaScheme(o.Double("gamma"), o.Double("eta")), Refuses: VanillaRefuses("e-spa")),
+        new("u-spa", "no skips, no norms; attention at init the Cholesky map of uniform kernels (1 - rho_l) I + rho_l 11^T, TAT MLP (U-SPA, He et al. 2023)",
+            [
+                new("rho", USpaScheme.DefaultRho, "the final kernel's correlation rho_L"),
+                new("eta", Layers.TailoredActivation.DefaultEta, "TAT's target C_f(0) for the MLPs' leaky ReLU"),
+            ],
+            o => new USpaScheme(o.Double("rho"), o.Double("eta")), Refuses: VanillaRefuses("u-spa")),
+        new("sas", "shaped attention alpha I + beta A - gamma C, no value/output projections, no attention skip, MLP skip kept (SAS, He and Hofmann 2024)",
+            ShapedOptions(), o => new SasScheme(o.Bool("norm"), o.Double("mlp_gain"), o.Bool("first_value"), o.Bool("per_head"))),
+        new("sas-p", "shaped attention and MLP in parallel on one norm, no value/output projections, no skips (SAS-P, He and Hofmann 2024)",
+            ShapedOptions(), o => new SasPScheme(o.Bool("norm"), o.Double("mlp_gain"), o.Bool("first_value"), o.Bool("per_head"))),
+    ];
+
+    /// <summary>What a vanilla Transformer (no skips, no norms) refuses.</summary>
+    static Dictionary<string, string> VanillaRefuses(string name) => new()
+    {
+        ["norm"] = $"{name} is a vanilla Transformer, defined without normalisation in its blocks (He et al. 2023); remove connection.norm, or use value-skipinit, which takes norm",
+    };
+
+    static SchemeOption[] ShapedOptions() =>
+    [
+        new("norm", true, "RMSNorm before the sublayers (false: none, but a LayerNorm on block 0's attention input)"),
+        new("mlp_gain", 0.0, "beta_FF, the MLP branch's gain at init; 0: 0.1 sqrt(18 / n_layer)"),
+        new("first_value", true, "block 0's value is I + a learned matrix (zero at init) instead of the identity"),
+        new("per_head", true, "alpha, beta, gamma per head (false: per layer)"),
     ];
 
     /// <summary>The names of every scheme.</summary>
@@ -224,6 +264,8 @@ public sealed class SchemeOptions(SchemeDefinition definition, IReadOnlyDictiona
         foreach (var key in raw.Keys)
         {
             if (_used.Contains(key)) continue;
+            if (definition.Refuses?.TryGetValue(key, out var why) == true)
+                throw new ArgumentException($"option '{key}' contradicts '{definition.Name}': {why}", key);
             var valid = definition.Options.Select(o => o.Key).ToList();
             string takes = valid.Count == 0 ? "it takes no options" : $"it takes: {string.Join(", ", valid)}";
             throw new ArgumentException($"option '{key}' does not apply to '{definition.Name}'{Suggest.DidYouMean(key, valid)}; {takes}", key);

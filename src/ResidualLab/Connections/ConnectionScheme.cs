@@ -33,6 +33,14 @@ public abstract record ConnectionScheme
     /// <summary>What the scheme needs from the model beyond Prepare and Combine; <see cref="ModelNeeds.None"/> for most.</summary>
     public virtual ModelNeeds Needs => ModelNeeds.None;
 
+    /// <summary>How the attention sublayer at <paramref name="site"/> is to be shaped; read by a model only when <see cref="Needs"/>
+    /// has <see cref="ModelNeeds.AttentionShape"/>. <see cref="AttentionShape.Standard"/> unless the scheme says otherwise.</summary>
+    public virtual AttentionShape AttentionAt(ConnectionSite site) => AttentionShape.Standard;
+
+    /// <summary>How the MLP sublayer at <paramref name="site"/> is to be shaped; read by a model only when <see cref="Needs"/> has
+    /// <see cref="ModelNeeds.MlpShape"/>. <see cref="MlpShape.Standard"/> unless the scheme says otherwise.</summary>
+    public virtual MlpShape MlpAt(ConnectionSite site) => MlpShape.Standard;
+
     /// <summary>
     /// The AdamW rule the scheme's paper pairs with it, for a model of <paramref name="layers"/> layers: a factor on
     /// the learning rate of the parameters inside the blocks and one on eps. <see cref="AdamWRule.None"/> for most;
@@ -60,5 +68,8 @@ public static class ModelNeedsText
     {
         needs.HasFlag(ModelNeeds.AttentionInputs) ? "an attention sublayer with separate query, key and value inputs" : null,
         needs.HasFlag(ModelNeeds.UnitNormWeights) ? "unit-norm weight matrices and no norm or ReLU between its sublayers" : null,
+        needs.HasFlag(ModelNeeds.AttentionShape) ? "a causal attention sublayer whose attention matrix, value and output projections it shapes" : null,
+        needs.HasFlag(ModelNeeds.MlpShape) ? "an MLP sublayer whose activation and initialisation it sets" : null,
+        needs.HasFlag(ModelNeeds.ParallelSublayers) ? "attention and MLP sublayers that run in parallel on the block's input" : null,
     }.OfType<string>());
 }

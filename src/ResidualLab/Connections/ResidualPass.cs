@@ -31,6 +31,7 @@ public sealed class ResidualPass
     readonly int sublayersPerLayer;
     readonly long streams;
     readonly string hookPrefix;
+    Tensor? lastRead; // the stream the previous sublayer's width step read
 
     /// <summary>Starts a pass: expands <paramref name="x0"/> [..., d] into the scheme's stream.</summary>
     /// <param name="scheme">The scheme every connection of the pass belongs to.</param>
@@ -72,16 +73,28 @@ public sealed class ResidualPass
     /// feed an attention separately, <see cref="Branch.Attention"/>); returns [..., d].</param>
     /// <param name="outputHook">The hook point of the sublayer's output (e.g. <see cref="HookNames.AttnOut"/>); null: none.</param>
     /// <param name="then">Applied to the stream after the depth step; null: nothing.</param>
-    public Tensor Step(Connection connection, Func<Branch, Tensor> sublayer, string? outputHook = null, Func<Tensor, Tensor>? then = null)
+    /// <param name="parallel">The sublayer runs in parallel with the previous sublayer of its layer (a scheme with
+    /// <see cref="ModelNeeds.ParallelSublayers"/>, GPT-J's block): its width step reads the stream the previous sublayer's
+    /// width step read (the layer's input), and its depth step writes into the stream the previous sublayer left: the
+    /// branch's <see cref="Branch.Stream"/> is that stream. The previous sublayer's output never reaches this sublayer.</param>
+    /// <exception cref="InvalidOperationException">One sublayer more than the pass was started for, or a parallel sublayer that
+    /// is the first of its layer.</exception>
+    public Tensor Step(Connection connection, Func<Branch, Tensor> sublayer, string? outputHook = null, Func<Tensor, Tensor>? then = null,
+        bool parallel = false)
     {
         int k = Context.SublayerIndex;
         if (k >= Context.SublayerCount)
             throw new InvalidOperationException($"the pass was started for {Context.SublayerCount} sublayers; sublayer {k + 1} is one too many");
         int layer = k / sublayersPerLayer, within = k % sublayersPerLayer;
+        if (parallel && within == 0)
+            throw new InvalidOperationException($"sublayer {k} is the first of its layer; only a later sublayer runs in parallel with the one before it");
         Stream = Context.Hook(hookPrefix + (within == 0 ? HookNames.ResidPre(layer) : HookNames.ResidMid(layer)), Stream);
         Context.ReplaceNewest(Stream);
 
-        var branch = connection.Prepare(Stream, Context);       // width step: what the sublayer sees
+        var read = parallel ? lastRead! : Stream;
+        lastRead = read;
+        var branch = connection.Prepare(read, Context);          // width step: what the sublayer sees
+        if (parallel) branch = branch with { Stream = Stream };   // the depth step writes into the stream as it is now
         Context.Branches?.Add((connection, branch));
         var output = sublayer(branch);
         if (outputHook is not null) output = Context.Hook(hookPrefix + outputHook, output);

@@ -48,7 +48,10 @@ public sealed class ResidualConnections : nn.Module
         if ((scheme.Needs & ~provided) != ModelNeeds.None)
             throw new ArgumentException(
                 $"scheme '{scheme.Name}' needs {ModelNeedsText.Describe(scheme.Needs & ~provided)}, which this model does not provide"
-                + (scheme.Needs.HasFlag(ModelNeeds.AttentionInputs) && attentionSublayer is null ? " (give attentionSublayer when one sublayer of each layer is such an attention)" : ""),
+                + (scheme.Needs.HasFlag(ModelNeeds.AttentionInputs) && attentionSublayer is null ? " (give attentionSublayer when one sublayer of each layer is such an attention)" : "")
+                + ((scheme.Needs & (ModelNeeds.AttentionShape | ModelNeeds.MlpShape | ModelNeeds.ParallelSublayers)) != ModelNeeds.None
+                    ? "; it reshapes the sublayers themselves (ConnectionScheme.AttentionAt, MlpAt), which only a model built to read them can do (the lab's GPT); around sublayers of your own use a scheme that needs nothing, such as 'none' or 'pre-norm'"
+                    : ""),
                 nameof(scheme));
         Scheme = scheme;
         Width = width;

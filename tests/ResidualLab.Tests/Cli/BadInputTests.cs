@@ -32,6 +32,10 @@ public class BadInputTests
             { "unknown subcommand", ["trian"], "trian" },
             { "probe without a probe", ["probe", "/no/such/run"], "choose a probe: --lesion, --logit-lens, --tuned-lens, --dla, --patching, --streams or --export-activations FILE" },
             { "probe of a missing run", ["probe", "/no/such/run", "--lesion"], "run '/no/such/run' not found" },
+            { "shortcut-free scheme on a vision model", ["train", "--set", "model.name=resnet", "--set", "connection.name=e-spa"], "connection 'e-spa' does not apply to the vision models: it needs a causal attention sublayer" },
+            { "norm on a norm-free scheme", ["train", "--set", "connection.name=e-spa", "--set", "connection.norm=true"], "option 'norm' contradicts 'e-spa'" },
+            { "value residual without value projections", ["train", "--set", "connection.name=sas", "--set", "model.value_residual=true"], "'sas' removes the value projections" },
+            { "TAT target out of range", ["train", "--set", "connection.name=u-spa", "--set", "connection.eta=1.5"], "u-spa: eta must be in" },
             { "hooks without an export", ["probe", "/no/such/run", "--dla", "--hooks", "blocks.0.hook_resid_pre"], "--hooks selects what --export-activations writes" },
         };
         data.Add("empty corpus", ["train", "--data", File_("empty.txt", []), .. Tiny], "is empty");

@@ -40,6 +40,10 @@ public class SchemeRecordTests
         { () => new LaurelScheme(Variant: "xx"), "variant", "laurel: variant must be one of rw, lr, pa, got 'xx'" },
         { () => new MixLnScheme(PostFraction: 1.5), "post_fraction", "mix-ln: post_fraction must be in [0, 1], got 1.5" },
         { () => new LayerScaleScheme(Init: double.NaN), "init", "layerscale: init must be in [0, 10], got NaN" },
+        { () => new ESpaScheme(gamma: 0), "gamma", "e-spa: gamma must be in [0.0001, 10], got 0" },
+        { () => new USpaScheme(rho: 1), "rho", "u-spa: rho must be in [0.01, 0.99], got 1" },
+        { () => new ValueSkipInitScheme(Eta: 1), "eta", "value-skipinit: eta must be in [0, 0.99], got 1" },
+        { () => new SasScheme(MlpGain: -1), "mlp_gain", "sas: mlp_gain must be in [0, 10], got -1" },
     };
 
     [Theory]

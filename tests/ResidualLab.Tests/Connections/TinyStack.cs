@@ -44,6 +44,13 @@ static class Schemes
         ("ngpt", new NGptScheme()),
         ("mudd", new MuddScheme()),
         ("dca", new DeepCrossAttentionScheme()),
+        ("value-skipinit", new ValueSkipInitScheme()),
+        ("value-skipinit norm=false", new ValueSkipInitScheme(Norm: false)),
+        ("e-spa", new ESpaScheme()),
+        ("u-spa", new USpaScheme()),
+        ("sas", new SasScheme()),
+        ("sas norm=false", new SasScheme(Norm: false)),
+        ("sas-p", new SasPScheme()),
     ];
 
     public static TheoryData<string> Labels => new(All.Select(s => s.Label));

@@ -1,3 +1,4 @@
+using ResidualLab.Diagnostics;
 using ResidualLab.Models;
 using ResidualLab.Training;
 
@@ -33,7 +34,7 @@ public class StreamProbeTests
         Assert.Empty(off.Diagnostics); // no probe readings
         Assert.Equal(off.Steps.Select(s => (s.Loss, s.GradNorm)), on.Steps.Select(s => (s.Loss, s.GradNorm)));
         var names = on.Diagnostics.Select(d => d.Name).ToHashSet();
-        foreach (var name in new[] { "grad_norm", "resid_pre_rms", "resid_mid_rms", "resid_post_rms", "update_ratio", "resid_pre_grad_norm" })
+        foreach (var name in new[] { "grad_norm", "resid_pre_rms", "resid_mid_rms", "resid_post_rms", "update_ratio", "resid_pre_grad_norm", "token_cosine" })
             Assert.Contains(name, names);
         Assert.Equal(scheme == "mhc", names.Contains("h_res_gain_fwd"));
         Assert.All(on.Diagnostics, d => Assert.True(double.IsFinite(d.Value), $"{d.Name}[{d.Index}] = {d.Value}"));
@@ -61,6 +62,23 @@ public class StreamProbeTests
         Assert.Equal(2 * 4, gains.Count); // both gains for each of the 4 prefixes of 2 blocks x 2 sublayers
         Assert.All(gains, g => Assert.Equal(1.0, g.Value));
         Assert.All(atInit.Where(d => d.Name is "h_res_row_err" or "h_res_col_err"), d => Assert.Equal(0.0, d.Value));
+    }
+
+    [Fact]
+    public void The_token_cosine_is_one_for_copies_and_zero_for_orthogonal_tokens_and_read_at_every_position()
+    {
+        using var copies = TorchSharp.torch.randn(1, 1, 8).expand(3, 5, 8) * TorchSharp.torch.arange(1, 6).view(1, 5, 1); // scaled copies
+        Assert.Equal(1.0, StreamHealth.TokenCosine(copies).item<double>(), 12);
+        using var orthogonal = TorchSharp.torch.eye(4).view(1, 4, 4);
+        Assert.Equal(0.0, StreamHealth.TokenCosine(orthogonal).item<double>(), 12);
+        using var streams = TorchSharp.torch.randn(1, 1, 2, 8).expand(2, 4, 2, 8); // [b, t, s, d]: the tokens are taken whole
+        Assert.Equal(1.0, StreamHealth.TokenCosine(streams).item<double>(), 12);
+
+        var d = Train("pre-norm", 5, steps: 3).Diagnostics;
+        Assert.Equal([0, 2], d.Where(x => x.Name == "token_cosine").Select(x => x.Step).Distinct().Order()); // at init and on the last step
+        foreach (int step in new[] { 0, 2 })
+            Assert.Equal(Enumerable.Range(0, 2 * 2 + 1), d.Where(x => x.Name == "token_cosine" && x.Step == step).Select(x => x.Index).Order());
+        Assert.All(d.Where(x => x.Name == "token_cosine"), x => Assert.InRange(x.Value, -1, 1));
     }
 
     [Fact]

@@ -101,12 +101,12 @@ public class SweepTests
     }
 
     [Fact]
-    public void The_probe_records_each_blocks_gradient_norm_at_init_and_every_interval()
+    public void The_probe_records_each_blocks_gradient_norm_at_init_every_interval_and_the_last_step()
     {
         using var store = ResultsStore.Open(TinySweep.SharedStudy);
         var run = store.Runs().First(r => r.Depth == 2 && r.Connection == "none");
         var readings = store.Diagnostics(run.RunId).Where(d => d.Name == GradientNormProbe.Name).ToList();
-        Assert.Equal([(0, 0), (0, 1), (10, 0), (10, 1)], readings.Select(d => (d.Step, d.Index)));
+        Assert.Equal([(0, 0), (0, 1), (10, 0), (10, 1), (19, 0), (19, 1)], readings.Select(d => (d.Step, d.Index)));
         Assert.All(readings, d => Assert.True(d.Value > 0 && double.IsFinite(d.Value), $"{d}"));
     }
 

@@ -3,22 +3,30 @@ using ResidualLab.Results.Store;
 
 namespace ResidualLab.Tests.Reports;
 
-/// <summary>The necessity study's verdicts and per-depth lines on synthetic studies (with/without, inits, budgets, tuned learning rates).</summary>
+/// <summary>
+/// The necessity study's verdict per depth on synthetic studies: the residual against its naive removal and shortcut-free
+/// arms, each at its own learning rate, at a short and a 5x longer budget, with validation curves for the steps to match.
+/// </summary>
 public class NecessityTableTests
 {
     const double Unigram = 3.10;
+    const int Short = 100, Long = 500;
     static int _ids;
 
-    /// <summary>Three seeds of one arm at one learning rate: final val and test loss = loss + 0.01 seed.</summary>
-    static IEnumerable<RunData> Arm(string scheme, int depth, string init, int budget, double lr, double loss) =>
+    /// <summary>Three seeds of one arm at one learning rate: validation curve <paramref name="curve"/>(step) + 0.01 seed, evaluated
+    /// every short budget / 5 steps; final validation and test loss the curve's end.</summary>
+    static IEnumerable<RunData> Arm(string scheme, int depth, int budget, double lr, Func<int, double> curve) =>
         Enumerable.Range(1, 3).Select(seed =>
         {
-            string config = $"model.init=\"{init}\"\ntrain.max_iters={budget}\ntrain.lr={lr}\n";
-            string setting = $"max_iters={budget} init={init}";
+            string config = $"train.max_iters={budget}\ntrain.lr={lr}\n";
+            string setting = $"max_iters={budget}";
+            var evals = Enumerable.Range(1, budget / (Short / 5)).Select(i => i * (Short / 5))
+                .Select(step => new EvalRow(step, curve(step) + 0.01 * seed, curve(step) + 0.01 * seed, curve(step) + 0.01 * seed)).ToList();
+            double final = evals[^1].ValLoss;
             return new RunData(new RunRecord($"n{Interlocked.Increment(ref _ids)}", $"{scheme} L{depth} s{seed}", "gpt", scheme, depth, seed, config,
                     RunState.Done, null, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, "host", 1, budget, 1000, 10, 1000, 1 << 20,
-                    loss + 0.01 * seed, loss + 0.01 * seed) { TestLoss = loss + 0.01 * seed },
-                $"{scheme} {setting}", setting, [], [], [], $"lr={lr}");
+                    final, final) { TestLoss = final },
+                $"{scheme} {setting}", setting, [], evals, [], $"lr={lr}");
         });
 
     static StudyData Study(IEnumerable<RunData> runs)
@@ -27,46 +35,102 @@ public class NecessityTableTests
         return new StudyData(list, list.Select(r => r.Group).Distinct().ToList(), list.Select(r => r.Depth).Distinct().Order().ToList(), 0, []);
     }
 
-    /// <summary>A with/without pair at every init, budget and learning rate, the losses given per arm and learning rate.</summary>
-    static IEnumerable<RunData> Grid(int depth, Func<string, string, int, double, double> loss) =>
-        from init in new[] { "gpt2", "pytorch" }
-        from budget in new[] { 100, 500 }
-        from scheme in new[] { "pre-norm", "none" }
+    /// <summary>Every arm at both budgets and three learning rates; the best rate (1e-3) follows <paramref name="curve"/>, the others 0.3 worse.</summary>
+    static IEnumerable<RunData> Grid(int depth, IReadOnlyDictionary<string, Func<int, int, double>> curves) =>
+        from arm in curves
+        from budget in new[] { Short, Long }
         from lr in new[] { 3e-4, 1e-3, 3e-3 }
-        from run in Arm(scheme, depth, init, budget, lr, loss(scheme, init, budget, lr))
+        from run in Arm(arm.Key, depth, budget, lr, step => arm.Value(budget, step) + (lr == 1e-3 ? 0 : 0.3))
         select run;
 
+    /// <summary>A loss falling linearly from 3.1 to <paramref name="end"/> over the run's own budget.</summary>
+    static Func<int, int, double> Linear(double end) => (budget, step) => 3.1 - (3.1 - end) * step / budget;
+
+    static Func<int, int, double> Flat(double level) => (_, _) => level;
+
     [Fact]
-    public void Without_the_residual_stuck_at_the_unigram_loss_everywhere_is_necessary_and_robust()
+    public void Without_any_shortcut_free_arm_near_the_residual_the_residual_is_necessary()
     {
-        var cells = NecessityTable.Cells(Study(Grid(6, (s, _, _, lr) => s == "none" ? 3.12 : 2.2 + lr * 10)), Unigram);
-        Assert.Equal(4, cells.Count);
-        Assert.All(cells, c => Assert.Equal("necessary", c.Verdict));
-        Assert.All(cells, c => Assert.Equal("lr=0.0003", c.With.Best)); // the lowest validation loss, at the edge of the grid
-        Assert.All(cells, c => Assert.NotEmpty(c.With.Edges));
-        var line = Assert.Single(NecessityTable.Lines(cells, Unigram));
-        Assert.StartsWith("depth 6: necessary; robust to init, learning rate and budget. gpt2 100 steps: necessary, without - with +0.917 [95% CI", line);
+        var arms = NecessityTable.Arms(Study(Grid(6, new Dictionary<string, Func<int, int, double>>
+        {
+            ["pre-norm"] = Linear(2.2),
+            ["none"] = Flat(3.12),
+            ["e-spa"] = Linear(2.8),
+            ["sas"] = Linear(2.1), // keeps a skip: better than the residual, but not counted
+        })), Unigram);
+        Assert.All(arms, a => Assert.Equal("lr=0.001", a.Tuning.Best));
+        Assert.True(arms.Single(a => a.Scheme == "none" && a.Budget == Long).Plateau);
+        var espa = arms.Single(a => a.Scheme == "e-spa" && a.Budget == Short);
+        Assert.False(espa.Match!.Reached); // 2.8 at best: never reaches the residual's 2.2 + 0.02
+        var line = Assert.Single(NecessityTable.Lines(arms, Unigram));
+        Assert.StartsWith("depth 6: necessary.", line);
+        Assert.Contains("Naive removal none - residual", line);
+        Assert.Contains("(unigram plateau)", line);
+        Assert.Contains("Apart: sas - residual -0.100", line);
+        Assert.Contains("not shortcut-free", line);
+        Assert.Contains("No chosen learning rate at an edge of the grid", line);
     }
 
     [Fact]
-    public void A_verdict_that_changes_with_the_budget_and_the_init_says_what_it_depends_on()
+    public void A_shortcut_free_arm_within_the_residuals_interval_at_the_short_budget_replaces_it()
     {
-        // The residual helps at 100 steps; at 500 steps with PyTorch's init the arm without it is better.
-        var cells = NecessityTable.Cells(Study(Grid(1, (s, init, budget, lr) =>
-            s == "pre-norm" ? 2.0 : budget == 100 ? 2.3 : init == "pytorch" ? 1.9 : 2.0)), Unigram);
-        Assert.Equal(["helps", "no detectable difference", "helps", "hurts"], cells.Select(c => c.Verdict));
-        var line = Assert.Single(NecessityTable.Lines(cells, Unigram));
-        Assert.StartsWith("depth 1: mixed; depends on init and budget.", line);
-        Assert.Contains("pytorch 500 steps: hurts, without - with -0.100", line);
+        var arms = NecessityTable.Arms(Study(Grid(12, new Dictionary<string, Func<int, int, double>>
+        {
+            ["pre-norm"] = Linear(2.2),
+            ["none"] = Flat(3.12),
+            ["e-spa"] = Linear(2.2),
+            ["u-spa"] = Linear(2.6),
+        })), Unigram);
+        var espa = arms.Single(a => a.Scheme == "e-spa" && a.Budget == Short);
+        Assert.True(espa.WithinResidual);
+        Assert.Equal(0, espa.VersusResidual!.Difference, 12);
+        Assert.StartsWith("depth 12: replaceable by e-spa.", Assert.Single(NecessityTable.Lines(arms, Unigram)));
     }
 
     [Fact]
-    public void A_verdict_that_holds_only_at_the_tuned_rates_depends_on_the_learning_rate()
+    public void An_arm_that_needs_more_steps_is_replaceable_at_that_many_times_the_steps()
     {
-        // At equal learning rates 3e-3 the arm without the residual is as good; each at its best, the residual helps.
-        var cells = NecessityTable.Cells(Study(Grid(2, (s, _, _, lr) =>
-            s == "pre-norm" ? (lr < 1e-3 ? 2.0 : 2.5) : (lr > 2e-3 ? 2.3 : 2.9))), Unigram);
-        Assert.All(cells, c => Assert.Equal("helps", c.Verdict));
-        Assert.Contains("depends on learning rate", Assert.Single(NecessityTable.Lines(cells, Unigram)));
+        // The residual ends the short budget at 2.2 (+ 0.01 seed: mean 2.22). E-SPA is worse at both budgets (2.6 after 100
+        // steps), but on its long run it falls linearly from 3.1 to 2.0 over 500 steps, so it reaches 2.22 at step
+        // (3.1 - 2.22 + 0.01 seed) / 1.1 x 500.
+        var arms = NecessityTable.Arms(Study(Grid(6, new Dictionary<string, Func<int, int, double>>
+        {
+            ["pre-norm"] = (budget, step) => budget == Short ? Linear(2.2)(budget, step) : Linear(1.5)(budget, step),
+            ["none"] = Flat(3.12),
+            ["e-spa"] = (budget, step) => budget == Short ? Linear(2.6)(budget, step) : Linear(2.0)(budget, step),
+        })), Unigram);
+        var match = arms.Single(a => a.Scheme == "e-spa" && a.Budget == Short).Match!;
+        Assert.Equal(2.22, match.Target, 12);
+        Assert.True(match.Reached);
+        for (int seed = 1; seed <= 3; seed++)
+            Assert.Equal((3.1 - 2.22 + 0.01 * seed) / 1.1 * Long, match.Steps[seed - 1]!.Value, 6);
+        double k = Enumerable.Range(1, 3).Average(seed => (3.1 - 2.22 + 0.01 * seed) / 1.1 * Long) / Short;
+        var line = Assert.Single(NecessityTable.Lines(arms, Unigram));
+        Assert.StartsWith($"depth 6: replaceable at {k:0.0}x the steps by e-spa.", line);
+        Assert.False(arms.Single(a => a.Scheme == "none" && a.Budget == Short).Match!.Reached);
+    }
+
+    [Fact]
+    public void The_crossing_is_linear_between_evaluations()
+    {
+        EvalRow[] curve = [new(30, 3.0, 3.0), new(60, 3.0, 2.5), new(90, 3.0, 2.0)];
+        Assert.Equal(75, NecessityTable.Crossing(curve, 2.25));
+        Assert.Equal(30, NecessityTable.Crossing(curve, 3.2));   // already there at the first evaluation
+        Assert.Null(NecessityTable.Crossing(curve, 1.9));
+    }
+
+    [Fact]
+    public void A_learning_rate_at_the_edge_of_the_grid_is_named()
+    {
+        var runs = Grid(6, new Dictionary<string, Func<int, int, double>> { ["pre-norm"] = Linear(2.2), ["none"] = Flat(3.12) })
+            .Concat(from budget in new[] { Short, Long }
+                    from lr in new[] { 3e-4, 1e-3, 3e-3 }
+                    from run in Arm("u-spa", 6, budget, lr, step => Linear(2.4)(budget, step) - lr * 10) // best at the highest rate
+                    select run);
+        var arms = NecessityTable.Arms(Study(runs), Unigram);
+        Assert.Equal("0.003 (edge)", arms.Single(a => a.Scheme == "u-spa" && a.Budget == Short).Lr);
+        Assert.Contains("Learning rate at an edge of the grid (the optimum may lie outside it): u-spa at 100 steps (lr=0.003 is the highest tried)",
+            Assert.Single(NecessityTable.Lines(arms, Unigram)));
+        Assert.Contains("| 6 | 100 | u-spa | shortcut-free | 0.003 (edge) |", NecessityTable.Markdown(arms));
     }
 }

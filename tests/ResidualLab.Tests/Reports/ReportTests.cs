@@ -41,8 +41,9 @@ public class ReportTests
         var (folder, output) = Report.Value;
         string html = File.ReadAllText(output.HtmlPath);
         // loss curves at depth 1 and 2, loss vs depth, gradient norm by layer at 1 and 2, step time, memory, parameters;
-        // per depth the stream probes' RMS, resid_pre gradient and update-ratio curves and one RMS heatmap per scheme
-        Assert.Equal(8 + 2 * (3 + 2), output.Figures);
+        // per depth the stream probes' RMS, resid_pre gradient and update-ratio curves, one RMS heatmap per scheme and the
+        // token cosine along depth at init and trained
+        Assert.Equal(8 + 2 * (3 + 2 + 2), output.Figures);
         var pngs = EmbeddedPngs(html);
         Assert.Equal(output.Figures, pngs.Count);
         foreach (var png in pngs)
@@ -56,6 +57,8 @@ public class ReportTests
         Assert.Contains("none", html);
         Assert.Contains("Stream RMS along depth, 2 layers", html);
         Assert.Contains("Stream RMS by block and step, none, 2 layers", html);
+        Assert.Contains("Stream health: rank collapse", html);
+        Assert.Equal(1 + 2 * 2, File.ReadAllLines(Path.Combine(folder, "stream_health.csv")).Length); // a row per scheme and depth
         foreach (var csv in new[] { "scorecard.csv", "final_loss.csv", "runs.csv" })
             Assert.True(File.ReadAllLines(Path.Combine(folder, csv)).Length >= 3, csv);
         Assert.Equal(9, File.ReadAllLines(Path.Combine(folder, "runs.csv")).Length);

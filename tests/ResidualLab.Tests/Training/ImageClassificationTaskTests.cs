@@ -111,8 +111,8 @@ public class ImageClassificationTaskTests
         new Trainer(task, config).Run(recorder);
 
         Assert.All(recorder.Units, u => Assert.Equal("images", u));
-        Assert.Equal(new[] { 0, 2 }, recorder.Probes.Where(p => p.Name == "grad_norm").Select(p => p.Step).Distinct());
-        Assert.Equal(2 * task.Model.WeightLayers.Count, recorder.Probes.Count(p => p.Name == "grad_norm"));
+        Assert.Equal(new[] { 0, 2, 3 }, recorder.Probes.Where(p => p.Name == "grad_norm").Select(p => p.Step).Distinct()); // init, every 2 steps, the last step
+        Assert.Equal(3 * task.Model.WeightLayers.Count, recorder.Probes.Count(p => p.Name == "grad_norm"));
         // What the results store keeps of the classifier: the final evaluation's error rates and averages as readings at
         // its step, and each weight layer's gradient norm at initialisation (step 0) and averaged over the run (at its end).
         var result = task.Result(new TrainResult(RunStatus.Done, 4, null, 0, 0, 0, 0));
