@@ -1,3 +1,4 @@
+using ResidualLab.Connections.Kernels;
 using ResidualLab.Layers;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -66,11 +67,14 @@ internal abstract class ConvexStreamMixing : Connection, IStreamMixing
     /// <summary>H_res [..., n, n] from its logits [..., r]: exactly doubly stochastic for any logits.</summary>
     public abstract Tensor ResidualMap(Tensor logits);
 
+    /// <summary>The same map as <see cref="ResidualMap"/>, for the CPU kernel of the width step.</summary>
+    internal abstract IResidualMap ResidualMapKernel { get; }
+
     public StreamMaps? LastMaps { get; private set; }
 
     public IEnumerable<Parameter> ResidualMixingParameters => [b_res];
 
-    /// <summary>The per-token maps (H_pre [..., n], H_post [..., n], H_res [..., n, n]) for a stream [..., n, d].</summary>
+    /// <summary>The per-token maps (H_pre [..., n], H_post [..., n], H_res [..., n, n]) for a stream [..., n, d], as tensor operations.</summary>
     public StreamMaps Maps(Tensor stream)
     {
         var flat = stream.flatten(-2);                                         // [..., n d]
@@ -83,10 +87,28 @@ internal abstract class ConvexStreamMixing : Connection, IStreamMixing
 
     public override Branch Prepare(Tensor stream, LayerContext ctx)
     {
+        var step = Width(stream);
+        LastMaps = step.Maps;
+        return new(norm.call(step.Read), step.Stream, step.Depth);
+    }
+
+    /// <summary>
+    /// The read H_pre x_l [..., d], the maps and the depth matrix: on the CPU one fused kernel (<see cref="MhcWidthStepKernel"/>),
+    /// elsewhere <see cref="WidthWithTensorOps"/>; the same function.
+    /// </summary>
+    public WidthStep Width(Tensor stream)
+    {
+        if (!MhcWidthStepKernel.Applies(stream, phi)) return WidthWithTensorOps(stream);
+        var (read, pre, depth, forDepthStep) = MhcWidthStepKernel.Run(stream, phi, cat([alpha_pre, alpha_post, alpha_res]),
+            cat([b_pre, b_post, b_res]), ResidualMapKernel, RMSNorm.DefaultEps);
+        return WidthStep.FromDepth(read, pre, depth, forDepthStep);
+    }
+
+    /// <summary>The width step as tensor operations differentiated by autograd (any device): the definition.</summary>
+    public WidthStep WidthWithTensorOps(Tensor stream)
+    {
         var maps = Maps(stream);
-        LastMaps = maps;
-        var depth = cat([maps.Res, maps.Post.unsqueeze(-1)], -1); // [..., s, s + 1]
-        return new(norm.call(Streams.Read(maps.Pre, stream)), stream, depth);
+        return WidthStep.FromMaps(Streams.ReadWithTensorOps(maps.Pre, stream), maps, stream);
     }
 
     public override Tensor Combine(Tensor output, Branch branch, LayerContext ctx) =>

@@ -1,3 +1,4 @@
+using ResidualLab.Connections.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -91,6 +92,34 @@ internal sealed class HyperConnections : Connection, IStreamMixing
 
     public override Branch Prepare(Tensor stream, LayerContext ctx)
     {
+        var step = Width(stream);
+        LastMaps = step.Maps;
+        return new(norm.call(step.Read), step.Stream, step.Depth);
+    }
+
+    /// <summary>
+    /// The read A_m^T H [..., d], the maps and the depth matrix [A_r^T | B]: static, the read kernel (or its tensor
+    /// operations); dynamic, on the CPU with a LayerNorm as the dynamic norm one fused kernel
+    /// (<see cref="HyperConnectionsWidthStepKernel"/>), elsewhere <see cref="WidthWithTensorOps"/>; the same function.
+    /// </summary>
+    public WidthStep Width(Tensor stream)
+    {
+        if (dynamic_proj is null)
+        {
+            var depth = cat([residual.transpose(-1, -2), write.unsqueeze(-1)], -1); // [s, s + 1]
+            var (input, forDepthStep) = Streams.ReadForDepthStep(read, stream);
+            return new(input, new StreamMaps(read, write, residual.transpose(-1, -2)), depth, forDepthStep);
+        }
+        if (dynamic_norm is not LayerNorm { weight: { } gamma } layerNorm || !HyperConnectionsWidthStepKernel.Applies(stream, dynamic_proj))
+            return WidthWithTensorOps(stream);
+        var (h, pre, depthPerToken, stream2) = HyperConnectionsWidthStepKernel.Run(stream, dynamic_proj, gamma,
+            layerNorm.bias ?? zeros_like(gamma), read, residual, write, cat([read_scale!, write_scale!]), layerNorm.eps);
+        return WidthStep.FromDepth(h, pre, depthPerToken, stream2);
+    }
+
+    /// <summary>The width step as tensor operations differentiated by autograd (any device): the definition.</summary>
+    public WidthStep WidthWithTensorOps(Tensor stream)
+    {
         Tensor am, ar, b;
         if (dynamic_proj is null)
             (am, ar, b) = (read, residual, write);
@@ -102,8 +131,7 @@ internal sealed class HyperConnections : Connection, IStreamMixing
             b = write + write_scale! * w[TensorIndex.Ellipsis, n + 1];                     // [..., s]
         }
         var depth = cat([ar.transpose(-1, -2), b.unsqueeze(-1)], -1); // [..., s, s + 1]
-        LastMaps = new StreamMaps(am, b, ar.transpose(-1, -2));
-        return new(norm.call(Streams.Read(am, stream)), stream, depth);
+        return new(Streams.ReadWithTensorOps(am, stream), new StreamMaps(am, b, ar.transpose(-1, -2)), depth, stream);
     }
 
     public override Tensor Combine(Tensor output, Branch branch, LayerContext ctx) =>

@@ -11,6 +11,28 @@ namespace ResidualLab.Connections;
 /// </summary>
 internal sealed record StreamMaps(Tensor Pre, Tensor Post, Tensor Res);
 
+/// <summary>
+/// A multi-stream width step: the <paramref name="Read"/> [..., d] the sublayer's norm takes, the <paramref name="Maps"/>,
+/// the depth matrix <paramref name="Depth"/> = [Res | Post] [..., s, s + 1] that <see cref="Streams.Write"/> takes, and the
+/// <paramref name="Stream"/> [..., s, d] the depth step reads: the width step's input, or the same values returned by a fused
+/// kernel so that the depth step's gradient of the stream comes back through that kernel (which adds it in its own pass).
+/// </summary>
+internal sealed record WidthStep(Tensor Read, StreamMaps Maps, Tensor Depth, Tensor Stream)
+{
+    /// <summary>From the maps, with the depth matrix formed from them (the tensor-operation path).</summary>
+    public static WidthStep FromMaps(Tensor read, StreamMaps maps, Tensor stream) =>
+        new(read, maps, cat([maps.Res, maps.Post.unsqueeze(-1)], -1), stream);
+
+    /// <summary>From a fused kernel's read, H_pre, depth matrix and stream; Res and Post are views of the depth matrix.</summary>
+    public static WidthStep FromDepth(Tensor read, Tensor pre, Tensor depth, Tensor stream)
+    {
+        long s = depth.shape[^2];
+        var res = depth[TensorIndex.Ellipsis, TensorIndex.Slice(0, s)];
+        var post = depth[TensorIndex.Ellipsis, s];
+        return new(read, new StreamMaps(pre, post, res), depth, stream);
+    }
+}
+
 /// <summary>A connection that mixes n residual streams (Hyper-Connections, mHC) and exposes its last maps to probes.</summary>
 internal interface IStreamMixing
 {

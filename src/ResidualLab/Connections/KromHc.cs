@@ -1,3 +1,4 @@
+using ResidualLab.Connections.Kernels;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Connections;
@@ -67,6 +68,8 @@ internal sealed class KromHc : ConvexStreamMixing
         factors = KromHcScheme.Factors(n);
         RegisterComponents();
     }
+
+    internal override IResidualMap ResidualMapKernel => new KroneckerMap(factors);
 
     /// <summary>[identity, swap] logits per factor, flattened: [2K].</summary>
     static Tensor Bias(int factors, double gap) => tensor(Enumerable.Range(0, factors).SelectMany(_ => new[] { 0.0, -gap }).ToArray(),

@@ -171,7 +171,7 @@ internal sealed class ManifoldHyperConnections : Connection, IStreamMixing
         return bias;
     }
 
-    /// <summary>The per-token maps (H_pre [..., n], H_post [..., n], H_res [..., n, n]) for a stream [..., n, d].</summary>
+    /// <summary>The per-token maps (H_pre [..., n], H_post [..., n], H_res [..., n, n]) for a stream [..., n, d], as tensor operations.</summary>
     public (Tensor Pre, Tensor Post, Tensor Res) Maps(Tensor stream)
     {
         var flat = stream.flatten(-2);                                         // [..., n d]
@@ -179,7 +179,7 @@ internal sealed class ManifoldHyperConnections : Connection, IStreamMixing
         var pre = sigmoid(alpha_pre * coeffs[TensorIndex.Ellipsis, TensorIndex.Slice(0, n)] + b_pre);
         var post = 2 * sigmoid(alpha_post * coeffs[TensorIndex.Ellipsis, TensorIndex.Slice(n, 2 * n)] + b_post);
         var resLogits = alpha_res * coeffs[TensorIndex.Ellipsis, TensorIndex.Slice(2 * n, null)].unflatten(coeffs.dim() - 1, [n, n]) + b_res;
-        return (pre, post, Sinkhorn.Project(resLogits, iterations));
+        return (pre, post, Sinkhorn.ProjectWithTensorOps(resLogits, iterations));
     }
 
     public StreamMaps? LastMaps { get; private set; }
@@ -189,29 +189,28 @@ internal sealed class ManifoldHyperConnections : Connection, IStreamMixing
     public override Branch Prepare(Tensor stream, LayerContext ctx)
     {
         if (stream_embed is not null) stream = stream + stream_embed; // [..., s, d] + [s, d]
-        var (read, maps) = WidthStep(stream);
-        LastMaps = maps;
-        var depth = cat([maps.Res, maps.Post.unsqueeze(-1)], -1); // [..., s, s + 1]
-        return new(norm.call(read), stream, depth);
+        var step = Width(stream);
+        LastMaps = step.Maps;
+        return new(norm.call(step.Read), step.Stream, step.Depth);
     }
 
     /// <summary>
-    /// The read H_pre x_l [..., d] and the maps: on the CPU one fused kernel (<see cref="MhcWidthStepKernel"/>),
-    /// elsewhere <see cref="WidthStepWithTensorOps"/>; the same function.
+    /// The read H_pre x_l [..., d], the maps and the depth matrix: on the CPU one fused kernel (<see cref="MhcWidthStepKernel"/>),
+    /// elsewhere <see cref="WidthWithTensorOps"/>; the same function.
     /// </summary>
-    public (Tensor Read, StreamMaps Maps) WidthStep(Tensor stream)
+    public WidthStep Width(Tensor stream)
     {
-        if (!MhcWidthStepKernel.Applies(stream, phi)) return WidthStepWithTensorOps(stream);
-        var (read, pre, post, res) = MhcWidthStepKernel.Run(stream, phi, cat([alpha_pre, alpha_post, alpha_res]),
-            cat([b_pre, b_post, b_res.flatten()]), iterations, RMSNorm.DefaultEps);
-        return (read, new StreamMaps(pre, post, res));
+        if (!MhcWidthStepKernel.Applies(stream, phi)) return WidthWithTensorOps(stream);
+        var (read, pre, depth, forDepthStep) = MhcWidthStepKernel.Run(stream, phi, cat([alpha_pre, alpha_post, alpha_res]),
+            cat([b_pre, b_post, b_res.flatten()]), new SinkhornMap(n, iterations), RMSNorm.DefaultEps);
+        return WidthStep.FromDepth(read, pre, depth, forDepthStep);
     }
 
-    /// <summary>The width step as tensor operations differentiated by autograd (any device).</summary>
-    public (Tensor Read, StreamMaps Maps) WidthStepWithTensorOps(Tensor stream)
+    /// <summary>The width step as tensor operations differentiated by autograd (any device): the definition.</summary>
+    public WidthStep WidthWithTensorOps(Tensor stream)
     {
         var (pre, post, res) = Maps(stream);
-        return (Streams.ReadWithTensorOps(pre, stream), new StreamMaps(pre, post, res));
+        return WidthStep.FromMaps(Streams.ReadWithTensorOps(pre, stream), new StreamMaps(pre, post, res), stream);
     }
 
     public override Tensor Combine(Tensor output, Branch branch, LayerContext ctx) =>

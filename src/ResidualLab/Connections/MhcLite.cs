@@ -1,3 +1,4 @@
+using ResidualLab.Connections.Kernels;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Connections;
@@ -54,13 +55,17 @@ public sealed record MhcLiteScheme(int N = MhcLiteScheme.DefaultN, double ResGap
 internal sealed class MhcLite : ConvexStreamMixing
 {
     readonly Tensor permutations; // [n!, n n], the identity first
+    readonly PermutationMap kernelMap;
 
     public MhcLite(ConnectionSite site, int n, double resGap)
         : base(nameof(MhcLite), site, n, IdentityFirst(Factorial(n), resGap))
     {
         permutations = PermutationMatrices(n).flatten(1);
+        kernelMap = new PermutationMap(n, PermutationMap.Table(n));
         RegisterComponents();
     }
+
+    internal override IResidualMap ResidualMapKernel => kernelMap;
 
     public override Tensor ResidualMap(Tensor logits)
     {
@@ -82,17 +87,12 @@ internal sealed class MhcLite : ConvexStreamMixing
     /// <summary>All n! permutation matrices [n!, n, n] in lexicographic order of the permutations (identity first).</summary>
     public static Tensor PermutationMatrices(int n)
     {
-        var perms = new List<int[]>();
-        void Build(int[] prefix, List<int> rest)
-        {
-            if (rest.Count == 0) { perms.Add(prefix); return; }
-            foreach (int i in rest) Build([.. prefix, i], rest.Where(r => r != i).ToList());
-        }
-        Build([], Enumerable.Range(0, n).ToList());
-        var matrices = zeros(perms.Count, n, n);
-        for (int p = 0; p < perms.Count; p++)
+        var table = PermutationMap.Table(n);
+        int count = table.Length / n;
+        var matrices = new float[count * n * n];
+        for (int p = 0; p < count; p++)
             for (int row = 0; row < n; row++)
-                matrices[p, row, perms[p][row]].fill_(1);
-        return matrices;
+                matrices[(p * n + row) * n + table[p * n + row]] = 1;
+        return tensor(matrices, [count, n, n]);
     }
 }

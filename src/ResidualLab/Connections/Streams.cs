@@ -28,10 +28,18 @@ internal static class Streams
     /// The width step's read: h = sum_s w_s H_s. <paramref name="weights"/> [..., s] or [s].
     /// On the CPU it runs as <see cref="StreamReadKernel"/>, elsewhere as <see cref="ReadWithTensorOps"/>.
     /// </summary>
-    public static Tensor Read(Tensor weights, Tensor stream) =>
-        StreamReadKernel.Applies(weights, stream)
-            ? StreamReadKernel.apply(weights.expand(stream.shape[..^1]), stream)[0]
-            : ReadWithTensorOps(weights, stream);
+    public static Tensor Read(Tensor weights, Tensor stream) => ReadForDepthStep(weights, stream).Read;
+
+    /// <summary>
+    /// <see cref="Read"/>, and the stream for the depth step to read (<see cref="WidthStep.Stream"/>): on the CPU the
+    /// kernel's stream output, through which the depth step's gradient of the stream comes back; elsewhere the stream.
+    /// </summary>
+    public static (Tensor Read, Tensor Stream) ReadForDepthStep(Tensor weights, Tensor stream)
+    {
+        if (!StreamReadKernel.Applies(weights, stream)) return (ReadWithTensorOps(weights, stream), stream);
+        var outputs = StreamReadKernel.apply(weights.dim() == 1 ? weights : weights.expand(stream.shape[..^1]), stream);
+        return (outputs[0], outputs[1]);
+    }
 
     /// <summary>The definition of <see cref="Read"/>, as a broadcast product and a sum (any device).</summary>
     public static Tensor ReadWithTensorOps(Tensor weights, Tensor stream) => (weights.unsqueeze(-1) * stream).sum(-2);
@@ -45,7 +53,7 @@ internal static class Streams
         if (!StreamWriteKernel.Applies(depth, stream, output)) return WriteWithTensorOps(depth, stream, output);
         var shape = stream.shape;
         long[] depthShape = [.. shape[..^1], shape[^2] + 1];
-        return StreamWriteKernel.apply(depth.expand(depthShape), stream.expand(shape), output.expand([.. shape[..^2], shape[^1]]))[0];
+        return StreamWriteKernel.apply(depth.dim() == 2 ? depth : depth.expand(depthShape), stream, output.expand([.. shape[..^2], shape[^1]]))[0];
     }
 
     /// <summary>The definition of <see cref="Write"/>, as one batched matrix product (any device).</summary>

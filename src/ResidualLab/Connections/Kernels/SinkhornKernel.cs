@@ -1,5 +1,5 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Connections.Kernels;
@@ -7,11 +7,9 @@ namespace ResidualLab.Connections.Kernels;
 // Axes: ... any leading (batch) axes flattened into matrices, n the matrix size.
 
 /// <summary>
-/// <see cref="Sinkhorn"/> on CPU float32/float64 tensors as one autograd function: the forward runs
-/// every round of four matrices at once, one per lane of a Vector256 (arithmetic in float64, result in
-/// the input's dtype); the backward recomputes the rounds and walks them back. For a row normalisation
-/// m'_ij = m_ij / s_i the chain rule gives dL/dm_ij = (g_ij - sum_k g_ik m'_ik) / s_i (columns alike);
-/// the first step m = exp(x - max x) gives dL/dx = m * dL/dm. Matrices are split over torch's threads.
+/// <see cref="Sinkhorn"/> on CPU float32/float64 tensors as one autograd function: the rounds of a block of matrices run
+/// at once, one matrix per vector lane (<see cref="SinkhornMap"/>), in the input's dtype; the backward recomputes the
+/// rounds and walks them back. Blocks are split over torch's threads.
 /// </summary>
 internal sealed class SinkhornKernel : autograd.SingleTensorFunction<SinkhornKernel>
 {
@@ -21,120 +19,68 @@ internal sealed class SinkhornKernel : autograd.SingleTensorFunction<SinkhornKer
     {
         var logits = ((Tensor)vars[0]).contiguous();
         int iterations = (int)vars[1];
+        Check(logits);
         ctx.save_for_backward([logits]);
         ctx.save_data("iterations", iterations);
         var result = empty_like(logits);
-        Run(logits, result, null, null, iterations);
+        CpuLoops.Dispatch(logits.dtype, new Pass(new SinkhornMap((int)logits.shape[^1], iterations), logits, result, null, null));
         return result;
     }
 
-    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput)
+    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradOutput) => BackwardMemory.Run([gradOutput], () =>
     {
         var logits = ctx.get_saved_variables()[0];
         int iterations = (int)ctx.get_data("iterations");
         var grad = gradOutput.to(logits.dtype).contiguous();
         var gradLogits = empty_like(logits);
-        Run(logits, null, grad, gradLogits, iterations);
+        CpuLoops.Dispatch(logits.dtype, new Pass(new SinkhornMap((int)logits.shape[^1], iterations), logits, null, grad, gradLogits));
         return [gradLogits, null!];
+    });
+
+    static void Check(Tensor logits)
+    {
+        if (logits.dim() < 2 || logits.shape[^2] != logits.shape[^1])
+            throw new ArgumentException($"Sinkhorn needs square matrices, got [{string.Join(", ", logits.shape)}]");
+        if (logits.dtype is not (ScalarType.Float32 or ScalarType.Float64))
+            throw new ArgumentException($"Sinkhorn's CPU kernel takes float32 or float64, got {logits.dtype}");
     }
 
-    /// <summary>Forward (<paramref name="result"/> given) or backward (the two gradients given) over all matrices.</summary>
-    internal static unsafe void Run(Tensor logits, Tensor? result, Tensor? grad, Tensor? gradLogits, int iterations)
+    /// <summary>The forward (<paramref name="result"/> given) or the backward (the two gradients given) over all matrices.</summary>
+    readonly unsafe struct Pass(SinkhornMap map, Tensor logits, Tensor? result, Tensor? grad, Tensor? gradLogits) : IKernelBody
     {
-        int n = (int)logits.shape[^1];
-        if (logits.dim() < 2 || logits.shape[^2] != n) throw new ArgumentException($"Sinkhorn needs square matrices, got [{string.Join(", ", logits.shape)}]");
-        long matrices = logits.numel() / (n * n);
-        bool isDouble = logits.dtype == ScalarType.Float64;
-        if (!isDouble && logits.dtype != ScalarType.Float32) throw new ArgumentException($"Sinkhorn's CPU kernel takes float32 or float64, got {logits.dtype}");
-        if (matrices == 0) return;
-
-        nint input = Address(logits), output = Address(result), upstream = Address(grad), downstream = Address(gradLogits);
-        long blocks = (matrices + Lanes - 1) / Lanes;
-        CpuLoops.ForChunks(blocks, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (_, firstBlock, endBlock) =>
+        public void Run<T, TVector, TOps>()
+            where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
         {
-            int size = n * n, steps = 2 * iterations;
-            var states = new Vector256<double>[(steps + 1) * size]; // exp(x - max), then every normalised round
-            var g = new Vector256<double>[size];
-            Span<long> lane = stackalloc long[Lanes];
-            fixed (Vector256<double>* st = states, gp = g)
+            int size = map.Logits, lanes = TOps.Count;
+            long matrices = logits.numel() / size;
+            if (matrices == 0) return;
+            T* input = CpuLoops.Pointer<T>(logits);
+            T* output = result is null ? null : CpuLoops.Pointer<T>(result);
+            T* upstream = grad is null ? null : CpuLoops.Pointer<T>(grad), downstream = gradLogits is null ? null : CpuLoops.Pointer<T>(gradLogits);
+            var sinkhorn = map;
+            CpuLoops.ForChunks((matrices + lanes - 1) / lanes, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (_, firstBlock, endBlock) =>
+            {
+                var vectors = CpuLoops.Scratch<TVector>(3 * size + sinkhorn.StateVectors);
+                TVector* z = vectors, m = z + size, g = m + size, state = g + size;
+                var stage = CpuLoops.Scratch<T>(size * lanes);
                 for (long block = firstBlock; block < endBlock; block++)
                 {
-                    // Lane l holds matrix block * Lanes + l; past the end, lanes repeat the last matrix.
-                    for (int l = 0; l < Lanes; l++) lane[l] = Math.Min(block * Lanes + l, matrices - 1) * size;
-                    for (int e = 0; e < size; e++) st[e] = Gather(input, isDouble, lane, e);
-                    Rounds(st, n, steps);
-                    if (output != 0)
+                    long first = block * lanes;
+                    int valid = (int)Math.Min(lanes, matrices - first);
+                    CpuLoops.GatherLanes<T, TVector, TOps>(input, first, matrices, size, 0, size, z, stage);
+                    if (output is not null)
                     {
-                        for (int e = 0; e < size; e++) Scatter(output, isDouble, lane, e, st[steps * size + e]);
+                        sinkhorn.Forward<T, TVector, TOps>(z, m, state);
+                        CpuLoops.ScatterLanes<T, TVector, TOps>(m, size, output, first, valid, size, 0, stage);
                         continue;
                     }
-                    for (int e = 0; e < size; e++) gp[e] = Gather(upstream, isDouble, lane, e);
-                    for (int step = steps; step >= 1; step--)
-                        NormalisationBackward(st + step * size, st + (step - 1) * size, gp, n, rows: step % 2 == 1);
-                    for (int e = 0; e < size; e++) Scatter(downstream, isDouble, lane, e, gp[e] * st[e]);
+                    CpuLoops.GatherLanes<T, TVector, TOps>(upstream, first, matrices, size, 0, size, g, stage);
+                    sinkhorn.Backward<T, TVector, TOps>(z, g, m, state);
+                    CpuLoops.ScatterLanes<T, TVector, TOps>(m, size, downstream, first, valid, size, 0, stage);
                 }
-        });
-    }
-
-    /// <summary>st[0..n n) holds the logits on entry; fills exp(x - max) and the <paramref name="steps"/> normalised matrices after it.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static unsafe void Rounds(Vector256<double>* st, int n, int steps)
-    {
-        int size = n * n;
-        var max = Vector256.Create(double.NegativeInfinity);
-        for (int e = 0; e < size; e++) max = Vector256.Max(max, st[e]);
-        for (int e = 0; e < size; e++)
-        {
-            var shifted = st[e] - max;
-            st[e] = Vector256.Create(Math.Exp(shifted[0]), Math.Exp(shifted[1]), Math.Exp(shifted[2]), Math.Exp(shifted[3]));
-        }
-        for (int step = 1; step <= steps; step++)
-        {
-            Vector256<double>* before = st + (step - 1) * size, after = st + step * size;
-            bool rows = step % 2 == 1;
-            for (int line = 0; line < n; line++)
-            {
-                // Row line: elements line n + k; column line: elements k n + line.
-                int at = rows ? line * n : line, stride = rows ? 1 : n;
-                var sum = Vector256<double>.Zero;
-                for (int k = 0; k < n; k++) sum += before[at + k * stride];
-                var inverse = Vector256<double>.One / sum;
-                for (int k = 0; k < n; k++) after[at + k * stride] = before[at + k * stride] * inverse;
-            }
+                CpuLoops.FreeScratch(vectors);
+                CpuLoops.FreeScratch(stage);
+            });
         }
     }
-
-    /// <summary>g: dL/d(after) in, dL/d(before) = (g - sum_k g_k after_k) / sum_k before_k out, per row or column.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static unsafe void NormalisationBackward(Vector256<double>* after, Vector256<double>* before, Vector256<double>* g, int n, bool rows)
-    {
-        for (int line = 0; line < n; line++)
-        {
-            int at = rows ? line * n : line, stride = rows ? 1 : n;
-            Vector256<double> dot = Vector256<double>.Zero, sum = Vector256<double>.Zero;
-            for (int k = 0; k < n; k++)
-            {
-                dot += g[at + k * stride] * after[at + k * stride];
-                sum += before[at + k * stride];
-            }
-            var inverse = Vector256<double>.One / sum;
-            for (int k = 0; k < n; k++) g[at + k * stride] = (g[at + k * stride] - dot) * inverse;
-        }
-    }
-
-    const int Lanes = 4; // matrices computed side by side, one per lane of a Vector256<double>
-
-    static unsafe Vector256<double> Gather(nint data, bool isDouble, ReadOnlySpan<long> lane, int e) => isDouble
-        ? Vector256.Create(((double*)data)[lane[0] + e], ((double*)data)[lane[1] + e], ((double*)data)[lane[2] + e], ((double*)data)[lane[3] + e])
-        : Vector256.Create(((float*)data)[lane[0] + e], ((float*)data)[lane[1] + e], ((float*)data)[lane[2] + e], ((float*)data)[lane[3] + e]);
-
-    /// <summary>Writes each lane back to its matrix (lanes repeating the last matrix write the same value again).</summary>
-    static unsafe void Scatter(nint data, bool isDouble, ReadOnlySpan<long> lane, int e, Vector256<double> value)
-    {
-        for (int l = 0; l < Lanes; l++)
-            if (isDouble) ((double*)data)[lane[l] + e] = value[l];
-            else ((float*)data)[lane[l] + e] = (float)value[l];
-    }
-
-    static unsafe nint Address(Tensor? t) => t is null ? 0 : (nint)CpuLoops.Pointer<byte>(t);
 }

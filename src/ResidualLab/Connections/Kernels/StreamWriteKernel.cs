@@ -1,5 +1,5 @@
-using System.Runtime.CompilerServices;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Connections.Kernels;
@@ -10,9 +10,10 @@ namespace ResidualLab.Connections.Kernels;
 /// <see cref="Streams.Write"/> on CPU float32/float64 tensors as one autograd function:
 /// H'_j = sum_i D_ji H_i + D_js y, per token, with the hand-written backward
 /// dH_i = sum_j D_ji G_j, dy = sum_j D_js G_j, dD_ji = G_j . H_i, dD_js = G_j . y.
-/// A batched matmul of [s, s + 1] by [s + 1, d] per token, and its backward, are thousands of tiny
-/// matrix products that the CPU BLAS runs slowly; here each token is one pass over its s d values,
-/// vectorised along d and split over torch's threads.
+/// D is per token [t, s, s + 1] (mHC, dynamic HC) or one matrix [s, s + 1] for every token (static HC), whose
+/// gradient is summed over the tokens here (in float64) instead of being formed per token and reduced.
+/// Each token is one pass over its s d values forward and one backward, vectorised along d and split over torch's threads
+/// (a batched matmul of [s, s + 1] by [s + 1, d] per token is thousands of tiny products that the CPU BLAS runs slowly).
 /// </summary>
 internal sealed class StreamWriteKernel : autograd.MultiTensorFunction<StreamWriteKernel>
 {
@@ -21,7 +22,7 @@ internal sealed class StreamWriteKernel : autograd.MultiTensorFunction<StreamWri
     /// <summary>Whether the kernel takes these tensors (else the tensor operations run).</summary>
     public static bool Applies(Tensor depth, Tensor stream, Tensor output) => CpuLoops.Takes(stream, depth, output);
 
-    /// <param name="vars">depth [t, s, s + 1], stream [t, s, d], output [t, d], all with the same leading shape.</param>
+    /// <param name="vars">depth [t, s, s + 1] or [s, s + 1], stream [t, s, d], output [t, d], with the same leading shape.</param>
     public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
     {
         var depth = ((Tensor)vars[0]).contiguous();
@@ -29,64 +30,91 @@ internal sealed class StreamWriteKernel : autograd.MultiTensorFunction<StreamWri
         var output = ((Tensor)vars[2]).contiguous();
         ctx.save_for_backward([depth, stream, output]);
         var result = empty_like(stream);
-        if (stream.dtype == ScalarType.Float64) Forward<double>(depth, stream, output, result);
-        else Forward<float>(depth, stream, output, result);
+        CpuLoops.Dispatch(stream.dtype, new Pass(depth, stream, output, result, null, null, null, null));
         return [result];
     }
 
-    public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> gradOutputs)
+    public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> gradOutputs) => BackwardMemory.Run(gradOutputs, () =>
     {
         var saved = ctx.get_saved_variables();
         Tensor depth = saved[0], stream = saved[1], output = saved[2];
         var grad = gradOutputs[0].to(stream.dtype).contiguous();
         Tensor gradDepth = empty_like(depth), gradStream = empty_like(stream), gradOutput = empty_like(output);
-        if (stream.dtype == ScalarType.Float64) Backward<double>(depth, stream, output, grad, gradDepth, gradStream, gradOutput);
-        else Backward<float>(depth, stream, output, grad, gradDepth, gradStream, gradOutput);
+        CpuLoops.Dispatch(stream.dtype, new Pass(depth, stream, output, null, grad, gradDepth, gradStream, gradOutput));
         return [gradDepth, gradStream, gradOutput];
-    }
+    });
 
-    static unsafe void Forward<T>(Tensor depth, Tensor stream, Tensor output, Tensor result) where T : unmanaged, INumber<T>
+    /// <summary>The forward (<paramref name="result"/> given) or the backward (the gradients given).</summary>
+    readonly unsafe struct Pass(Tensor depth, Tensor stream, Tensor output, Tensor? result,
+        Tensor? grad, Tensor? gradDepth, Tensor? gradStream, Tensor? gradOutput) : IKernelBody
     {
-        var (tokens, s, d) = Shape(stream);
-        T* D = CpuLoops.Pointer<T>(depth), H = CpuLoops.Pointer<T>(stream), y = CpuLoops.Pointer<T>(output), R = CpuLoops.Pointer<T>(result);
-        CpuLoops.ForTokens(tokens, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (t) =>
+        public void Run<T, TVector, TOps>()
+            where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
         {
-            for (int j = 0; j < s; j++)
+            int s = (int)stream.shape[^2], d = (int)stream.shape[^1], m = s * (s + 1);
+            long tokens = stream.numel() / (s * d);
+            bool shared = depth.dim() == 2;
+            T* D = CpuLoops.Pointer<T>(depth), H = CpuLoops.Pointer<T>(stream), y = CpuLoops.Pointer<T>(output);
+            if (result is not null)
             {
-                T* dj = D + (t * s + j) * (s + 1);
-                T* r = R + (t * s + j) * d;
-                CpuLoops.Scale(r, y + t * d, dj[s], d);
-                for (int i = 0; i < s; i++) CpuLoops.AddScaled(r, H + (t * s + i) * d, dj[i], d);
+                T* R = CpuLoops.Pointer<T>(result);
+                CpuLoops.ForChunks(tokens, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (_, first, end) =>
+                {
+                    var pointers = CpuLoops.Scratch<nint>(2 * s + 1);
+                    T** outputs = (T**)pointers, inputs = outputs + s;
+                    for (long t = first; t < end; t++)
+                    {
+                        for (int i = 0; i < s; i++)
+                        {
+                            outputs[i] = R + (t * s + i) * d;
+                            inputs[i] = H + (t * s + i) * d;
+                        }
+                        inputs[s] = y + t * d;
+                        CpuLoops.Mix<T, TVector, TOps>(outputs, s, inputs, s + 1, shared ? D : D + t * m, s + 1, d);
+                    }
+                    CpuLoops.FreeScratch(pointers);
+                });
+                return;
             }
-        });
-    }
 
-    static unsafe void Backward<T>(Tensor depth, Tensor stream, Tensor output, Tensor grad,
-        Tensor gradDepth, Tensor gradStream, Tensor gradOutput) where T : unmanaged, INumber<T>
-    {
-        var (tokens, s, d) = Shape(stream);
-        T* D = CpuLoops.Pointer<T>(depth), H = CpuLoops.Pointer<T>(stream), y = CpuLoops.Pointer<T>(output), G = CpuLoops.Pointer<T>(grad);
-        T* dD = CpuLoops.Pointer<T>(gradDepth), dH = CpuLoops.Pointer<T>(gradStream), dy = CpuLoops.Pointer<T>(gradOutput);
-        CpuLoops.ForTokens(tokens, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (t) =>
-        {
-            T* g = G + t * s * d;
-            for (int i = 0; i < s; i++)
+            T* G = CpuLoops.Pointer<T>(grad!), dD = CpuLoops.Pointer<T>(gradDepth!), dH = CpuLoops.Pointer<T>(gradStream!), dy = CpuLoops.Pointer<T>(gradOutput!);
+            var sums = new double[CpuLoops.Chunks(tokens), m]; // the shared matrix's gradient, per chunk
+            CpuLoops.ForChunks(tokens, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (chunk, first, end) =>
             {
-                T* di = dH + (t * s + i) * d;
-                CpuLoops.Scale(di, g, D[(t * s) * (s + 1) + i], d);
-                for (int j = 1; j < s; j++) CpuLoops.AddScaled(di, g + j * d, D[(t * s + j) * (s + 1) + i], d);
-            }
-            CpuLoops.Scale(dy + t * d, g, D[(t * s) * (s + 1) + s], d);
-            for (int j = 1; j < s; j++) CpuLoops.AddScaled(dy + t * d, g + j * d, D[(t * s + j) * (s + 1) + s], d);
-            for (int j = 0; j < s; j++)
-            {
-                T* row = dD + (t * s + j) * (s + 1);
-                for (int i = 0; i < s; i++) row[i] = CpuLoops.Dot(g + j * d, H + (t * s + i) * d, d);
-                row[s] = CpuLoops.Dot(g + j * d, y + t * d, d);
-            }
-        });
+                var pointers = CpuLoops.Scratch<nint>(2 * s + 1);
+                T** outputs = (T**)pointers, inputs = outputs + s + 1;
+                T* transposed = CpuLoops.Scratch<T>(m), gradient = CpuLoops.Scratch<T>(m);
+                for (long t = first; t < end; t++)
+                {
+                    T* Dt = shared ? D : D + t * m;
+                    if (t == first || !shared)
+                        for (int j = 0; j < s; j++)
+                            for (int i = 0; i <= s; i++) transposed[i * s + j] = Dt[j * (s + 1) + i];
+                    for (int j = 0; j < s; j++)
+                    {
+                        outputs[j] = dH + (t * s + j) * d;
+                        inputs[j] = G + (t * s + j) * d;
+                    }
+                    outputs[s] = dy + t * d;
+                    CpuLoops.Mix<T, TVector, TOps>(outputs, s + 1, inputs, s, transposed, s, d);
+                    for (int i = 0; i < s; i++) outputs[i] = H + (t * s + i) * d; // the rows the gradient's rows are dotted with
+                    outputs[s] = y + t * d;
+                    T* row = shared ? gradient : dD + t * m;
+                    CpuLoops.Gram<T, TVector, TOps>(inputs, s, outputs, s + 1, d, row);
+                    if (shared)
+                        for (int e = 0; e < m; e++) sums[chunk, e] += double.CreateTruncating(gradient[e]);
+                }
+                CpuLoops.FreeScratch(pointers);
+                CpuLoops.FreeScratch(transposed);
+                CpuLoops.FreeScratch(gradient);
+            });
+            if (shared)
+                for (int e = 0; e < m; e++)
+                {
+                    double total = 0;
+                    for (int c = 0; c < sums.GetLength(0); c++) total += sums[c, e];
+                    dD[e] = T.CreateTruncating(total);
+                }
+        }
     }
-
-    static (long Tokens, int Streams, int Width) Shape(Tensor stream) =>
-        (stream.numel() / (stream.shape[^2] * stream.shape[^1]), (int)stream.shape[^2], (int)stream.shape[^1]);
 }
