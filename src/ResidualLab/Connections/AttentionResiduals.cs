@@ -1,3 +1,4 @@
+using ResidualLab.Connections.Kernels;
 using ResidualLab.Layers;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -86,29 +87,46 @@ internal sealed class AttentionResiduals : Connection
         if (ctx.History.Count != index + 1)
             throw new InvalidOperationException(
                 $"Attention Residuals at sublayer {index} needs the embedding and every earlier output in LayerContext.History; found {ctx.History.Count} entries");
-        var (h, weights) = Attend(query, key_norm, Sources(ctx.History));
+        var (h, weights) = Attend(query, key_norm, Sources(ctx.History, ctx));
         LastWeights = weights;
         return new(norm.call(h), stream);
     }
 
     public override Tensor Combine(Tensor output, Branch branch, LayerContext ctx) =>
-        output_query is null ? output : Attend(output_query, output_key_norm!, Sources([.. ctx.History, output])).Value;
+        output_query is null ? output : Attend(output_query, output_key_norm!, Sources([.. ctx.History, output], ctx)).Value;
 
     /// <summary>What is attended over, given the values v_0..v_j: every value (full) or block summaries.</summary>
-    List<Tensor> Sources(IReadOnlyList<Tensor> values)
+    List<Tensor> Sources(IReadOnlyList<Tensor> values, LayerContext ctx)
     {
         if (blockSize == 1) return [.. values];
         var sources = new List<Tensor> { values[0] };
         for (int start = 1; start < values.Count; start += blockSize)
-        {
-            var sum = values[start];
-            for (int i = start + 1; i < Math.Min(start + blockSize, values.Count); i++) sum = sum + values[i];
-            sources.Add(sum);
-        }
+            sources.Add(BlockSum(values, start, Math.Min(start + blockSize, values.Count), ctx));
         return sources;
     }
 
-    static (Tensor Value, Tensor Weights) Attend(Tensor query, RMSNorm keyNorm, List<Tensor> sources)
+    /// <summary>
+    /// values[start] + ... + values[end - 1], kept in the pass's state: a block's running sum grows by one addition per
+    /// sublayer and a completed block is summed once per pass, instead of every sublayer summing every block anew (each
+    /// sum a [..., d] tensor that lives until the backward pass).
+    /// </summary>
+    static Tensor BlockSum(IReadOnlyList<Tensor> values, int start, int end, LayerContext ctx)
+    {
+        string key = $"attn-res.sum.{start}.{end}";
+        if (ctx.PassState.TryGetValue(key, out var sum)) return sum;
+        sum = end - start == 1 ? values[start] : BlockSum(values, start, end - 1, ctx) + values[end - 1];
+        return ctx.PassState[key] = sum;
+    }
+
+    /// <summary>The attended value [..., d] and the weights [..., k]: on the CPU one fused kernel (<see cref="AttentionResidualsKernel"/>),
+    /// elsewhere <see cref="AttendWithTensorOps"/>; the same function.</summary>
+    internal static (Tensor Value, Tensor Weights) Attend(Tensor query, RMSNorm keyNorm, List<Tensor> sources) =>
+        AttentionResidualsKernel.Applies(sources, query)
+            ? AttentionResidualsKernel.Run(sources, query, keyNorm.Weight, keyNorm.Eps)
+            : AttendWithTensorOps(query, keyNorm, sources);
+
+    /// <summary>The definition: softmax over the sources of (RMSNorm(v_j) . w), and the weighted sum of the sources.</summary>
+    internal static (Tensor Value, Tensor Weights) AttendWithTensorOps(Tensor query, RMSNorm keyNorm, List<Tensor> sources)
     {
         var v = stack(sources, -2);                                             // [..., k, d]
         var weights = softmax(keyNorm.call(v).matmul(query), -1);               // [..., k]

@@ -24,6 +24,12 @@ internal sealed class RMSNorm : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x) => x * InverseRms(x, eps) * weight;
 
+    /// <summary>The learned scale w [width].</summary>
+    public Parameter Weight => weight;
+
+    /// <summary>The epsilon added to the mean square.</summary>
+    public double Eps => eps;
+
     /// <summary>
     /// 1 / sqrt(mean(x^2) + eps) over the last axis, [..., 1], computed in fp32 and returned in x's dtype.
     /// mean(x^2) is taken as |x|^2 / width: one fused reduction (and one pass back) instead of a squared copy of x.

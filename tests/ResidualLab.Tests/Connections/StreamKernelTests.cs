@@ -1,3 +1,4 @@
+using ResidualLab.Layers;
 using ResidualLab.Connections;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -166,6 +167,72 @@ public class StreamKernelTests
         foreach (var (name, expected) in ops.Gradients)
             AssertClose(expected, kernel.Gradients[name], tolerance, $"{scheme} {dtype} gradient of {name}");
     });
+
+    [Theory]
+    [InlineData(ScalarType.Float64, 1e-12, 1)]
+    [InlineData(ScalarType.Float64, 1e-12, 2)]
+    [InlineData(ScalarType.Float32, 1e-5, 1)]
+    [InlineData(ScalarType.Float32, 1e-5, 2)]
+    public void Attention_residuals_kernel_equals_the_stacked_softmax_attention(ScalarType dtype, double tolerance, int threads) => OnThreads(threads, () =>
+    {
+        manual_seed(9);
+        const int K = 3, D = 13;
+        var sources = Enumerable.Range(0, K).Select(j => (1 + j) * randn([5, 9, D], dtype: dtype)).ToArray();
+        var query = randn([D], dtype: dtype);
+        using var keyNorm = new RMSNorm(D);
+        keyNorm.to(dtype);
+        using (no_grad()) keyNorm.Weight.add_(0.3 * randn_like(keyNorm.Weight));
+        var upstream = (Value: randn([5, 9, D], dtype: dtype), Weights: randn([5, 9, K], dtype: dtype));
+
+        (Tensor Value, Tensor Weights, Tensor[] Gradients) Run(Func<Tensor, RMSNorm, List<Tensor>, (Tensor, Tensor)> attend)
+        {
+            keyNorm.zero_grad();
+            var leaves = sources.Select(x => x.clone().requires_grad_(true)).ToList();
+            var q = query.clone().requires_grad_(true);
+            var (value, weights) = attend(q, keyNorm, leaves);
+            ((value * upstream.Value).sum() + (weights * upstream.Weights).sum()).backward();
+            return (value.detach(), weights.detach(), [.. leaves.Select(l => l.grad!.clone()), q.grad!.clone(), keyNorm.Weight.grad!.clone()]);
+        }
+
+        var kernel = Run(AttentionResiduals.Attend);
+        var ops = Run(AttentionResiduals.AttendWithTensorOps);
+        AssertClose(ops.Value, kernel.Value, tolerance, $"{dtype} value");
+        AssertClose(ops.Weights, kernel.Weights, tolerance, $"{dtype} weights");
+        for (int i = 0; i < ops.Gradients.Length; i++)
+            AssertClose(ops.Gradients[i], kernel.Gradients[i], tolerance, $"{dtype} gradient {i} (sources, then the query and the key norm's scale)");
+    });
+
+    [Fact]
+    public void Block_attention_residuals_attend_over_the_embedding_and_the_sums_of_the_blocks()
+    {
+        manual_seed(10);
+        const int D = 8, Sublayers = 8;
+        var scheme = new AttentionResidualsScheme(3); // blocks of 3 sublayers
+        var connections = Enumerable.Range(0, Sublayers)
+            .Select(l => (AttentionResiduals)scheme.Build(new ConnectionSite(D, l, Sublayers, () => nn.LayerNorm(D)))).ToList();
+        foreach (var c in connections) c.to(ScalarType.Float64);
+        using (no_grad())
+            foreach (var (name, p) in connections.SelectMany(c => c.named_parameters()))
+                if (name == "query" || name == "key_norm.weight") p.add_(randn_like(p));
+        var mixing = Enumerable.Range(0, Sublayers).Select(_ => randn([D, D], dtype: ScalarType.Float64)).ToList();
+        var pass = new ResidualPass(scheme, randn([2, 3, D], dtype: ScalarType.Float64), Sublayers);
+        for (int l = 0; l < Sublayers; l++)
+        {
+            int sublayer = l;
+            pass.Step(connections[l], b => b.Input.matmul(mixing[sublayer]).tanh());
+            // The values before sublayer l: v_0 .. v_l; blocks of 3 values from v_1 on.
+            var values = pass.Context.History.Take(l + 1).ToList();
+            var sources = new List<Tensor> { values[0] };
+            for (int start = 1; start < values.Count; start += 3)
+                sources.Add(values.Skip(start).Take(3).Aggregate((a, b) => a + b));
+            using var keyNorm = new RMSNorm(D);
+            keyNorm.to(ScalarType.Float64);
+            var parameters = connections[l].named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            using (no_grad()) keyNorm.Weight.copy_(parameters["key_norm.weight"]);
+            var expected = AttentionResiduals.AttendWithTensorOps(parameters["query"], keyNorm, sources).Weights;
+            AssertClose(expected, connections[l].LastWeights!, 1e-12, $"the depth weights of sublayer {l}");
+        }
+    }
 
     [Fact]
     public void Write_kernel_reads_an_expanded_stream_like_a_materialised_one()
