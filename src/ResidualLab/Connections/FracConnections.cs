@@ -1,3 +1,4 @@
+using ResidualLab.Connections.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -82,6 +83,32 @@ internal sealed class FracConnections : Connection
 
     public override Branch Prepare(Tensor stream, LayerContext ctx)
     {
+        var (input, depth, forDepthStep) = Width(stream);
+        return new(norm.call(input), forDepthStep, depth);
+    }
+
+    /// <summary>
+    /// The read merge(A_m^T H) [..., d], the depth matrix [A_r^T | B] [..., m, m + 1] and the stream for the depth step: on
+    /// the CPU (with a LayerNorm as the dynamic norm) one fused kernel (<see cref="FracWidthStepKernel"/>), elsewhere
+    /// <see cref="WidthWithTensorOps"/>; the same function.
+    /// </summary>
+    public (Tensor Read, Tensor Depth, Tensor Stream) Width(Tensor stream)
+    {
+        if (!FracWidthStepKernel.Applies(stream, read)) return WidthWithTensorOps(stream);
+        if (dynamic_proj is null)
+        {
+            // Static: one depth matrix for every token, whose gradient the write kernel sums itself.
+            var (input, _, forDepthStep) = FracWidthStepKernel.Run(stream, null, null, null, read, residual, write, null, 0);
+            return (input, cat([residual.transpose(-1, -2), write.unsqueeze(-1)], -1), forDepthStep);
+        }
+        if (dynamic_norm is not LayerNorm { weight: { } gamma } layerNorm) return WidthWithTensorOps(stream);
+        return FracWidthStepKernel.Run(stream, dynamic_proj, gamma, layerNorm.bias ?? zeros_like(gamma), read, residual, write,
+            cat([read_scale!, write_scale!]), layerNorm.eps);
+    }
+
+    /// <summary>The width step as tensor operations differentiated by autograd (any device): the definition.</summary>
+    public (Tensor Read, Tensor Depth, Tensor Stream) WidthWithTensorOps(Tensor stream)
+    {
         var fractions = Split(stream);
         Tensor am = read, ar = residual, b = write;
         if (dynamic_proj is not null)
@@ -93,14 +120,10 @@ internal sealed class FracConnections : Connection
         }
         var input = am.transpose(-1, -2).matmul(fractions).flatten(-2);                            // [..., d]
         var depth = cat([ar.transpose(-1, -2), b.unsqueeze(-1)], -1);                              // [..., m, m + 1]
-        return new(norm.call(input), stream, depth);
+        return (input, depth, stream);
     }
 
-    public override Tensor Combine(Tensor output, Branch branch, LayerContext ctx)
-    {
-        var depth = branch.Mix!;
-        var res = depth[TensorIndex.Ellipsis, TensorIndex.Slice(0, m)];                           // [..., m, m]
-        var b = depth[TensorIndex.Ellipsis, m].unsqueeze(-1);                                      // [..., m, 1]
-        return (res.matmul(Split(branch.Stream)) + b * Split(output)).flatten(-2);
-    }
+    /// <summary>H' = A_r^T H + diag(B) split(y): the n-stream depth step over the fractions, each with its own fraction of y.</summary>
+    public override Tensor Combine(Tensor output, Branch branch, LayerContext ctx) =>
+        Streams.Write(branch.Mix!, Split(branch.Stream), Split(output)).flatten(-2);
 }

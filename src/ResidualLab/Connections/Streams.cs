@@ -45,18 +45,25 @@ internal static class Streams
     public static Tensor ReadWithTensorOps(Tensor weights, Tensor stream) => (weights.unsqueeze(-1) * stream).sum(-2);
 
     /// <summary>
-    /// The depth step: H'_j = sum_i D_ji H_i + D_js y, with <paramref name="depth"/> [..., s, s + 1] or [s, s + 1].
-    /// On the CPU it runs as <see cref="StreamWriteKernel"/>, elsewhere as <see cref="WriteWithTensorOps"/>.
+    /// The depth step: H'_j = sum_i D_ji H_i + D_js y, with <paramref name="depth"/> [..., s, s + 1] or [s, s + 1] and the
+    /// <paramref name="output"/> y [..., d] added to every stream, or [..., s, d], y_j to stream j (the fractions of
+    /// Frac-Connections). On the CPU it runs as <see cref="StreamWriteKernel"/>, elsewhere as <see cref="WriteWithTensorOps"/>.
     /// </summary>
     public static Tensor Write(Tensor depth, Tensor stream, Tensor output)
     {
         if (!StreamWriteKernel.Applies(depth, stream, output)) return WriteWithTensorOps(depth, stream, output);
         var shape = stream.shape;
         long[] depthShape = [.. shape[..^1], shape[^2] + 1];
-        return StreamWriteKernel.apply(depth.dim() == 2 ? depth : depth.expand(depthShape), stream, output.expand([.. shape[..^2], shape[^1]]))[0];
+        bool perStream = output.dim() == stream.dim();
+        return StreamWriteKernel.apply(depth.dim() == 2 ? depth : depth.expand(depthShape), stream,
+            perStream ? output.expand(shape) : output.expand([.. shape[..^2], shape[^1]]))[0];
     }
 
-    /// <summary>The definition of <see cref="Write"/>, as one batched matrix product (any device).</summary>
-    public static Tensor WriteWithTensorOps(Tensor depth, Tensor stream, Tensor output) =>
-        depth.matmul(cat([stream, output.unsqueeze(-2)], -2));
+    /// <summary>The definition of <see cref="Write"/>, as batched matrix products (any device).</summary>
+    public static Tensor WriteWithTensorOps(Tensor depth, Tensor stream, Tensor output)
+    {
+        long s = stream.shape[^2];
+        if (output.dim() != stream.dim()) return depth.matmul(cat([stream, output.unsqueeze(-2)], -2));
+        return depth[TensorIndex.Ellipsis, TensorIndex.Slice(0, s)].matmul(stream) + depth[TensorIndex.Ellipsis, TensorIndex.Slice(s, null)] * output;
+    }
 }

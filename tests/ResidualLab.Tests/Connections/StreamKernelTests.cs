@@ -52,17 +52,24 @@ public class StreamKernelTests
         manual_seed(5);
         const int S = 4, D = 20; // d not a multiple of the vector width: the scalar tail runs too
         var stream = randn([3, 7, S, D], dtype: dtype);
-        var output = randn([3, 7, D], dtype: dtype);
+        var sharedOutput = randn([3, 7, D], dtype: dtype);
+        var outputPerStream = randn([3, 7, S, D], dtype: dtype);
         var upstream = randn([3, 7, S, D], dtype: dtype);
-        // Per-token depth matrices (mHC, dynamic HC) and one shared matrix (static HC).
-        foreach (var depth in new[] { randn([3, 7, S, S + 1], dtype: dtype), randn([S, S + 1], dtype: dtype) })
+        // Per-token depth matrices (mHC, dynamic HC) and one shared matrix (static HC); the output added to every stream
+        // and one output per stream (Frac-Connections' fractions).
+        foreach (var (depth, output) in new[]
+                 {
+                     (randn([3, 7, S, S + 1], dtype: dtype), sharedOutput), (randn([S, S + 1], dtype: dtype), sharedOutput),
+                     (randn([3, 7, S, S + 1], dtype: dtype), outputPerStream), (randn([S, S + 1], dtype: dtype), outputPerStream),
+                 })
         {
             Tensor[] inputs = [depth, stream, output];
             var (kernel, kernelGrads) = ValueAndGradients(x => Streams.Write(x[0], x[1], x[2]), inputs, upstream);
             var (ops, opsGrads) = ValueAndGradients(x => Streams.WriteWithTensorOps(x[0], x[1], x[2]), inputs, upstream);
             AssertClose(ops, kernel, tolerance, "value");
             foreach (var (name, i) in new[] { ("depth", 0), ("stream", 1), ("output", 2) })
-                AssertClose(opsGrads[i], kernelGrads[i], tolerance, $"{dtype} gradient of the {name}, depth {string.Join("x", depth.shape)}");
+                AssertClose(opsGrads[i], kernelGrads[i], tolerance,
+                    $"{dtype} gradient of the {name}, depth {string.Join("x", depth.shape)}, output {string.Join("x", output.shape)}");
         }
     });
 
@@ -88,8 +95,15 @@ public class StreamKernelTests
         }
     });
 
+    /// <summary>What a width step gives, for the comparison: the read, H_pre (null where the scheme has none), the depth matrix, the stream for the depth step.</summary>
+    record struct Width(Tensor Read, Tensor? Pre, Tensor Depth, Tensor Stream)
+    {
+        public static Width Of(WidthStep step) => new(step.Read, step.Maps.Pre, step.Depth, step.Stream);
+        public static Width Of((Tensor Read, Tensor Depth, Tensor Stream) step) => new(step.Read, null, step.Depth, step.Stream);
+    }
+
     /// <summary>A connection of a multi-stream scheme with its fused and its tensor-operation width step.</summary>
-    static (Connection Connection, Func<Tensor, WidthStep> Fused, Func<Tensor, WidthStep> Definition) StreamConnection(string scheme, int streams, int width)
+    static (Connection Connection, Func<Tensor, Width> Fused, Func<Tensor, Width> Definition) StreamConnection(string scheme, int streams, int width)
     {
         var site = new ConnectionSite(width, 1, 4, () => nn.LayerNorm(width));
         Connection connection = scheme switch
@@ -100,13 +114,16 @@ public class StreamKernelTests
             "kromhc" => new KromHcScheme(streams, ResGap: 1).Build(site),
             "hyper-connections" => new HyperConnectionsScheme(streams, Dynamic: true).Build(site),
             "hyper-connections:static" => new HyperConnectionsScheme(streams, Dynamic: false).Build(site),
+            "frac-connections" => new FracConnectionsScheme(streams, Dynamic: true).Build(site),
+            "frac-connections:static" => new FracConnectionsScheme(streams, Dynamic: false).Build(site),
             _ => throw new ArgumentException(scheme),
         };
         return connection switch
         {
-            ManifoldHyperConnections m => (m, m.Width, m.WidthWithTensorOps),
-            ConvexStreamMixing m => (m, m.Width, m.WidthWithTensorOps),
-            HyperConnections m => (m, m.Width, m.WidthWithTensorOps),
+            ManifoldHyperConnections m => (m, x => Width.Of(m.Width(x)), x => Width.Of(m.WidthWithTensorOps(x))),
+            ConvexStreamMixing m => (m, x => Width.Of(m.Width(x)), x => Width.Of(m.WidthWithTensorOps(x))),
+            HyperConnections m => (m, x => Width.Of(m.Width(x)), x => Width.Of(m.WidthWithTensorOps(x))),
+            FracConnections m => (m, x => Width.Of(m.Width(x)), x => Width.Of(m.WidthWithTensorOps(x))),
             _ => throw new ArgumentException(connection.GetType().Name),
         };
     }
@@ -120,16 +137,22 @@ public class StreamKernelTests
     [InlineData("hyper-connections", ScalarType.Float64, 1e-12, 1)]
     [InlineData("hyper-connections", ScalarType.Float64, 1e-12, 2)]
     [InlineData("hyper-connections:static", ScalarType.Float64, 1e-12, 2)]
+    [InlineData("frac-connections", ScalarType.Float64, 1e-12, 1)]
+    [InlineData("frac-connections", ScalarType.Float64, 1e-12, 2)]
+    [InlineData("frac-connections:static", ScalarType.Float64, 1e-12, 2)]
     [InlineData("mhc", ScalarType.Float32, 1e-4, 1)]
     [InlineData("mhc", ScalarType.Float32, 1e-4, 2)]
     [InlineData("mhc-lite", ScalarType.Float32, 1e-4, 2)]
     [InlineData("kromhc", ScalarType.Float32, 1e-4, 2)]
     [InlineData("hyper-connections", ScalarType.Float32, 1e-4, 2)]
     [InlineData("hyper-connections:static", ScalarType.Float32, 1e-4, 2)]
+    [InlineData("frac-connections", ScalarType.Float32, 1e-4, 2)]
+    [InlineData("frac-connections:static", ScalarType.Float32, 1e-4, 2)]
     public void Width_step_kernel_equals_its_tensor_definition_in_value_and_every_gradient(string scheme, ScalarType dtype, double tolerance, int threads) => OnThreads(threads, () =>
     {
         manual_seed(8);
-        const int S = 4, D = 13;
+        bool fractions = scheme.StartsWith("frac");
+        int S = 4, D = fractions ? 20 : 13; // Frac-Connections: 4 fractions of 5
         var (conn, fused, definition) = StreamConnection(scheme, S, D);
         using var _ = conn;
         conn.to(dtype);
@@ -141,27 +164,30 @@ public class StreamKernelTests
                 if (name.StartsWith("alpha_") || name.EndsWith("_scale")) p.fill_(0.5);
                 else p.add_(0.3 * randn_like(p));
             }
-        var stream = randn([5, 9, S, D], dtype: dtype); // 45 tokens: a partial last block for any vector width
+        long[] streamShape = fractions ? [5, 9, D] : [5, 9, S, D]; // 45 tokens: a partial last block for any vector width
+        var stream = randn(streamShape, dtype: dtype);
         var upstream = (Read: randn([5, 9, D], dtype: dtype), Pre: randn([5, 9, S], dtype: dtype), Depth: randn([5, 9, S, S + 1], dtype: dtype),
-            Stream: randn([5, 9, S, D], dtype: dtype));
+            Stream: randn(streamShape, dtype: dtype));
 
-        (Tensor[] Values, Dictionary<string, Tensor> Gradients) Run(Func<Tensor, WidthStep> step)
+        (Tensor[] Values, Dictionary<string, Tensor> Gradients) Run(Func<Tensor, Width> step)
         {
             conn.zero_grad();
             var leaf = stream.clone().requires_grad_(true);
             var result = step(leaf);
             // The depth step's gradient of the stream comes in through Stream: the fused kernels add it in their backward.
-            ((result.Read * upstream.Read).sum() + (result.Maps.Pre * upstream.Pre).sum() + (result.Depth * upstream.Depth).sum()
-                + (result.Stream * upstream.Stream).sum()).backward();
+            var loss = (result.Read * upstream.Read).sum() + (result.Depth * upstream.Depth).sum() + (result.Stream * upstream.Stream).sum();
+            if (result.Pre is { } pre) loss = loss + (pre * upstream.Pre).sum();
+            loss.backward();
             var gradients = conn.named_parameters().Where(p => p.parameter.grad is not null).ToDictionary(p => p.name, p => p.parameter.grad!.clone());
             gradients["stream"] = leaf.grad!.clone();
-            return ([result.Read.detach(), result.Maps.Pre.detach(), result.Maps.Post.detach(), result.Maps.Res.detach(), result.Depth.detach()], gradients);
+            return ([result.Read.detach(), result.Depth.detach(), .. result.Pre is { } p ? new[] { p.detach() } : []], gradients);
         }
 
         var kernel = Run(fused);
         var ops = Run(definition);
-        foreach (var (name, i) in new[] { ("read", 0), ("pre", 1), ("post", 2), ("res", 3), ("depth", 4) })
-            AssertClose(ops.Values[i], kernel.Values[i], tolerance, $"{scheme} {dtype} value of {name}");
+        Assert.Equal(ops.Values.Length, kernel.Values.Length);
+        for (int i = 0; i < ops.Values.Length; i++)
+            AssertClose(ops.Values[i], kernel.Values[i], tolerance, $"{scheme} {dtype} value {i} (read, depth, H_pre)");
         Assert.True(ops.Gradients.Count >= 4, $"{scheme}: the stream and at least three parameters get gradients");
         Assert.Equal(ops.Gradients.Keys.Order(), kernel.Gradients.Keys.Order());
         foreach (var (name, expected) in ops.Gradients)

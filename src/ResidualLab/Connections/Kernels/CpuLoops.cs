@@ -60,7 +60,10 @@ internal static unsafe class CpuLoops
     /// <summary>How many contiguous ranges <see cref="ForChunks"/> splits <paramref name="items"/> into.</summary>
     internal static int Chunks(long items) => (int)Math.Min(items, Math.Max(1, get_num_threads()));
 
-    /// <summary>Runs <paramref name="body"/>(chunk, first, end) for <see cref="Chunks"/> contiguous ranges of items, one per torch thread.</summary>
+    /// <summary>
+    /// Runs <paramref name="body"/>(chunk, first, end) for <see cref="Chunks"/> contiguous ranges of items, one per torch
+    /// thread: on libtorch's OpenMP team where it can (<see cref="OpenMpTeam"/>), else on .NET's thread pool.
+    /// </summary>
     internal static void ForChunks(long items, Action<int, long, long> body)
     {
         int chunks = Chunks(items);
@@ -69,8 +72,9 @@ internal static unsafe class CpuLoops
             if (items > 0) body(0, 0, items);
             return;
         }
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks },
-            chunk => body(chunk, items * chunk / chunks, items * (chunk + 1) / chunks));
+        void Chunk(int chunk) => body(chunk, items * chunk / chunks, items * (chunk + 1) / chunks);
+        if (OpenMpTeam.Available && Environment.GetEnvironmentVariable("RESLAB_NO_OMP") is null) OpenMpTeam.Run(chunks, Chunk);
+        else Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, Chunk);
     }
 
     /// <summary>Runs <paramref name="body"/> for every item, in contiguous ranges over torch's threads.</summary>
