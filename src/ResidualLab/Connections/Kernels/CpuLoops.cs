@@ -73,7 +73,7 @@ internal static unsafe class CpuLoops
             return;
         }
         void Chunk(int chunk) => body(chunk, items * chunk / chunks, items * (chunk + 1) / chunks);
-        if (OpenMpTeam.Available && Environment.GetEnvironmentVariable("RESLAB_NO_OMP") is null) OpenMpTeam.Run(chunks, Chunk);
+        if (OpenMpTeam.Available) OpenMpTeam.Run(chunks, Chunk);
         else Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, Chunk);
     }
 
@@ -445,6 +445,20 @@ internal static unsafe class CpuLoops
                 }
                 TOps.Store(s00, a0 + e); TOps.Store(s01, a0 + e + w); TOps.Store(s10, a1 + e); TOps.Store(s11, a1 + e + w);
                 TOps.Store(s20, a2 + e); TOps.Store(s21, a2 + e + w); TOps.Store(s30, a3 + e); TOps.Store(s31, a3 + e + w);
+            }
+            for (; e <= n - w; e += w)
+            {
+                TVector s0 = TOps.Load(a0 + e), s1 = TOps.Load(a1 + e), s2 = TOps.Load(a2 + e), s3 = TOps.Load(a3 + e);
+                T* c = coefficients + k;
+                for (int r = 0; r < rowCount; r++, c += outputs)
+                {
+                    TVector x = TOps.Load(rows[r] + e);
+                    s0 = TOps.MultiplyAdd(TOps.Broadcast(c[0]), x, s0);
+                    s1 = TOps.MultiplyAdd(TOps.Broadcast(c[1]), x, s1);
+                    s2 = TOps.MultiplyAdd(TOps.Broadcast(c[2]), x, s2);
+                    s3 = TOps.MultiplyAdd(TOps.Broadcast(c[3]), x, s3);
+                }
+                TOps.Store(s0, a0 + e); TOps.Store(s1, a1 + e); TOps.Store(s2, a2 + e); TOps.Store(s3, a3 + e);
             }
             for (; e < n; e++)
             {
