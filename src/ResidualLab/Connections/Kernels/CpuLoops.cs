@@ -38,12 +38,18 @@ internal static unsafe class CpuLoops
     }
 
     /// <summary>
+    /// Whether <see cref="Dispatch"/> runs the kernels on Vector512: where the CPU accelerates it (AVX-512), else on
+    /// Vector256. Tests turn it off to run the Vector256 kernels on an AVX-512 CPU too.
+    /// </summary>
+    internal static bool Wide { get; set; } = Vector512.IsHardwareAccelerated;
+
+    /// <summary>
     /// Runs <paramref name="body"/> compiled for the tensors' element type (float32 or float64) and the widest vectors the
-    /// CPU runs natively: Vector512 where AVX-512 is accelerated, Vector256 otherwise.
+    /// CPU runs natively: Vector512 where AVX-512 is accelerated, Vector256 otherwise (<see cref="Wide"/>).
     /// </summary>
     internal static void Dispatch<TBody>(ScalarType dtype, TBody body) where TBody : struct, IKernelBody
     {
-        bool wide = Vector512.IsHardwareAccelerated;
+        bool wide = Wide;
         if (dtype == ScalarType.Float64)
         {
             if (wide) body.Run<double, Vector512<double>, Vector512Ops<double>>();
