@@ -86,7 +86,7 @@ internal sealed class AttentionResidualsKernel : autograd.MultiTensorFunction<At
             T* h = CpuLoops.Pointer<T>(value), a = CpuLoops.Pointer<T>(weights), stats = CpuLoops.Pointer<T>(statistics);
             T* u = CpuLoops.Scratch<T>(d);
             for (int e = 0; e < d; e++) u[e] = gamma[e] * w[e];
-            T epsilon = T.CreateTruncating(eps), width = T.CreateTruncating(d);
+            T epsilon = T.CreateTruncating(eps);
             try
             {
                 CpuLoops.ForChunks(tokens, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (_, first, end) =>
@@ -103,7 +103,7 @@ internal sealed class AttentionResidualsKernel : autograd.MultiTensorFunction<At
                         T max = T.NegativeInfinity;
                         for (int j = 0; j < k; j++)
                         {
-                            r[j] = T.One / T.Sqrt(CpuLoops.Dot<T, TVector, TOps>(rows[j], rows[j], d) / width + epsilon);
+                            r[j] = CpuLoops.InverseRms<T, TVector, TOps>(rows[j], d, epsilon);
                             logits[j] = r[j] * p[j];
                             max = T.Max(max, logits[j]);
                         }

@@ -83,13 +83,6 @@ internal static unsafe class CpuLoops
         else Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, Chunk);
     }
 
-    /// <summary>Runs <paramref name="body"/> for every item, in contiguous ranges over torch's threads.</summary>
-    internal static void ForTokens(long items, Action<long> body) =>
-        ForChunks(items, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (_, first, end) =>
-        {
-            for (long t = first; t < end; t++) body(t);
-        });
-
     /// <summary>Uninitialised memory aligned to 64 bytes for one chunk of a kernel; <see cref="FreeScratch"/> returns it.</summary>
     internal static T* Scratch<T>(long count) where T : unmanaged =>
         (T*)NativeMemory.AlignedAlloc((nuint)(Math.Max(1, count) * sizeof(T)), 64);
@@ -132,6 +125,68 @@ internal static unsafe class CpuLoops
     {
         for (int j = 0; j < TOps.Count; j++) stage[j] = j < valid ? T.One : T.Zero;
         return TOps.Load(stage);
+    }
+
+    /// <summary><paramref name="count"/> rounded up to a multiple of 4 (the row products take weights four at a time).</summary>
+    internal static int RoundUpToFour(long count) => (int)((count + 3) / 4 * 4);
+
+    /// <summary>1 / (1 + exp(-z)), lane-wise.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static TVector Sigmoid<T, TVector, TOps>(TVector z)
+        where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
+    {
+        var one = TOps.Broadcast(T.One);
+        return TOps.Divide(one, TOps.Add(one, TOps.Exp(TOps.Subtract(TOps.Zero, z))));
+    }
+
+    /// <summary>tanh z = 1 - 2 / (exp(2 z) + 1), lane-wise.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static TVector Tanh<T, TVector, TOps>(TVector z)
+        where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
+    {
+        var one = TOps.Broadcast(T.One);
+        var two = TOps.Add(one, one);
+        return TOps.Subtract(one, TOps.Divide(two, TOps.Add(TOps.Exp(TOps.Multiply(two, z)), one)));
+    }
+
+    /// <summary>
+    /// LayerNorm's affine folded into the projection W [c, K] that follows it, for each of <paramref name="groups"/>
+    /// slices of c in gamma and beta: gamma_g W transposed into K4 rows of c (padding rows zero) [groups, K4, c], and
+    /// beta_g . W_k in <paramref name="offsets"/> [groups, K]; so N W = r ((x - mu) . (gamma W)) + beta . W.
+    /// <see cref="FreeScratch"/> returns the memory.
+    /// </summary>
+    internal static T* FoldLayerNorm<T>(Tensor projection, Tensor gamma, Tensor beta, int groups, out T[] offsets) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int c = (int)projection.shape[0], k = (int)projection.shape[1], padded = RoundUpToFour(k);
+        T* W = Pointer<T>(projection), g = Pointer<T>(gamma), b = Pointer<T>(beta);
+        T* result = Scratch<T>((long)groups * padded * c);
+        offsets = new T[groups * k];
+        for (int f = 0; f < groups; f++)
+            for (int q = 0; q < padded; q++)
+                for (int e = 0; e < c; e++)
+                {
+                    result[((long)f * padded + q) * c + e] = q < k ? g[f * c + e] * W[e * k + q] : T.Zero;
+                    if (q < k) offsets[f * k + q] += b[f * c + e] * W[e * k + q];
+                }
+        return result;
+    }
+
+    /// <summary>1 / sqrt(mean of x^2 over <paramref name="n"/> elements + eps) (RMSNorm's scale).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static T InverseRms<T, TVector, TOps>(T* x, int n, T eps)
+        where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T> =>
+        T.One / T.Sqrt(Dot<T, TVector, TOps>(x, x, n) / T.CreateTruncating(n) + eps);
+
+    /// <summary>centred = x - mean over <paramref name="n"/> elements; returns the mean and LayerNorm's 1 / sqrt(variance + eps) (the variance biased).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static (T Mean, T InverseStd) Centre<T, TVector, TOps>(T* x, T* centred, int n, T eps)
+        where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
+    {
+        T width = T.CreateTruncating(n);
+        T mean = Sum<T, TVector, TOps>(x, n) / width;
+        ScaleAndShift<T, TVector, TOps>(centred, x, T.One, -mean, n);
+        T variance = Dot<T, TVector, TOps>(centred, centred, n) / width;
+        return (mean, T.One / T.Sqrt(variance + eps));
     }
 
     /// <summary>sum_k a_k b_k over <paramref name="n"/> elements (four independent sums, so that the adds overlap).</summary>

@@ -61,7 +61,7 @@ internal sealed class FracWidthStepKernel : autograd.MultiTensorFunction<FracWid
             throw new ArgumentException($"the dynamic projection [{string.Join(", ", inputs[1].shape)}] does not fit {m} fractions of a width {d}");
         var read = empty_like(stream);
         var depth = empty([.. stream.shape[..^1], m, m + 1], stream.dtype);
-        var activations = empty(dynamic ? tokens : 0, m, Padded(2 * m + 1), dtype: stream.dtype); // w = tanh(N W)
+        var activations = empty(dynamic ? tokens : 0, m, CpuLoops.RoundUpToFour(2 * m + 1), dtype: stream.dtype); // w = tanh(N W)
         var statistics = empty(dynamic ? tokens : 0, 2, dtype: stream.dtype);                   // mean, 1 / std
         CpuLoops.Dispatch(stream.dtype, new Forward(inputs, eps, dynamic, read, depth, activations, statistics));
         ctx.save_for_backward([.. inputs, activations, statistics]);
@@ -85,47 +85,6 @@ internal sealed class FracWidthStepKernel : autograd.MultiTensorFunction<FracWid
         if (!dynamic) gradients[1] = gradients[2] = gradients[3] = gradients[7] = null!;
         return [.. gradients, null!, null!];
     });
-
-    static int Padded(long k) => (int)((k + 3) / 4 * 4);
-
-    /// <summary>Per fraction f, gamma_f W transposed into K4 rows of c (padding rows zero): [m, K4, c]; and beta_f . W_k [m, K].</summary>
-    static unsafe T* Folded<T>(Tensor projection, Tensor gamma, Tensor beta, int m, out T[] offsets) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        int c = (int)projection.shape[0], k = (int)projection.shape[1], padded = Padded(k);
-        T* W = CpuLoops.Pointer<T>(projection), g = CpuLoops.Pointer<T>(gamma), b = CpuLoops.Pointer<T>(beta);
-        T* result = CpuLoops.Scratch<T>((long)m * padded * c);
-        offsets = new T[m * k];
-        for (int f = 0; f < m; f++)
-            for (int q = 0; q < padded; q++)
-                for (int e = 0; e < c; e++)
-                {
-                    result[((long)f * padded + q) * c + e] = q < k ? g[f * c + e] * W[e * k + q] : T.Zero;
-                    if (q < k) offsets[f * k + q] += b[f * c + e] * W[e * k + q];
-                }
-        return result;
-    }
-
-    /// <summary>tanh z = 1 - 2 / (exp(2 z) + 1), lane-wise.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TVector Tanh<T, TVector, TOps>(TVector z)
-        where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
-    {
-        var one = TOps.Broadcast(T.One);
-        var two = TOps.Add(one, one);
-        return TOps.Subtract(one, TOps.Divide(two, TOps.Add(TOps.Exp(TOps.Multiply(two, z)), one)));
-    }
-
-    /// <summary>The centred row x - mean and its 1 / std (LayerNorm's statistics, the variance biased).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static unsafe (T Mean, T InverseStd) Centre<T, TVector, TOps>(T* x, T* centred, int d, T eps)
-        where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
-    {
-        T width = T.CreateTruncating(d);
-        T mean = CpuLoops.Sum<T, TVector, TOps>(x, d) / width;
-        CpuLoops.ScaleAndShift<T, TVector, TOps>(centred, x, T.One, -mean, d);
-        T variance = CpuLoops.Dot<T, TVector, TOps>(centred, centred, d) / width;
-        return (mean, T.One / T.Sqrt(variance + eps));
-    }
 
     /// <summary>A_m [m, m] (row f: from fraction f) and the depth matrix [m (to), m + 1] of a block from w, one token per lane.</summary>
     static unsafe void Maps<T, TVector, TOps>(TVector* w, int m, int k4, T* staticRead, T* staticResidual, T* staticWrite, T* scales,
@@ -151,7 +110,7 @@ internal sealed class FracWidthStepKernel : autograd.MultiTensorFunction<FracWid
             where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
         {
             var stream = inputs[0];
-            int m = (int)inputs[4].shape[0], d = (int)stream.shape[^1], c = d / m, k = 2 * m + 1, k4 = Padded(k), mm = m * (m + 1), L = TOps.Count;
+            int m = (int)inputs[4].shape[0], d = (int)stream.shape[^1], c = d / m, k = 2 * m + 1, k4 = CpuLoops.RoundUpToFour(k), mm = m * (m + 1), L = TOps.Count;
             long tokens = stream.numel() / d;
             T* H = CpuLoops.Pointer<T>(stream);
             T* staticRead = CpuLoops.Pointer<T>(inputs[4]), staticResidual = CpuLoops.Pointer<T>(inputs[5]), staticWrite = CpuLoops.Pointer<T>(inputs[6]);
@@ -159,7 +118,7 @@ internal sealed class FracWidthStepKernel : autograd.MultiTensorFunction<FracWid
             T* h = CpuLoops.Pointer<T>(read), depthOut = CpuLoops.Pointer<T>(depth);
             T* wOut = dynamic ? CpuLoops.Pointer<T>(activations) : null, stats = dynamic ? CpuLoops.Pointer<T>(statistics) : null;
             T[] offsets = [];
-            T* weightedT = dynamic ? Folded<T>(inputs[1], inputs[2], inputs[3], m, out offsets) : null;
+            T* weightedT = dynamic ? CpuLoops.FoldLayerNorm<T>(inputs[1], inputs[2], inputs[3], m, out offsets) : null;
             T epsilon = T.CreateTruncating(eps);
             bool isDynamic = dynamic;
             try
@@ -182,7 +141,7 @@ internal sealed class FracWidthStepKernel : autograd.MultiTensorFunction<FracWid
                         {
                             for (int j = 0; j < L; j++)
                             {
-                                var (mean, invStd) = Centre<T, TVector, TOps>(H + Math.Min(first + j, tokens - 1) * d, centred + (long)j * d, d, epsilon);
+                                var (mean, invStd) = CpuLoops.Centre<T, TVector, TOps>(H + Math.Min(first + j, tokens - 1) * d, centred + (long)j * d, d, epsilon);
                                 rowStats[2 * j] = mean;
                                 rowStats[2 * j + 1] = invStd;
                             }
@@ -195,7 +154,7 @@ internal sealed class FracWidthStepKernel : autograd.MultiTensorFunction<FracWid
                             CpuLoops.GatherLanes<T, TVector, TOps>(rowStats, 0, L, 2, 0, 2, statLanes, stage);
                             for (int f = 0; f < m; f++)
                                 for (int q = 0; q < k4; q++)
-                                    w[f * k4 + q] = q < k ? Tanh<T, TVector, TOps>(TOps.MultiplyAdd(statLanes[1], w[f * k4 + q], TOps.Broadcast(offsets[f * k + q]))) : TOps.Zero;
+                                    w[f * k4 + q] = q < k ? CpuLoops.Tanh<T, TVector, TOps>(TOps.MultiplyAdd(statLanes[1], w[f * k4 + q], TOps.Broadcast(offsets[f * k + q]))) : TOps.Zero;
                             CpuLoops.ScatterLanes<T, TVector, TOps>(w, m * k4, wOut, first, valid, m * k4, 0, stage);
                             for (int j = 0; j < valid; j++)
                             {
@@ -241,7 +200,7 @@ internal sealed class FracWidthStepKernel : autograd.MultiTensorFunction<FracWid
             where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
         {
             var stream = inputs[0];
-            int m = (int)inputs[4].shape[0], d = (int)stream.shape[^1], c = d / m, k = 2 * m + 1, k4 = Padded(k), mm = m * (m + 1), L = TOps.Count;
+            int m = (int)inputs[4].shape[0], d = (int)stream.shape[^1], c = d / m, k = 2 * m + 1, k4 = CpuLoops.RoundUpToFour(k), mm = m * (m + 1), L = TOps.Count;
             long tokens = stream.numel() / d;
             T* H = CpuLoops.Pointer<T>(stream), W = CpuLoops.Pointer<T>(inputs[1]), gamma = CpuLoops.Pointer<T>(inputs[2]), beta = CpuLoops.Pointer<T>(inputs[3]);
             T* staticRead = CpuLoops.Pointer<T>(inputs[4]), staticResidual = CpuLoops.Pointer<T>(inputs[5]), staticWrite = CpuLoops.Pointer<T>(inputs[6]);
@@ -251,7 +210,7 @@ internal sealed class FracWidthStepKernel : autograd.MultiTensorFunction<FracWid
             T* g = CpuLoops.Pointer<T>(gradRead), gDepth = CpuLoops.Pointer<T>(gradDepth);
             T* dDepthStep = fromDepthStep is null ? null : CpuLoops.Pointer<T>(fromDepthStep);
             T* dH = CpuLoops.Pointer<T>(gradients[0]);
-            T* weightedT = dynamic ? Folded<T>(inputs[1], inputs[2], inputs[3], m, out _) : null;
+            T* weightedT = dynamic ? CpuLoops.FoldLayerNorm<T>(inputs[1], inputs[2], inputs[3], m, out _) : null;
             int chunks = CpuLoops.Chunks((tokens + L - 1) / L);
             var outerSums = new nint[chunks];                 // per chunk: A [m, K4, c]
             int totalsCount = m * m + m * m + m + 2 + m * k;  // d read, d residual, d write, d s_a, d s_b, B [m, K]

@@ -60,7 +60,7 @@ internal sealed class HyperConnectionsWidthStepKernel : autograd.MultiTensorFunc
         var read = empty([.. lead, d], stream.dtype);
         var pre = empty([.. lead, s], stream.dtype);
         var depth = empty([.. lead, s, s + 1], stream.dtype);
-        var activations = empty(tokens, s, Padded(s + 2), dtype: stream.dtype); // w = tanh(N W)
+        var activations = empty(tokens, s, CpuLoops.RoundUpToFour(s + 2), dtype: stream.dtype); // w = tanh(N W)
         var statistics = empty(tokens, s, 2, dtype: stream.dtype);              // mean, 1 / std
         CpuLoops.Dispatch(stream.dtype, new Forward(inputs, eps, read, pre, depth, activations, statistics));
         ctx.save_for_backward([.. inputs, activations, statistics]);
@@ -84,46 +84,6 @@ internal sealed class HyperConnectionsWidthStepKernel : autograd.MultiTensorFunc
         return [.. gradients, null!];
     });
 
-    static int Padded(long k) => (int)((k + 3) / 4 * 4);
-
-    /// <summary>gamma W transposed into K4 rows of d (padding rows zero), and beta . W_k per coefficient.</summary>
-    static unsafe T* Folded<T>(Tensor projection, Tensor gamma, Tensor beta, out T[] offsets) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        int d = (int)projection.shape[0], k = (int)projection.shape[1], padded = Padded(k);
-        T* W = CpuLoops.Pointer<T>(projection), g = CpuLoops.Pointer<T>(gamma), b = CpuLoops.Pointer<T>(beta);
-        T* result = CpuLoops.Scratch<T>((long)padded * d);
-        offsets = new T[k];
-        for (int c = 0; c < padded; c++)
-            for (int e = 0; e < d; e++)
-            {
-                result[c * d + e] = c < k ? g[e] * W[e * k + c] : T.Zero;
-                if (c < k) offsets[c] += b[e] * W[e * k + c];
-            }
-        return result;
-    }
-
-    /// <summary>The centred row x - mean and its 1 / std (LayerNorm's statistics, the variance biased).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static unsafe (T Mean, T InverseStd) Centre<T, TVector, TOps>(T* x, T* centred, int d, T eps)
-        where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
-    {
-        T width = T.CreateTruncating(d);
-        T mean = CpuLoops.Sum<T, TVector, TOps>(x, d) / width;
-        CpuLoops.ScaleAndShift<T, TVector, TOps>(centred, x, T.One, -mean, d);
-        T variance = CpuLoops.Dot<T, TVector, TOps>(centred, centred, d) / width;
-        return (mean, T.One / T.Sqrt(variance + eps));
-    }
-
-    /// <summary>tanh z = 1 - 2 / (exp(2 z) + 1), lane-wise.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static TVector Tanh<T, TVector, TOps>(TVector z)
-        where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
-    {
-        var one = TOps.Broadcast(T.One);
-        var two = TOps.Add(one, one);
-        return TOps.Subtract(one, TOps.Divide(two, TOps.Add(TOps.Exp(TOps.Multiply(two, z)), one)));
-    }
-
     /// <summary>A_m, A_r and B of a block from w, one token per lane: pre [s], depth [s (to), s + 1] (A_r^T, then B).</summary>
     static unsafe void Maps<T, TVector, TOps>(TVector* w, int s, int k4, T* staticRead, T* staticResidual, T* staticWrite, T* scales,
         TVector* pre, TVector* depth)
@@ -145,14 +105,14 @@ internal sealed class HyperConnectionsWidthStepKernel : autograd.MultiTensorFunc
             where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
         {
             var stream = inputs[0];
-            int s = (int)stream.shape[^2], d = (int)stream.shape[^1], k = s + 2, k4 = Padded(k), m = s * (s + 1), L = TOps.Count, rowsPerBlock = L * s;
+            int s = (int)stream.shape[^2], d = (int)stream.shape[^1], k = s + 2, k4 = CpuLoops.RoundUpToFour(k), m = s * (s + 1), L = TOps.Count, rowsPerBlock = L * s;
             long tokens = stream.numel() / (s * d);
             T* H = CpuLoops.Pointer<T>(stream);
             T* staticRead = CpuLoops.Pointer<T>(inputs[4]), staticResidual = CpuLoops.Pointer<T>(inputs[5]), staticWrite = CpuLoops.Pointer<T>(inputs[6]);
             T* scales = CpuLoops.Pointer<T>(inputs[7]);
             T* h = CpuLoops.Pointer<T>(read), preOut = CpuLoops.Pointer<T>(pre), depthOut = CpuLoops.Pointer<T>(depth);
             T* wOut = CpuLoops.Pointer<T>(activations), stats = CpuLoops.Pointer<T>(statistics);
-            T* weightedT = Folded<T>(inputs[1], inputs[2], inputs[3], out var offsets);
+            T* weightedT = CpuLoops.FoldLayerNorm<T>(inputs[1], inputs[2], inputs[3], 1, out var offsets);
             T epsilon = T.CreateTruncating(eps);
             try
             {
@@ -174,7 +134,7 @@ internal sealed class HyperConnectionsWidthStepKernel : autograd.MultiTensorFunc
                             for (int i = 0; i < s; i++) rows[j * s + i] = H + (Math.Min(first + j, tokens - 1) * s + i) * d;
                         for (int q = 0; q < rowsPerBlock; q++)
                         {
-                            var (mean, invStd) = Centre<T, TVector, TOps>(rows[q], centredRows[q], d, epsilon);
+                            var (mean, invStd) = CpuLoops.Centre<T, TVector, TOps>(rows[q], centredRows[q], d, epsilon);
                             rowStats[2 * q] = mean;
                             rowStats[2 * q + 1] = invStd;
                         }
@@ -185,7 +145,7 @@ internal sealed class HyperConnectionsWidthStepKernel : autograd.MultiTensorFunc
                         {
                             inverseStd[i] = depthLanes[2 * i + 1];
                             for (int c = 0; c < k4; c++)
-                                w[i * k4 + c] = c < k ? Tanh<T, TVector, TOps>(TOps.MultiplyAdd(inverseStd[i], w[i * k4 + c], TOps.Broadcast(offsets[c]))) : TOps.Zero;
+                                w[i * k4 + c] = c < k ? CpuLoops.Tanh<T, TVector, TOps>(TOps.MultiplyAdd(inverseStd[i], w[i * k4 + c], TOps.Broadcast(offsets[c]))) : TOps.Zero;
                         }
                         Maps<T, TVector, TOps>(w, s, k4, staticRead, staticResidual, staticWrite, scales, preLanes, depthLanes);
                         CpuLoops.ScatterLanes<T, TVector, TOps>(w, s * k4, wOut, first, valid, s * k4, 0, stage);
@@ -222,7 +182,7 @@ internal sealed class HyperConnectionsWidthStepKernel : autograd.MultiTensorFunc
             where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
         {
             var stream = inputs[0];
-            int s = (int)stream.shape[^2], d = (int)stream.shape[^1], k = s + 2, k4 = Padded(k), m = s * (s + 1), L = TOps.Count, rowsPerBlock = L * s;
+            int s = (int)stream.shape[^2], d = (int)stream.shape[^1], k = s + 2, k4 = CpuLoops.RoundUpToFour(k), m = s * (s + 1), L = TOps.Count, rowsPerBlock = L * s;
             long tokens = stream.numel() / (s * d);
             T* H = CpuLoops.Pointer<T>(stream), W = CpuLoops.Pointer<T>(inputs[1]), gamma = CpuLoops.Pointer<T>(inputs[2]), beta = CpuLoops.Pointer<T>(inputs[3]);
             T* staticRead = CpuLoops.Pointer<T>(inputs[4]), scales = CpuLoops.Pointer<T>(inputs[7]);
@@ -230,7 +190,7 @@ internal sealed class HyperConnectionsWidthStepKernel : autograd.MultiTensorFunc
             T* g = CpuLoops.Pointer<T>(gradRead), gPre = CpuLoops.Pointer<T>(gradPre), gDepth = CpuLoops.Pointer<T>(gradDepth);
             T* dDepthStep = fromDepthStep is null ? null : CpuLoops.Pointer<T>(fromDepthStep);
             T* dH = CpuLoops.Pointer<T>(gradients[0]);
-            T* weightedT = Folded<T>(inputs[1], inputs[2], inputs[3], out _);
+            T* weightedT = CpuLoops.FoldLayerNorm<T>(inputs[1], inputs[2], inputs[3], 1, out _);
             int chunks = CpuLoops.Chunks((tokens + L - 1) / L);
             var outerSums = new nint[chunks];                 // per chunk: A [K4, d]
             int totalsCount = s + s * s + s + 2 + k;          // d read, d residual [i, j], d write, d s_a, d s_b, B

@@ -66,7 +66,7 @@ internal sealed class MhcWidthStepKernel : autograd.MultiTensorFunction<MhcWidth
         var read = empty([.. lead, d], stream.dtype);
         var pre = empty([.. lead, s], stream.dtype);
         var depth = empty([.. lead, s, s + 1], stream.dtype);
-        var projected = empty(tokens, Padded(phi.shape[1]), dtype: stream.dtype);
+        var projected = empty(tokens, CpuLoops.RoundUpToFour(phi.shape[1]), dtype: stream.dtype);
         var inverseRms = empty(tokens, dtype: stream.dtype);
         Dispatch(map, new Forward(stream, phi, alphas, biases, eps, read, pre, depth, projected, inverseRms));
         ctx.save_for_backward([stream, phi, alphas, biases, projected, inverseRms]);
@@ -94,8 +94,6 @@ internal sealed class MhcWidthStepKernel : autograd.MultiTensorFunction<MhcWidth
             gradStream, gradPhi, gradAlphas, gradBiases));
         return [gradStream, gradPhi, gradAlphas, gradBiases, null!, null!];
     });
-
-    static long Padded(long k) => (k + 3) / 4 * 4;
 
     static void Dispatch<TBody>(IResidualMap map, TBody body) where TBody : struct, IMapBody
     {
@@ -128,7 +126,7 @@ internal sealed class MhcWidthStepKernel : autograd.MultiTensorFunction<MhcWidth
     /// <summary>phi [N, K] transposed into K4 rows of N (the padding rows zero), the layout the row products take.</summary>
     static unsafe T* Transposed<T>(Tensor phi) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int n = (int)phi.shape[0], k = (int)phi.shape[1], padded = (int)Padded(k);
+        int n = (int)phi.shape[0], k = (int)phi.shape[1], padded = CpuLoops.RoundUpToFour(k);
         T* source = CpuLoops.Pointer<T>(phi), result = CpuLoops.Scratch<T>((long)padded * n);
         for (int c = 0; c < padded; c++)
             for (int e = 0; e < n; e++) result[(long)c * n + e] = c < k ? source[(long)e * k + c] : T.Zero;
@@ -160,15 +158,13 @@ internal sealed class MhcWidthStepKernel : autograd.MultiTensorFunction<MhcWidth
     static unsafe void Coefficients<T, TVector, TOps>(Lanes<TVector> lanes, TVector* projected, TVector u, int s, int k, T* a, T* b)
         where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
     {
-        var one = TOps.Broadcast(T.One);
+        var two = TOps.Broadcast(T.CreateTruncating(2));
         TVector aPre = TOps.Broadcast(a[0]), aPost = TOps.Broadcast(a[1]), aRes = TOps.Broadcast(a[2]);
         for (int e = 0; e < k; e++) lanes.C[e] = TOps.Multiply(u, projected[e]);
         for (int i = 0; i < s; i++)
         {
-            var zPre = TOps.MultiplyAdd(aPre, lanes.C[i], TOps.Broadcast(b[i]));
-            lanes.Pre[i] = TOps.Divide(one, TOps.Add(one, TOps.Exp(TOps.Subtract(TOps.Zero, zPre))));
-            var zPost = TOps.MultiplyAdd(aPost, lanes.C[s + i], TOps.Broadcast(b[s + i]));
-            lanes.Post[i] = TOps.Divide(TOps.Add(one, one), TOps.Add(one, TOps.Exp(TOps.Subtract(TOps.Zero, zPost))));
+            lanes.Pre[i] = CpuLoops.Sigmoid<T, TVector, TOps>(TOps.MultiplyAdd(aPre, lanes.C[i], TOps.Broadcast(b[i])));
+            lanes.Post[i] = TOps.Multiply(two, CpuLoops.Sigmoid<T, TVector, TOps>(TOps.MultiplyAdd(aPost, lanes.C[s + i], TOps.Broadcast(b[s + i]))));
         }
         for (int e = 2 * s; e < k; e++) lanes.Logits[e - 2 * s] = TOps.MultiplyAdd(aRes, lanes.C[e], TOps.Broadcast(b[e]));
     }
@@ -182,13 +178,13 @@ internal sealed class MhcWidthStepKernel : autograd.MultiTensorFunction<MhcWidth
             where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
             where TMap : struct, IResidualMap
         {
-            int s = (int)stream.shape[^2], d = (int)stream.shape[^1], n = s * d, k = (int)phi.shape[1], k4 = (int)Padded(k), L = TOps.Count;
+            int s = (int)stream.shape[^2], d = (int)stream.shape[^1], n = s * d, k = (int)phi.shape[1], k4 = CpuLoops.RoundUpToFour(k), L = TOps.Count;
             long tokens = stream.numel() / n;
             T* H = CpuLoops.Pointer<T>(stream), a = CpuLoops.Pointer<T>(alphas), b = CpuLoops.Pointer<T>(biases);
             T* h = CpuLoops.Pointer<T>(read), preOut = CpuLoops.Pointer<T>(pre), depthOut = CpuLoops.Pointer<T>(depth);
             T* P = CpuLoops.Pointer<T>(projected), U = CpuLoops.Pointer<T>(inverseRms);
             T* phiT = Transposed<T>(phi);
-            T epsilon = T.CreateTruncating(eps), width = T.CreateTruncating(n);
+            T epsilon = T.CreateTruncating(eps);
             var residual = map;
             try
             {
@@ -198,7 +194,7 @@ internal sealed class MhcWidthStepKernel : autograd.MultiTensorFunction<MhcWidth
                     T** rows = (T**)pointers, inputs = rows + L, output = inputs + s;
                     T* block = CpuLoops.Scratch<T>((long)L * k4), stage = CpuLoops.Scratch<T>((long)L * (k4 + s * s + 2 * s + 2));
                     var lanes = Lanes<TVector>.Allocate(s, k, residual.StateVectors, out var memory);
-                    TVector* projectedLanes = lanes.Work;
+                    TVector* inverseRmsLane = lanes.Work;
                     var vectors = CpuLoops.Scratch<TVector>(k4 + s * (s + 1));
                     TVector* depthLanes = vectors + k4;
                     for (long blockIndex = firstBlock; blockIndex < endBlock; blockIndex++)
@@ -207,14 +203,14 @@ internal sealed class MhcWidthStepKernel : autograd.MultiTensorFunction<MhcWidth
                         int valid = (int)Math.Min(L, tokens - first);
                         for (int j = 0; j < L; j++) rows[j] = H + Math.Min(first + j, tokens - 1) * n;
                         for (int j = 0; j < valid; j++)
-                            U[first + j] = T.One / T.Sqrt(CpuLoops.Dot<T, TVector, TOps>(rows[j], rows[j], n) / width + epsilon);
+                            U[first + j] = CpuLoops.InverseRms<T, TVector, TOps>(rows[j], n, epsilon);
                         CpuLoops.Project<T, TVector, TOps>(rows, L, phiT, k4, n, block);
                         for (int j = 0; j < valid; j++)
                             for (int e = 0; e < k4; e++) P[(first + j) * k4 + e] = block[j * k4 + e];
 
                         CpuLoops.GatherLanes<T, TVector, TOps>(block, 0, L, k4, 0, k, vectors, stage);
-                        CpuLoops.GatherLanes<T, TVector, TOps>(U, first, tokens, 1, 0, 1, projectedLanes, stage);
-                        Coefficients<T, TVector, TOps>(lanes, vectors, projectedLanes[0], s, k, a, b);
+                        CpuLoops.GatherLanes<T, TVector, TOps>(U, first, tokens, 1, 0, 1, inverseRmsLane, stage);
+                        Coefficients<T, TVector, TOps>(lanes, vectors, inverseRmsLane[0], s, k, a, b);
                         residual.Forward<T, TVector, TOps>(lanes.Logits, lanes.Res, lanes.State);
                         for (int i = 0; i < s; i++)
                         {
@@ -255,7 +251,7 @@ internal sealed class MhcWidthStepKernel : autograd.MultiTensorFunction<MhcWidth
             where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
             where TMap : struct, IResidualMap
         {
-            int s = (int)stream.shape[^2], d = (int)stream.shape[^1], n = s * d, k = (int)phi.shape[1], k4 = (int)Padded(k), L = TOps.Count;
+            int s = (int)stream.shape[^2], d = (int)stream.shape[^1], n = s * d, k = (int)phi.shape[1], k4 = CpuLoops.RoundUpToFour(k), L = TOps.Count;
             int m = s * (s + 1);
             long tokens = stream.numel() / n;
             T* H = CpuLoops.Pointer<T>(stream), a = CpuLoops.Pointer<T>(alphas), b = CpuLoops.Pointer<T>(biases);

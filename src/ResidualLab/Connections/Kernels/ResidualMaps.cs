@@ -225,8 +225,7 @@ internal readonly struct KroneckerMap(int factors) : IResidualMap
     unsafe void Probabilities<T, TVector, TOps>(TVector* logits, TVector* p)
         where T : unmanaged, IFloatingPointIeee754<T> where TVector : unmanaged where TOps : struct, IVectorOps<TVector, T>
     {
-        var one = TOps.Broadcast(T.One);
-        for (int k = 0; k < factors; k++)
-            p[k] = TOps.Divide(one, TOps.Add(one, TOps.Exp(TOps.Subtract(logits[2 * k + 1], logits[2 * k]))));
+        for (int k = 0; k < factors; k++) // the softmax of two logits: the sigmoid of their difference
+            p[k] = CpuLoops.Sigmoid<T, TVector, TOps>(TOps.Subtract(logits[2 * k], logits[2 * k + 1]));
     }
 }

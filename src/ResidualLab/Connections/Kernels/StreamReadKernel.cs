@@ -82,7 +82,7 @@ internal sealed class StreamReadKernel : autograd.MultiTensorFunction<StreamRead
                     {
                         T wi = shared ? w[i] : w[t * s + i];
                         if (dDepthStep is null) CpuLoops.Scale<T, TVector, TOps>(dH + (t * s + i) * d, g + t * d, wi, d);
-                        else CpuLoops.Combine<T, TVector, TOps>(dH + (t * s + i) * d, wi, g + t * d, T.Zero, g + t * d, dDepthStep + (t * s + i) * d, d);
+                        else CpuLoops.Combine<T, TVector, TOps>(dH + (t * s + i) * d, wi, g + t * d, T.One, dDepthStep + (t * s + i) * d, null, d);
                         T dot = CpuLoops.Dot<T, TVector, TOps>(H + (t * s + i) * d, g + t * d, d);
                         if (shared) sums[chunk, i] += double.CreateTruncating(dot);
                         else dw[t * s + i] = dot;
