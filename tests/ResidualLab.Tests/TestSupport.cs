@@ -16,7 +16,7 @@ static class TestSupport
         TorchSharp.torch.set_num_threads(1); // tests run in parallel; keep each one on one core
         // Tests that build vision models without a run's runtime preparation train with libtorch's default, oneDNN on:
         // give them the lab's choice for this CPU instead (off where oneDNN convolutions are unsound).
-        OneDnn.Enabled = !ModelFamily.OneDnnSuspect(CpuIdentity.Host);
+        OneDnn.Enabled = OneDnnChoice.For(OneDnnSetting.Auto, threads: 1).Enabled;
     }
 
     /// <summary>A small deterministic English-like text, long enough for tiny models.</summary>

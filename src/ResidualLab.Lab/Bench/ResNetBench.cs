@@ -75,7 +75,7 @@ internal static class ResNetBench
     public static BenchResult Run(ResNetWorkload workload, int steps, int warmup, string device, int threads)
     {
         var config = workload.Config(device, threads);
-        var dev = RunExecutor.PrepareRuntime(config);
+        var (dev, _) = RunExecutor.PrepareRuntime(config);
         var images = SyntheticImages(workload);
         using var task = new ImageClassificationTask(config, config.Settings<VisionSettings>(), images, dev);
         var trainer = new Trainer(task, config);

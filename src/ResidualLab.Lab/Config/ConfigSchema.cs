@@ -43,7 +43,7 @@ internal static class ConfigSchema
         new("train.device", ConfigType.String, "cpu", "cpu or cuda"),
         new("train.dtype", ConfigType.String, "float32", "float32, or bfloat16 (GPT only): bf16 matmul weights, fp32 master weights, norms and loss", InRunIdAtDefault: false),
         new("train.threads", ConfigType.Int, 0L, "intra-op threads (0: libtorch's default)", InRunId: false),
-        new("train.onednn", ConfigType.String, "auto", "libtorch's oneDNN CPU kernels: on, off, or auto (the model family's choice on this CPU)", InRunId: false),
+        new("train.onednn", ConfigType.String, "auto", "libtorch's oneDNN CPU kernels: on, off, or auto (on where a start-up check finds oneDNN's convolutions sound on this CPU at the run's threads)", InRunId: false),
         new("train.checkpoint_interval", ConfigType.Int, 0L, "steps between resumable checkpoints (0: none)", InRunId: false),
         new("train.keep_checkpoints", ConfigType.Int, 2L, "checkpoints kept (the newest; resume uses the newest that verifies)", InRunId: false),
         new("train.probe_interval", ConfigType.Int, 0L, "steps between per-layer gradient-norm and stream probes, also at init and on the last step (0: off)", InRunId: false),

@@ -21,6 +21,12 @@ internal sealed record TrainSettings(
 internal enum DecayGroups { Matrices, All }
 
 /// <summary>
+/// train.onednn: libtorch's oneDNN CPU kernels on, off, or chosen on this CPU (<see cref="Native.OneDnnChoice"/>:
+/// on where <see cref="Native.OneDnnProbe"/> finds oneDNN's convolutions sound).
+/// </summary>
+internal enum OneDnnSetting { Auto, On, Off }
+
+/// <summary>
 /// What the GPT trains in: fp32 throughout, or bf16 weights in its matrix multiplies (embeddings,
 /// attention, MLP) with fp32 master weights in the optimiser and fp32 norms, residual stream and loss.
 /// </summary>
@@ -53,7 +59,7 @@ internal sealed record RunConfig(
     public int KeepCheckpoints { get; init; } = 2;
 
     /// <summary>Whether libtorch may use its oneDNN CPU kernels (train.onednn; a kernel choice like the thread count, not in the run id).</summary>
-    public bool OneDnn { get; init; } = true;
+    public OneDnnSetting OneDnn { get; init; } = OneDnnSetting.Auto;
 
     /// <summary>Short human label: model, connection and seed.</summary>
     public string Label => Model.RunLabel(Connection.Name, Train.Seed);
@@ -103,19 +109,18 @@ internal sealed record RunConfig(
         var model = family.Read(v, modelName, connection, train);
         return new RunConfig(model, connection, train, device, v.IntIn("train.threads", 0, 4096),
             v.IntIn("train.checkpoint_interval", 0), v.Canonical(), v.Full())
-            { KeepCheckpoints = v.IntIn("train.keep_checkpoints", 1, 1000), OneDnn = OneDnnOf(v, family) };
+            { KeepCheckpoints = v.IntIn("train.keep_checkpoints", 1, 1000), OneDnn = OneDnnOf(v) };
     }
 
     /// <summary>Where the option a scheme complained of was set: connection.KEY when the config gave it, else connection.name.</summary>
     static string SchemeOrigin(ConfigValues v, ArgumentException ex) =>
         ex.ParamName is { } key && v.SchemeOptions.ContainsKey(key) ? v.OriginOf($"connection.{key}") : v.OriginOf("connection.name");
 
-    /// <summary>train.onednn: on, off, or auto (the family's choice on this CPU).</summary>
-    static bool OneDnnOf(ConfigValues v, ModelFamily family) => v.String("train.onednn") switch
+    static OneDnnSetting OneDnnOf(ConfigValues v) => v.String("train.onednn") switch
     {
-        "on" => true,
-        "off" => false,
-        "auto" => family.OneDnnByDefault,
+        "on" => OneDnnSetting.On,
+        "off" => OneDnnSetting.Off,
+        "auto" => OneDnnSetting.Auto,
         var other => throw new ConfigException($"{v.OriginOf("train.onednn")}: 'train.onednn' must be on, off or auto, got '{other}'{Suggest.DidYouMean(other, ["on", "off", "auto"])}"),
     };
 

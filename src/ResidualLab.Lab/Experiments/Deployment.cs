@@ -53,7 +53,7 @@ internal static class Deployment
     /// <summary>Evaluates a RepVGG run fused (test error, and the largest logit difference from the branched net) and records both.</summary>
     public static void RecordFused(RunConfig config, string runDir, ImageSet images, ResultsStore store)
     {
-        var device = RunExecutor.PrepareRuntime(config);
+        var (device, _) = RunExecutor.PrepareRuntime(config);
         using var branched = (RepVgg)Load(config, images, runDir, device);
         using var fused = branched.Fuse();
         double wrong = 0, difference = 0;
@@ -79,7 +79,7 @@ internal static class Deployment
     public static void RecordInferenceTimes(RunConfig baseline, string baselineDir, RunConfig repvgg, string repvggDir,
         ImageSet images, ResultsStore store, int rounds = 30)
     {
-        var device = RunExecutor.PrepareRuntime(baseline);
+        var (device, _) = RunExecutor.PrepareRuntime(baseline);
         using var resnet = Load(baseline, images, baselineDir, device);
         using var branched = (RepVgg)Load(repvgg, images, repvggDir, device);
         using var fused = branched.Fuse();

@@ -21,12 +21,16 @@ internal static class RunExecutor
     /// <summary>The task that trains <paramref name="config"/>'s model, as its family builds it.</summary>
     public static ITrainingTask CreateTask(RunConfig config, DataCache data, torch.Device device) => config.Family.CreateTask(config, data, device);
 
-    /// <summary>Sets libtorch up for the run (intra-op threads, oneDNN) and returns its device.</summary>
-    public static torch.Device PrepareRuntime(RunConfig config)
+    /// <summary>
+    /// Sets libtorch up for the run (intra-op threads, then oneDNN, which train.onednn = auto chooses at that
+    /// thread count) and returns its device and the oneDNN choice.
+    /// </summary>
+    public static (torch.Device Device, OneDnnChoice OneDnn) PrepareRuntime(RunConfig config)
     {
         TorchRuntime.SetThreads(config.Threads);
-        OneDnn.Enabled = config.OneDnn;
-        return TorchRuntime.ResolveDevice(config.Device);
+        var oneDnn = OneDnnChoice.For(config.OneDnn, torch.get_num_threads());
+        OneDnn.Enabled = oneDnn.Enabled;
+        return (TorchRuntime.ResolveDevice(config.Device), oneDnn);
     }
 
     /// <param name="data">Data already loaded in this process (a sweep's runs share it); loaded on demand otherwise.</param>
@@ -45,13 +49,13 @@ internal static class RunExecutor
         DataCache? data = null, CancellationToken cancel = default, bool resume = false,
         Action<ITrainingTask, TrainResult>? finished = null, Action<string>? note = null)
     {
-        var device = PrepareRuntime(config);
+        var (device, oneDnn) = PrepareRuntime(config);
         var from = resume ? TrainingCheckpoint.Latest(runDir, config.RunId, note) : null;
         if (from is not null) note?.Invoke($"resuming at step {from.Step}/{config.Train.MaxIters} from {Path.GetFileName(from.Path)}");
         bool begun = false;
         try
         {
-            store.BeginRun(config, RunEnvironment.Capture(device.ToString()), from?.Step ?? 0);
+            store.BeginRun(config, RunEnvironment.Capture(device.ToString(), oneDnn.Describe()), from?.Step ?? 0);
             begun = true;
             data ??= new DataCache();
             ITrainingTask task;

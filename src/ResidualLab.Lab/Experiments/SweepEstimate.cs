@@ -63,7 +63,7 @@ internal static class SweepEstimate
 
     static ShapeTiming Time(RunConfig run, DataCache data, int timedSteps)
     {
-        var device = RunExecutor.PrepareRuntime(run);
+        var (device, _) = RunExecutor.PrepareRuntime(run);
         using var task = RunExecutor.CreateTask(run, data, device);
         var trainer = new Trainer(task, run);
         task.Model.train();

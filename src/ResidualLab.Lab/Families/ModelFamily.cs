@@ -1,7 +1,6 @@
 using ResidualLab.Config;
 using ResidualLab.Connections;
 using ResidualLab.Data;
-using ResidualLab.Native;
 using ResidualLab.Training;
 using static TorchSharp.torch;
 
@@ -33,18 +32,6 @@ internal abstract class ModelFamily
 
     /// <summary>The task that trains a run of this family on its data, on <paramref name="device"/>.</summary>
     public abstract ITrainingTask CreateTask(RunConfig config, DataCache data, Device device);
-
-    /// <summary>
-    /// Whether <c>train.onednn = auto</c> turns libtorch's oneDNN CPU kernels on for this family. Every family makes the
-    /// same choice on a given CPU, so runs of different families in one process never switch the process-wide flag under
-    /// each other: off on AMD CPUs of family 26 or later (Zen 5), the one CPU where oneDNN convolutions gave non-finite
-    /// gradients; on elsewhere, since libtorch's own convolutions are several times slower (ResNet-20 at 2 threads on
-    /// family 25, 1156 against 315 ms/step).
-    /// </summary>
-    public virtual bool OneDnnByDefault => !OneDnnSuspect(CpuIdentity.Host);
-
-    /// <summary>Whether the vision models' oneDNN convolutions were seen to fail on this CPU kind.</summary>
-    public static bool OneDnnSuspect(CpuIdentity cpu) => cpu.IsAmd && cpu.Family >= 26;
 }
 
 /// <summary>A run's model as its family read it from the config: the family's own settings.</summary>

@@ -41,7 +41,7 @@ namespace ResidualLab.Models;
 internal sealed class CifarResNet : ImageClassifier
 {
     readonly Conv2d conv1;
-    readonly BatchNorm2d? bn1;
+    readonly BatchNormLastDim? bn1;
     readonly nn.Module<Tensor, Tensor> activation;
     readonly ModuleList<Stage> stages;
     readonly Linear fc;
@@ -65,11 +65,11 @@ internal sealed class CifarResNet : ImageClassifier
         activation = layers.Activation(config.NonlinearLayers);
         Func<Tensor, Tensor> act = activation.call;
         conv1 = Conv3x3(config.InChannels, w, stride: 1, bias: !norm);
-        bn1 = norm ? nn.BatchNorm2d(w) : null;
+        bn1 = norm ? new BatchNormLastDim(w, relu: layers.Relu) : null;
         stages = new ModuleList<Stage>(
-            new Stage(w, w, N, connection, shortcuts, norm, act, () => Hooks, "stages.0."),
-            new Stage(w, 2 * w, N, connection, shortcuts, norm, act, () => Hooks, "stages.1."),
-            new Stage(2 * w, 4 * w, N, connection, shortcuts, norm, act, () => Hooks, "stages.2."));
+            new Stage(w, w, N, connection, shortcuts, norm, layers.Relu, act, () => Hooks, "stages.0."),
+            new Stage(w, 2 * w, N, connection, shortcuts, norm, layers.Relu, act, () => Hooks, "stages.1."),
+            new Stage(2 * w, 4 * w, N, connection, shortcuts, norm, layers.Relu, act, () => Hooks, "stages.2."));
         fc = nn.Linear(4 * w, config.Classes);
         RegisterComponents();
 
@@ -100,11 +100,20 @@ internal sealed class CifarResNet : ImageClassifier
     /// <summary>Images [b, c, y, x] to the last stage's output [b, y/4, x/4, 4w]: what is pooled for the classifier.</summary>
     public Tensor Features(Tensor images)
     {
-        var x = conv1.call(images);
-        var h = activation.call(bn1 is null ? x : bn1.call(x)).permute(0, 2, 3, 1); // [b, y, x, c]
+        var x = conv1.call(images).permute(0, 2, 3, 1).contiguous();   // [b, y, x, c], channel-last in memory
+        var h = BatchNormLastDim.ThenActivation(bn1, activation.call, x);
         foreach (var stage in stages) h = stage.call(h);
         return h;
     }
+
+    /// <summary>
+    /// A convolution of channel-last activations, [b, y, x, c_in] to [b, y', x', c_out]: the activations go in as
+    /// [b, c, y, x] with channel-last strides, so libtorch keeps them channel-last (oneDNN's NHWC kernels, no reorder
+    /// of the activations; the layout <see cref="Native.OneDnnProbe"/> checks) and the output permutes back to a
+    /// contiguous [b, y', x', c_out]. Activations in channel-first memory would take oneDNN's blocked channel-first
+    /// kernels, which pad channel counts below a vector register and gave wrong input gradients on AMD family 26.
+    /// </summary>
+    internal static Tensor Convolve(Conv2d conv, Tensor h) => conv.call(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1);
 
     /// <summary>See the class summary: the image-reading convolution non-delta, the others delta, the classifier gain 1, biases zero.</summary>
     void InitialiseDeltaOrthogonal(double gain)
@@ -137,10 +146,11 @@ internal sealed class CifarResNet : ImageClassifier
         readonly string _hookPrefix;
 
         /// <param name="norm">Batch norm after every convolution (else a bias).</param>
+        /// <param name="relu">Whether the activation is ReLU (the batch norm before it applies it in its own pass).</param>
         /// <param name="activation">The model's activation.</param>
         /// <param name="hooks">The model's hooks at the time of the call.</param>
         /// <param name="hookPrefix">Prefix of the stage's hook point names (stages.{s}.).</param>
-        public Stage(int inChannels, int channels, int n, ConnectionScheme connection, bool shortcuts, bool norm,
+        public Stage(int inChannels, int channels, int n, ConnectionScheme connection, bool shortcuts, bool norm, bool relu,
             Func<Tensor, Tensor> activation, Func<HookSet?> hooks, string hookPrefix)
             : base(nameof(Stage))
         {
@@ -148,10 +158,10 @@ internal sealed class CifarResNet : ImageClassifier
             _activation = activation;
             _hooks = hooks;
             _hookPrefix = hookPrefix;
-            down = inChannels == channels ? null : new DownsamplingBlock(inChannels, channels, shortcuts, norm, activation);
+            down = inChannels == channels ? null : new DownsamplingBlock(inChannels, channels, shortcuts, norm, relu, activation);
             int identityBlocks = down is null ? n : n - 1;
             blocks = new ModuleList<ResidualBlock>(Enumerable.Range(0, identityBlocks)
-                .Select(i => new ResidualBlock(channels, norm, activation, connection.Build(
+                .Select(i => new ResidualBlock(channels, norm, relu, activation, connection.Build(
                     new ConnectionSite(channels, i, identityBlocks, () => new BatchNormLastDim(channels))))).ToArray());
             RegisterComponents();
         }
@@ -179,10 +189,10 @@ internal sealed class CifarResNet : ImageClassifier
         readonly Connection conn;
         readonly BasicBranch branch;
 
-        public ResidualBlock(int channels, bool norm, Func<Tensor, Tensor> activation, Connection connection) : base(nameof(ResidualBlock))
+        public ResidualBlock(int channels, bool norm, bool relu, Func<Tensor, Tensor> activation, Connection connection) : base(nameof(ResidualBlock))
         {
             conn = connection;
-            branch = new BasicBranch(channels, channels, stride: 1, norm, activation);
+            branch = new BasicBranch(channels, channels, stride: 1, norm, relu, activation);
             RegisterComponents();
             conn.InitializeSublayer(branch);
         }
@@ -202,9 +212,9 @@ internal sealed class CifarResNet : ImageClassifier
         readonly int _extraChannels;
         readonly Func<Tensor, Tensor> _activation;
 
-        public DownsamplingBlock(int inChannels, int outChannels, bool shortcut, bool norm, Func<Tensor, Tensor> activation) : base(nameof(DownsamplingBlock))
+        public DownsamplingBlock(int inChannels, int outChannels, bool shortcut, bool norm, bool relu, Func<Tensor, Tensor> activation) : base(nameof(DownsamplingBlock))
         {
-            branch = new BasicBranch(inChannels, outChannels, stride: 2, norm, activation);
+            branch = new BasicBranch(inChannels, outChannels, stride: 2, norm, relu, activation);
             _shortcut = shortcut;
             _extraChannels = outChannels - inChannels;
             _activation = activation;
@@ -232,17 +242,18 @@ internal sealed class CifarResNet : ImageClassifier
 internal sealed class BasicBranch : nn.Module<Tensor, Tensor>, IResidualSublayer
 {
     readonly Conv2d conv1;
-    readonly BatchNorm2d? bn1;
+    readonly BatchNormLastDim? bn1;
     readonly Conv2d conv2;
-    readonly BatchNorm2d? bn2;
+    readonly BatchNormLastDim? bn2;
     readonly Func<Tensor, Tensor> _activation;
 
-    public BasicBranch(int inChannels, int outChannels, int stride, bool norm, Func<Tensor, Tensor> activation) : base(nameof(BasicBranch))
+    /// <param name="relu">Whether <paramref name="activation"/> is ReLU (the first batch norm then applies it in its own pass).</param>
+    public BasicBranch(int inChannels, int outChannels, int stride, bool norm, bool relu, Func<Tensor, Tensor> activation) : base(nameof(BasicBranch))
     {
         conv1 = CifarResNet.Conv3x3(inChannels, outChannels, stride, bias: !norm);
-        bn1 = norm ? nn.BatchNorm2d(outChannels) : null;
+        bn1 = norm ? new BatchNormLastDim(outChannels, relu) : null;
         conv2 = CifarResNet.Conv3x3(outChannels, outChannels, 1, bias: !norm);
-        bn2 = norm ? nn.BatchNorm2d(outChannels) : null;
+        bn2 = norm ? new BatchNormLastDim(outChannels) : null;
         _activation = activation;
         RegisterComponents();
     }
@@ -255,18 +266,15 @@ internal sealed class BasicBranch : nn.Module<Tensor, Tensor>, IResidualSublayer
     /// <summary>[b, y, x, c_in] to [b, y / stride, x / stride, c_out].</summary>
     public override Tensor forward(Tensor h)
     {
-        var x = h.permute(0, 3, 1, 2);                               // [b, c, y, x]
-        x = _activation(Norm(bn1, conv1.call(x)));
-        x = Norm(bn2, conv2.call(x));
-        return x.permute(0, 2, 3, 1);                                // [b, y, x, c]
+        var x = BatchNormLastDim.ThenActivation(bn1, _activation, CifarResNet.Convolve(conv1, h));
+        x = CifarResNet.Convolve(conv2, x);
+        return bn2 is null ? x : bn2.call(x);
     }
-
-    static Tensor Norm(BatchNorm2d? bn, Tensor x) => bn is null ? x : bn.call(x);
 
     public void ScaleResidualWeights(double gain)
     {
         using var _ = no_grad();
-        if (bn2 is not null) bn2.weight!.mul_(gain);
+        if (bn2 is not null) bn2.Weight.mul_(gain);
         else
         {
             conv2.weight!.mul_(gain);

@@ -23,7 +23,7 @@ namespace ResidualLab.Models;
 internal sealed class DeepMlp : ImageClassifier
 {
     readonly Linear input;
-    readonly BatchNorm1d? bn;
+    readonly BatchNormLastDim? bn;
     readonly nn.Module<Tensor, Tensor> activation;
     readonly ModuleList<MlpBlock> blocks;
     readonly Linear fc;
@@ -43,9 +43,9 @@ internal sealed class DeepMlp : ImageClassifier
         activation = layers.Activation(config.NonlinearLayers);
         Func<Tensor, Tensor> act = activation.call;
         input = HeLinear(config.InChannels * config.ImageSize * config.ImageSize, d, bias: !norm);
-        bn = norm ? nn.BatchNorm1d(d) : null;
+        bn = norm ? new BatchNormLastDim(d, relu: layers.Relu) : null;
         blocks = new ModuleList<MlpBlock>(Enumerable.Range(0, k)
-            .Select(i => new MlpBlock(d, norm, act, connection.Build(new ConnectionSite(d, i, k, () => new BatchNormLastDim(d))))).ToArray());
+            .Select(i => new MlpBlock(d, norm, layers.Relu, act, connection.Build(new ConnectionSite(d, i, k, () => new BatchNormLastDim(d))))).ToArray());
         fc = nn.Linear(d, config.Classes);
         RegisterComponents();
 
@@ -72,7 +72,7 @@ internal sealed class DeepMlp : ImageClassifier
     public Tensor Features(Tensor images)
     {
         var x = input.call(images.flatten(1));
-        var h = activation.call(bn is null ? x : bn.call(x));    // [b, d]
+        var h = BatchNormLastDim.ThenActivation(bn, activation.call, x);    // [b, d]
         var pass = new ResidualPass(Connection, h, blocks.Count, hooks: Hooks);
         foreach (var block in blocks) pass.Step(block.Connection, b => block.Branch.call(b.Input), then: activation.call);
         return pass.Finish(meanOfStreams: true);
@@ -104,10 +104,10 @@ internal sealed class DeepMlp : ImageClassifier
         readonly Connection conn;
         readonly MlpBranch branch;
 
-        public MlpBlock(int width, bool norm, Func<Tensor, Tensor> activation, Connection connection) : base(nameof(MlpBlock))
+        public MlpBlock(int width, bool norm, bool relu, Func<Tensor, Tensor> activation, Connection connection) : base(nameof(MlpBlock))
         {
             conn = connection;
-            branch = new MlpBranch(width, norm, activation);
+            branch = new MlpBranch(width, norm, relu, activation);
             RegisterComponents();
             conn.InitializeSublayer(branch);
         }
@@ -121,17 +121,18 @@ internal sealed class DeepMlp : ImageClassifier
 internal sealed class MlpBranch : nn.Module<Tensor, Tensor>, IResidualSublayer
 {
     readonly Linear fc1;
-    readonly BatchNorm1d? bn1;
+    readonly BatchNormLastDim? bn1;
     readonly Linear fc2;
-    readonly BatchNorm1d? bn2;
+    readonly BatchNormLastDim? bn2;
     readonly Func<Tensor, Tensor> _activation;
 
-    public MlpBranch(int width, bool norm, Func<Tensor, Tensor> activation) : base(nameof(MlpBranch))
+    /// <param name="relu">Whether <paramref name="activation"/> is ReLU (the first batch norm then applies it in its own pass).</param>
+    public MlpBranch(int width, bool norm, bool relu, Func<Tensor, Tensor> activation) : base(nameof(MlpBranch))
     {
         fc1 = DeepMlp.HeLinear(width, width, bias: !norm);
-        bn1 = norm ? nn.BatchNorm1d(width) : null;
+        bn1 = norm ? new BatchNormLastDim(width, relu) : null;
         fc2 = DeepMlp.HeLinear(width, width, bias: !norm);
-        bn2 = norm ? nn.BatchNorm1d(width) : null;
+        bn2 = norm ? new BatchNormLastDim(width) : null;
         _activation = activation;
         RegisterComponents();
     }
@@ -141,14 +142,16 @@ internal sealed class MlpBranch : nn.Module<Tensor, Tensor>, IResidualSublayer
 
     public IEnumerable<Linear> Linears => [fc1, fc2];
 
-    public override Tensor forward(Tensor h) => Norm(bn2, fc2.call(_activation(Norm(bn1, fc1.call(h)))));
-
-    static Tensor Norm(BatchNorm1d? bn, Tensor x) => bn is null ? x : bn.call(x);
+    public override Tensor forward(Tensor h)
+    {
+        var x = fc2.call(BatchNormLastDim.ThenActivation(bn1, _activation, fc1.call(h)));
+        return bn2 is null ? x : bn2.call(x);
+    }
 
     public void ScaleResidualWeights(double gain)
     {
         using var _ = no_grad();
-        if (bn2 is not null) bn2.weight!.mul_(gain);
+        if (bn2 is not null) bn2.Weight.mul_(gain);
         else
         {
             fc2.weight!.mul_(gain);

@@ -1,4 +1,5 @@
 using ResidualLab.Connections;
+using ResidualLab.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -6,7 +7,8 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace ResidualLab.Models;
 
-// Axes: b batch, c channels, y/x image rows/columns; kernels [c_out, c_in, 3, 3]. Channel-first throughout.
+// Axes: b batch, c channels, y/x image rows/columns; kernels [c_out, c_in, 3, 3]. Activations are channel-last,
+// [b, y, x, c], as in the plain net it fuses into (CifarResNet.Convolve).
 
 /// <summary>
 /// RepVGG: a plain stack of 3x3 convolutions at inference that trains with branches. Ding, Zhang, Ma, Han, Ding and
@@ -73,9 +75,9 @@ internal sealed class RepVgg : ImageClassifier
     /// <summary>Images [b, c, y, x] to logits [b, classes].</summary>
     public override Tensor forward(Tensor images)
     {
-        var h = images;
+        var h = images.permute(0, 2, 3, 1).contiguous();                    // [b, y, x, c], channel-last in memory
         foreach (var block in blocks) h = block.call(h);
-        return fc.call(h.mean([2, 3]));                                      // global average pool: [b, 4w]
+        return fc.call(h.mean([1, 2]));                                      // global average pool: [b, 4w]
     }
 
     /// <summary>
@@ -105,23 +107,23 @@ internal sealed class RepVgg : ImageClassifier
     }
 }
 
-/// <summary>One RepVGG block (see <see cref="RepVgg"/>): [b, c_in, y, x] to [b, c_out, y / s, x / s].</summary>
+/// <summary>One RepVGG block (see <see cref="RepVgg"/>): [b, y, x, c_in] to [b, y / s, x / s, c_out].</summary>
 internal sealed class RepVggBlock : nn.Module<Tensor, Tensor>
 {
     readonly Conv2d conv3;
-    readonly BatchNorm2d bn3;
+    readonly BatchNormLastDim bn3;
     readonly Conv2d conv1;
-    readonly BatchNorm2d bn1;
-    readonly BatchNorm2d? bnIdentity;
+    readonly BatchNormLastDim bn1;
+    readonly BatchNormLastDim? bnIdentity;
 
     public RepVggBlock(int inChannels, int outChannels, int stride) : base(nameof(RepVggBlock))
     {
         conv3 = CifarResNet.Conv3x3(inChannels, outChannels, stride);
-        bn3 = nn.BatchNorm2d(outChannels);
+        bn3 = new BatchNormLastDim(outChannels);
         conv1 = nn.Conv2d(inChannels, outChannels, 1, stride: stride, bias: false);
         using (no_grad()) nn.init.kaiming_normal_(conv1.weight!, mode: nn.init.FanInOut.FanIn, nonlinearity: nn.init.NonlinearityType.ReLU);
-        bn1 = nn.BatchNorm2d(outChannels);
-        bnIdentity = inChannels == outChannels && stride == 1 ? nn.BatchNorm2d(inChannels) : null;
+        bn1 = new BatchNormLastDim(outChannels);
+        bnIdentity = inChannels == outChannels && stride == 1 ? new BatchNormLastDim(inChannels) : null;
         RegisterComponents();
     }
 
@@ -132,7 +134,7 @@ internal sealed class RepVggBlock : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var y = bn3.call(conv3.call(x)) + bn1.call(conv1.call(x));
+        var y = bn3.call(CifarResNet.Convolve(conv3, x)) + bn1.call(CifarResNet.Convolve(conv1, x));
         if (bnIdentity is not null) y = y + bnIdentity.call(x);
         return F.relu(y);
     }
@@ -163,11 +165,11 @@ internal sealed class RepVggBlock : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>conv W then BN in evaluation mode as one convolution: (t W, beta - mu t), t = gamma / sqrt(var + eps); float64.</summary>
-    static (Tensor Kernel, Tensor Bias) Fold(Tensor kernel, BatchNorm2d bn)
+    static (Tensor Kernel, Tensor Bias) Fold(Tensor kernel, BatchNormLastDim bn)
     {
-        var t = bn.weight!.to(ScalarType.Float64) / (bn.running_var!.to(ScalarType.Float64) + bn.eps).sqrt();
+        var t = bn.Weight.to(ScalarType.Float64) / (bn.RunningVar.to(ScalarType.Float64) + BatchNormLastDim.Eps).sqrt();
         var k = kernel.to(ScalarType.Float64) * t.reshape(-1, 1, 1, 1);
-        var b = bn.bias!.to(ScalarType.Float64) - bn.running_mean!.to(ScalarType.Float64) * t;
+        var b = bn.Bias.to(ScalarType.Float64) - bn.RunningMean.to(ScalarType.Float64) * t;
         return (k, b);
     }
 }

@@ -31,6 +31,9 @@ internal sealed record VisionLayers(VisionInit Init = VisionInit.He, bool BatchN
     /// </summary>
     public double Gain => TatEta is null ? DeltaOrthogonal.ReluGain : 1.0;
 
+    /// <summary>Whether the activation is ReLU (TAT's is a leaky ReLU): a batch norm before it can apply it in its own pass.</summary>
+    public bool Relu => TatEta is null;
+
     /// <summary>What differs from He et al.'s layers, for labels: " delta-orthogonal no-bn tat", or empty.</summary>
     public string Describe() => string.Concat(
         Init == VisionInit.DeltaOrthogonal ? " delta-orthogonal" : "", BatchNorm ? "" : " no-bn",

@@ -81,9 +81,9 @@ internal static class HtmlReport
             h.Append($"<tr><td class=text>{E(r.Run.RunId)}</td><td class=text>{E(r.Group)}</td><td>{r.Depth}</td><td>{r.Run.Seed}</td><td class=text>{E(r.Run.Status)}</td><td>{r.Run.Steps}</td><td>{F(r.Run.ValLoss ?? double.NaN)}</td><td>{F(r.Run.TestLoss ?? double.NaN)}</td><td>{F(r.Run.MeanStepMs, "0.0")}</td><td>{F(r.Run.ItemsPerSecond, "0")} {E(r.Run.ItemUnit ?? "items")}/s</td><td>{F(r.Run.PeakRssBytes / 1048576.0, "0")}</td><td class=text>{E(r.Run.Error ?? "")}</td></tr>");
         h.Append("</table>");
 
-        h.Append("<h2>Environment</h2><table><tr><th class=text>ResidualLab</th><th class=text>git commit</th><th class=text>.NET</th><th class=text>TorchSharp</th><th class=text>libtorch</th><th class=text>device</th><th>threads</th><th class=text>CPU</th><th class=text>host</th><th class=text>OS</th></tr>");
+        h.Append("<h2>Environment</h2><table><tr><th class=text>ResidualLab</th><th class=text>git commit</th><th class=text>.NET</th><th class=text>TorchSharp</th><th class=text>libtorch</th><th class=text>device</th><th>threads</th><th class=text>CPU</th><th class=text>oneDNN</th><th class=text>host</th><th class=text>OS</th></tr>");
         foreach (RunEnvironment e in data.Environments)
-            h.Append($"<tr><td class=text>{E(e.Version)}</td><td class=text>{E(e.CommitDescription)}</td><td class=text>{E(e.DotNet)}</td><td class=text>{E(e.TorchSharp)}</td><td class=text>{E(e.LibTorch)}</td><td class=text>{E(e.Device)}</td><td>{e.Threads}</td><td class=text>{E(e.Cpu ?? "not recorded")}</td><td class=text>{E(e.Host)}</td><td class=text>{E(e.Os)}</td></tr>");
+            h.Append($"<tr><td class=text>{E(e.Version)}</td><td class=text>{E(e.CommitDescription)}</td><td class=text>{E(e.DotNet)}</td><td class=text>{E(e.TorchSharp)}</td><td class=text>{E(e.LibTorch)}</td><td class=text>{E(e.Device)}</td><td>{e.Threads}</td><td class=text>{E(e.Cpu ?? "not recorded")}</td><td class=text>{E(e.OneDnn ?? "not recorded")}</td><td class=text>{E(e.Host)}</td><td class=text>{E(e.Os)}</td></tr>");
         h.Append("</table></body></html>\n");
         return h.ToString();
     }

@@ -7,7 +7,8 @@ namespace ResidualLab.Tests.Results;
 
 public class ResultsStoreTests
 {
-    static readonly RunEnvironment Env = new("0.1.0", "abc123", ".NET 10", "0.107.0", "2.10.0", "cpu", 1, "host", "linux", GitDirty: true);
+    static readonly RunEnvironment Env = new("0.1.0", "abc123", ".NET 10", "0.107.0", "2.10.0", "cpu", 1, "host", "linux", GitDirty: true,
+        OneDnn: "oneDNN off (train.onednn = auto; its convolutions unsound at 1 thread (...))");
 
     [Fact]
     public void A_run_round_trips_with_its_metrics_diagnostics_and_environment()
@@ -135,7 +136,7 @@ public class ResultsStoreVersionTests
     }
 
     [Fact]
-    public void A_store_written_before_the_dirty_flag_gains_it_on_open_and_old_runs_read_as_not_known()
+    public void A_store_written_before_the_dirty_flag_and_the_onednn_choice_gains_them_on_open_and_old_runs_read_as_not_known()
     {
         string dir = TestSupport.TempDir();
         var old = TestSupport.TinyConfig("train.seed=1");
@@ -148,14 +149,16 @@ public class ResultsStoreVersionTests
         {
             db.Open();
             using var cmd = db.CreateCommand();
-            cmd.CommandText = "ALTER TABLE environment DROP COLUMN git_dirty";
+            cmd.CommandText = "ALTER TABLE environment DROP COLUMN git_dirty; ALTER TABLE environment DROP COLUMN onednn";
             cmd.ExecuteNonQuery();
         }
         using (var store = ResultsStore.Open(dir))
         {
             Assert.Null(store.EnvironmentOf(old.RunId)!.GitDirty);
-            store.BeginRun(clean, env with { GitDirty = false });
+            Assert.Null(store.EnvironmentOf(old.RunId)!.OneDnn);
+            store.BeginRun(clean, env with { GitDirty = false, OneDnn = "oneDNN on (train.onednn = on)" });
             store.BeginRun(dirty, env with { GitDirty = true });
+            Assert.Equal("oneDNN on (train.onednn = on)", store.EnvironmentOf(clean.RunId)!.OneDnn);
             Assert.False(store.EnvironmentOf(clean.RunId)!.GitDirty);
             Assert.True(store.EnvironmentOf(dirty.RunId)!.GitDirty);
             Assert.Equal("abc123 (dirty)", store.EnvironmentOf(dirty.RunId)!.CommitDescription);

@@ -1,6 +1,8 @@
-using ResidualLab.Families;
 using ResidualLab.Config;
+using ResidualLab.Families;
 using ResidualLab.Data;
+using ResidualLab.Experiments;
+using ResidualLab.Results.Store;
 using ResidualLab.Tests.Data;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
@@ -9,10 +11,12 @@ using static TorchSharp.torch;
 namespace ResidualLab.Tests.Training;
 
 /// <summary>
-/// The vision models on the CPU kernels libtorch picks by thread count and by oneDNN on or off: the
-/// same seed must give the same finite losses and gradient norms (to rounding) at 1 and at 2 threads.
-/// Widths of 4 give the channel counts (4, 8, 16) below an AVX-512 register's 16 floats, where oneDNN
-/// pads its blocked layouts.
+/// The vision models on the CPU kernels libtorch picks by thread count and by oneDNN on or off, set up as a
+/// run sets them (<see cref="RunExecutor.PrepareRuntime"/>): the same seed must give the same finite losses
+/// and gradient norms (to rounding) at 1 and at 2 threads. Widths of 4 give the channel counts (4, 8, 16)
+/// below an AVX-512 register's 16 floats, where oneDNN pads its blocked layouts. With oneDNN forced on,
+/// what training shows must match what <see cref="OneDnnProbe"/> says of this CPU, either way: sound and
+/// training agrees, or unsound and training shows it.
 /// </summary>
 [Collection(GlobalTorchStateCollection.Name)]
 [Trait(Slow.Category, Slow.Value)]
@@ -20,7 +24,7 @@ public class VisionThreadsTests
 {
     const int Steps = 3;
 
-    static RunConfig Config(string family, string scheme, string oneDnn, params string[] extra)
+    static RunConfig Config(string family, string scheme, string oneDnn)
     {
         var v = new ConfigValues();
         foreach (var o in new[]
@@ -28,10 +32,12 @@ public class VisionThreadsTests
                      $"model.name={family}", $"model.depth={(family == "mlp" ? 6 : 14)}", "model.width=4", $"connection.name={scheme}",
                      "train.batch_size=32", $"train.max_iters={Steps}", "train.lr=0.1", "train.warmup_iters=0", "train.weight_decay=1e-4",
                      "train.grad_clip=0", "train.eval_interval=100", "train.eval_batches=1", "train.seed=5", $"train.onednn={oneDnn}", "data.val_images=8",
-                 }.Concat(extra))
+                 }.Concat(scheme == "none" ? ["connection.norm=false"] : []))
             v.Override(o);
         return RunConfig.From(v);
     }
+
+    static ImageSet Images() => ImageSets.FromFolder("toy", IdxTests.WriteSet(trainCount: 64, testCount: 8, size: 16));
 
     static List<(double Loss, double GradNorm)> Train(RunConfig config, ImageSet set, int threads)
     {
@@ -39,9 +45,8 @@ public class VisionThreadsTests
         int threadsBefore = get_num_threads();
         try
         {
-            set_num_threads(threads);
-            OneDnn.Enabled = config.OneDnn;
-            using var task = new ImageClassificationTask(config, config.Vision, set, CPU);
+            var (device, _) = RunExecutor.PrepareRuntime(config with { Threads = threads });
+            using var task = new ImageClassificationTask(config, config.Vision, set, device);
             var trainer = new Trainer(task, config);
             return Enumerable.Range(0, Steps).Select(_ => trainer.Step(0.1)).ToList();
         }
@@ -52,69 +57,118 @@ public class VisionThreadsTests
         }
     }
 
-    [Theory]
-    [InlineData("resnet", "residual", "on")]
-    [InlineData("resnet", "residual", "off")]
-    [InlineData("plain", "none", "on")]
-    [InlineData("plain", "none", "off")]
-    [InlineData("resnet", "post-norm", "on")]
-    [InlineData("resnet", "post-norm", "off")]
-    [InlineData("mlp", "residual", "off")]
-    public void Each_vision_model_trains_to_the_same_finite_losses_at_one_and_two_threads(string family, string scheme, string oneDnn)
+    /// <summary>Null when both runs are finite and agree step by step (losses to 1e-3, gradient norms to 1e-3 relative); else the first difference.</summary>
+    static string? Disagreement(string what, List<(double Loss, double GradNorm)> a, List<(double Loss, double GradNorm)> b)
     {
-        var set = ImageSets.FromFolder("toy", IdxTests.WriteSet(trainCount: 64, testCount: 8, size: 16));
-        var config = scheme == "none" ? Config(family, scheme, oneDnn, "connection.norm=false") : Config(family, scheme, oneDnn);
-
-        var one = Train(config, set, threads: 1);
-        var two = Train(config, set, threads: 2);
-
         for (int i = 0; i < Steps; i++)
         {
-            Assert.True(Finite(one[i]) && Finite(two[i]), $"step {i}: 1 thread loss {one[i].Loss} grad {one[i].GradNorm}, 2 threads loss {two[i].Loss} grad {two[i].GradNorm}");
-            Assert.True(Math.Abs(one[i].Loss - two[i].Loss) < 1e-3, $"step {i}: loss {one[i].Loss} at 1 thread, {two[i].Loss} at 2");
-            Assert.True(Math.Abs(one[i].GradNorm - two[i].GradNorm) < 1e-3 * (1 + one[i].GradNorm), $"step {i}: gradient norm {one[i].GradNorm} at 1 thread, {two[i].GradNorm} at 2");
+            var (x, y) = (a[i], b[i]);
+            string values = $"step {i}: loss {x.Loss} and {y.Loss}, gradient norm {x.GradNorm} and {y.GradNorm} ({what})";
+            if (!(double.IsFinite(x.Loss) && double.IsFinite(y.Loss) && double.IsFinite(x.GradNorm) && double.IsFinite(y.GradNorm)))
+                return $"not finite at {values}";
+            if (Math.Abs(x.Loss - y.Loss) >= 1e-3 || Math.Abs(x.GradNorm - y.GradNorm) >= 1e-3 * (1 + x.GradNorm))
+                return $"different at {values}";
+        }
+        return null;
+    }
+
+    [Theory]
+    [InlineData("resnet", "residual", "auto")]
+    [InlineData("resnet", "residual", "off")]
+    [InlineData("plain", "none", "auto")]
+    [InlineData("plain", "none", "off")]
+    [InlineData("resnet", "post-norm", "auto")]
+    [InlineData("resnet", "post-norm", "off")]
+    [InlineData("mlp", "residual", "auto")]
+    public void Each_vision_model_trains_to_the_same_finite_losses_at_one_and_two_threads(string family, string scheme, string oneDnn)
+    {
+        var set = Images();
+        var config = Config(family, scheme, oneDnn);
+        Assert.Null(Disagreement("1 and 2 threads", Train(config, set, threads: 1), Train(config, set, threads: 2)));
+    }
+
+    [Theory]
+    [InlineData("resnet", "residual")]
+    [InlineData("plain", "none")]
+    [InlineData("resnet", "post-norm")]
+    public void OneDnn_forced_on_trains_as_the_probe_says(string family, string scheme)
+    {
+        var set = Images();
+        var own = Train(Config(family, scheme, "off"), set, threads: 1);
+        var one = Train(Config(family, scheme, "on"), set, threads: 1);
+        var two = Train(Config(family, scheme, "on"), set, threads: 2);
+        var verdict = OneDnnProbe.At(2);
+
+        string? shown = Disagreement("oneDNN at 1 and 2 threads", one, two) ?? Disagreement("oneDNN and libtorch's own kernels at 1 thread", one, own);
+        Assert.True(verdict.Sound == (shown is null),
+            $"the probe says oneDNN's convolutions are {verdict.Describe()}, but training with oneDNN on is {shown ?? "finite and agrees"}");
+    }
+
+    [Fact]
+    public void Auto_follows_the_probe_and_on_and_off_override_it()
+    {
+        var verdict = OneDnnProbe.At(2);
+        var choice = OneDnnChoice.For(OneDnnSetting.Auto, threads: 2);
+        Assert.Equal(verdict.Sound, choice.Enabled);
+        Assert.Contains(verdict.Describe(), choice.Describe());
+        Assert.True(OneDnnChoice.For(OneDnnSetting.On, threads: 2).Enabled);
+        Assert.False(OneDnnChoice.For(OneDnnSetting.Off, threads: 2).Enabled);
+    }
+
+    [Fact]
+    public void The_probe_leaves_onednn_the_threads_and_the_global_generator_as_they_were()
+    {
+        bool oneDnnBefore = OneDnn.Enabled;
+        int threadsBefore = get_num_threads();
+        try
+        {
+            OneDnn.Enabled = false;
+            set_num_threads(1);
+            manual_seed(3);
+            var expected = randn(4);
+            manual_seed(3);
+            var verdict = OneDnnProbe.Run(threads: 2);
+            Assert.Equal(expected.data<float>().ToArray(), randn(4).data<float>().ToArray());
+            Assert.False(OneDnn.Enabled);
+            Assert.Equal(1, get_num_threads());
+            Assert.Equal(2, verdict.Threads);
+        }
+        finally
+        {
+            OneDnn.Enabled = oneDnnBefore;
+            set_num_threads(threadsBefore);
         }
     }
 
-    static bool Finite((double Loss, double GradNorm) step) => double.IsFinite(step.Loss) && double.IsFinite(step.GradNorm);
+    [Fact]
+    public void A_run_records_its_onednn_choice_with_its_environment()
+    {
+        var config = Config("plain", "none", "auto") with { Threads = 1 };
+        string dir = TestSupport.TempDir();
+        using var store = ResultsStore.Open(dir);
+        bool oneDnnBefore = OneDnn.Enabled;
+        int threadsBefore = get_num_threads();
+        try
+        {
+            RunExecutor.Execute(config, Path.Combine(dir, "runs", config.RunId), data: DataCache.With(config.Vision.Images, Images()), store: store);
+        }
+        finally
+        {
+            set_num_threads(threadsBefore);
+            OneDnn.Enabled = oneDnnBefore;
+        }
+        Assert.Equal(OneDnnChoice.For(OneDnnSetting.Auto, threads: 1).Describe(), store.EnvironmentOf(config.RunId)!.OneDnn);
+    }
+
+    [Theory]
+    [InlineData("auto", "Auto")]
+    [InlineData("on", "On")]
+    [InlineData("off", "Off")]
+    public void The_onednn_setting_is_read_from_the_config(string value, string expected) =>
+        Assert.Equal(Enum.Parse<OneDnnSetting>(expected), Config("resnet", "residual", value).OneDnn);
 
     [Fact]
-    public void OneDnn_on_and_off_give_the_same_losses()
-    {
-        var set = ImageSets.FromFolder("toy", IdxTests.WriteSet(trainCount: 64, testCount: 8, size: 16));
-
-        var on = Train(Config("resnet", "residual", "on"), set, threads: 1);
-        var off = Train(Config("resnet", "residual", "off"), set, threads: 1);
-
-        Assert.Equal(on.Select(s => s.Loss), off.Select(s => s.Loss), (a, b) => Math.Abs(a - b) < 1e-3);
-    }
-
-    [Theory]
-    [InlineData("resnet")]
-    [InlineData("gpt")]
-    public void OneDnn_auto_follows_the_cpu_and_on_and_off_override_it(string model)
-    {
-        var v = new ConfigValues();
-        v.Override($"model.name={model}");
-        bool expected = !ModelFamily.OneDnnSuspect(CpuIdentity.Host); // every family chooses alike
-        Assert.Equal(expected, RunConfig.From(v).OneDnn);
-        v.Override("train.onednn=on");
-        Assert.True(RunConfig.From(v).OneDnn);
-        v.Override("train.onednn=off");
-        Assert.False(RunConfig.From(v).OneDnn);
-        v.Override("train.onednn=maybe");
-        Assert.Contains("must be on, off or auto", Assert.Throws<ConfigException>(() => RunConfig.From(v)).Message);
-    }
-
-    [Theory]
-    [InlineData("AuthenticAMD", 26, true)]
-    [InlineData("AuthenticAMD", 25, false)]
-    [InlineData("GenuineIntel", 6, false)]
-    public void OneDnn_is_suspect_only_on_the_cpu_where_it_failed(string vendor, int family, bool suspect)
-    {
-        var cpu = CpuIdentity.Parse([$"vendor_id\t: {vendor}", $"cpu family\t: {family}", "model name\t: Test CPU", "flags\t\t: fpu avx2 avx512f", ""]);
-        Assert.Equal(family, cpu.Family);
-        Assert.True(cpu.Avx512);
-        Assert.Equal(suspect, ModelFamily.OneDnnSuspect(cpu));
-    }
+    public void An_unknown_onednn_setting_is_one_clear_line() =>
+        Assert.Contains("'train.onednn' must be on, off or auto, got 'maybe'",
+            Assert.Throws<ConfigException>(() => Config("resnet", "residual", "maybe")).Message);
 }

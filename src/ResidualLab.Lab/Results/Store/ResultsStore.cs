@@ -112,7 +112,7 @@ internal sealed class ResultsStore : IDisposable
               run_id TEXT NOT NULL, name TEXT NOT NULL, value REAL, PRIMARY KEY(run_id, name)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS environment(
               run_id TEXT PRIMARY KEY, reslab_version TEXT, git_commit TEXT, dotnet TEXT, torchsharp TEXT, libtorch TEXT,
-              device TEXT, threads INTEGER, host TEXT, os TEXT, git_dirty INTEGER, cpu TEXT);
+              device TEXT, threads INTEGER, host TEXT, os TEXT, git_dirty INTEGER, cpu TEXT, onednn TEXT);
             CREATE TABLE IF NOT EXISTS cluster_tasks(
               job_id TEXT NOT NULL, task INTEGER NOT NULL, run_id TEXT NOT NULL, submitted_at TEXT NOT NULL,
               PRIMARY KEY(job_id, task)) WITHOUT ROWID;
@@ -120,6 +120,7 @@ internal sealed class ResultsStore : IDisposable
         AddColumnIfMissing("environment", "reslab_version", "TEXT");
         AddColumnIfMissing("environment", "git_dirty", "INTEGER"); // 1 or 0; NULL: not known
         AddColumnIfMissing("environment", "cpu", "TEXT"); // NULL: recorded before the store kept the CPU
+        AddColumnIfMissing("environment", "onednn", "TEXT"); // NULL: recorded before the store kept the oneDNN choice
         AddColumnIfMissing("runs", "test_loss", "REAL"); // stores from before the test split
         AddColumnIfMissing("evals", "test_loss", "REAL");
         AddColumnIfMissing("runs", "data_name", "TEXT"); // stores from before data provenance: NULL, not compared
@@ -194,13 +195,13 @@ internal sealed class ResultsStore : IDisposable
                 ("$config", config.Canonical), ("$status", RunState.Running), ("$start", Now()),
                 ("$host", Environment.MachineName), ("$pid", Environment.ProcessId));
             NonQuery("""
-                INSERT INTO environment(run_id, reslab_version, git_commit, dotnet, torchsharp, libtorch, device, threads, host, os, git_dirty, cpu)
-                VALUES($id, $version, $git, $dotnet, $ts, $lt, $device, $threads, $host, $os, $dirty, $cpu)
+                INSERT INTO environment(run_id, reslab_version, git_commit, dotnet, torchsharp, libtorch, device, threads, host, os, git_dirty, cpu, onednn)
+                VALUES($id, $version, $git, $dotnet, $ts, $lt, $device, $threads, $host, $os, $dirty, $cpu, $onednn)
                 """, tx,
                 ("$id", config.RunId), ("$version", environment.Version), ("$git", environment.GitCommit), ("$dotnet", environment.DotNet),
                 ("$ts", environment.TorchSharp), ("$lt", environment.LibTorch), ("$device", environment.Device),
                 ("$threads", environment.Threads), ("$host", environment.Host), ("$os", environment.Os), ("$dirty", environment.GitDirty),
-                ("$cpu", environment.Cpu));
+                ("$cpu", environment.Cpu), ("$onednn", environment.OneDnn));
             tx.Commit();
         });
     }
@@ -408,10 +409,10 @@ internal sealed class ResultsStore : IDisposable
         .ToDictionary(f => f.Item1, f => f.Item2);
 
     public RunEnvironment? EnvironmentOf(string runId) => Read(
-        "SELECT reslab_version, git_commit, dotnet, torchsharp, libtorch, device, threads, host, os, git_dirty, cpu FROM environment WHERE run_id = $id", runId,
+        "SELECT reslab_version, git_commit, dotnet, torchsharp, libtorch, device, threads, host, os, git_dirty, cpu, onednn FROM environment WHERE run_id = $id", runId,
         r => new RunEnvironment(r.IsDBNull(0) ? RunEnvironment.Unknown : r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3),
             r.GetString(4), r.GetString(5), r.GetInt32(6), r.GetString(7), r.GetString(8), r.IsDBNull(9) ? null : r.GetBoolean(9),
-            r.IsDBNull(10) ? null : r.GetString(10))).FirstOrDefault();
+            r.IsDBNull(10) ? null : r.GetString(10), r.IsDBNull(11) ? null : r.GetString(11))).FirstOrDefault();
 
     IReadOnlyList<T> Read<T>(string sql, string runId, Func<SqliteDataReader, T> row) => Locked("reading", () =>
         {

@@ -11,13 +11,15 @@ namespace ResidualLab.Results.Store;
 /// <param name="GitDirty">Whether the build's source tree had changes beyond <paramref name="GitCommit"/>;
 /// null when unknown (a build outside git, or a run recorded before this was stored).</param>
 /// <param name="Cpu">The host CPU as <see cref="CpuIdentity.Describe"/> names it; null for a run recorded before the store kept it.</param>
+/// <param name="OneDnn">Whether libtorch's oneDNN kernels were on and why (<see cref="OneDnnChoice.Describe"/>: the setting,
+/// and with auto the start-up probe's verdict); null for a run recorded before the store kept it.</param>
 internal sealed record RunEnvironment(
     string Version, string GitCommit, string DotNet, string TorchSharp, string LibTorch, string Device, int Threads, string Host, string Os,
-    bool? GitDirty = null, string? Cpu = null)
+    bool? GitDirty = null, string? Cpu = null, string? OneDnn = null)
 {
     public const string Unknown = "unknown";
 
-    public static RunEnvironment Capture(string device) => new(
+    public static RunEnvironment Capture(string device, string? oneDnn = null) => new(
         Version: BuildInfo.Version,
         GitCommit: BuildInfo.Commit,
         DotNet: RuntimeInformation.FrameworkDescription,
@@ -28,7 +30,8 @@ internal sealed record RunEnvironment(
         Host: Environment.MachineName,
         Os: RuntimeInformation.OSDescription,
         GitDirty: BuildInfo.Dirty,
-        Cpu: CpuIdentity.Host.Describe());
+        Cpu: CpuIdentity.Host.Describe(),
+        OneDnn: oneDnn);
 
     /// <summary>The commit, marked "(dirty)" when the tree had uncommitted changes.</summary>
     public string CommitDescription => GitDirty == true ? $"{GitCommit} (dirty)" : GitCommit;
