@@ -230,29 +230,42 @@ internal sealed class BatchNormLastDimKernel : autograd.SingleTensorFunction<Bat
     }
 
     /// <summary>
-    /// out = scaleA a' + scaleB b + shift per channel (then max(., 0) with <paramref name="relu"/>), row by row,
-    /// where a' = a masked by <paramref name="mask"/> &gt; 0; no <paramref name="b"/>: out = scaleA a' + shift.
+    /// out = scaleA a' + scaleB b + shift per channel (then max(., 0) with <paramref name="relu"/>), where a' = a masked by
+    /// <paramref name="mask"/> &gt; 0; no <paramref name="b"/>: out = scaleA a' + shift. The tensors are walked flat, a vector
+    /// at a time, in periods of lcm(c, vector length) elements over which the per-channel coefficients repeat.
     /// </summary>
     static unsafe void Affine<T>(Tensor a, Tensor? b, Tensor? mask, Tensor output, double[] scaleA, double[] scaleB, double[] shift,
         long n, int c, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
         T* pa = CpuLoops.Pointer<T>(a), pb = b is null ? null : CpuLoops.Pointer<T>(b), pm = mask is null ? null : CpuLoops.Pointer<T>(mask), po = CpuLoops.Pointer<T>(output);
-        var sa = scaleA.Select(T.CreateTruncating).ToArray();
-        var sb = b is null ? new T[c] : scaleB.Select(T.CreateTruncating).ToArray();
-        var sh = shift.Select(T.CreateTruncating).ToArray();
-        CpuLoops.ForChunks(n, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (_, first, end) =>
+        int period = c / (int)BigInteger.GreatestCommonDivisor(c, Vector256<T>.Count) * Vector256<T>.Count;
+        T[] Pattern(double[] coefficients) => Enumerable.Range(0, period).Select(k => T.CreateTruncating(coefficients.Length == 0 ? 0 : coefficients[k % c])).ToArray();
+        T[] sa = Pattern(scaleA), sb = Pattern(scaleB), sh = Pattern(shift);
+        long periods = n * c / period;
+        CpuLoops.ForChunks(periods, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (_, first, end) =>
         {
             fixed (T* ka = sa, kb = sb, ks = sh)
-                for (long r = first; r < end; r++)
-                    AffineRow(pa + r * c, pb is null ? null : pb + r * c, pm is null ? null : pm + r * c, po + r * c, ka, kb, ks, c, relu);
+                for (long p = first; p < end; p++)
+                {
+                    long at = p * period;
+                    AffineVectors(pa + at, pb is null ? null : pb + at, pm is null ? null : pm + at, po + at, ka, kb, ks, period, relu);
+                }
         });
+        for (long e = periods * period; e < n * c; e++)
+        {
+            int k = (int)(e % c);
+            T x = pm != null && !(pm[e] > T.Zero) ? T.Zero : pa[e];
+            T r = x * sa[k] + sh[k];
+            if (pb != null) r += pb[e] * sb[k];
+            po[e] = relu && r < T.Zero ? T.Zero : r;
+        }
     }
 
+    /// <summary>One period: <paramref name="count"/> elements (a multiple of the vector length) with their coefficients.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static unsafe void AffineRow<T>(T* a, T* b, T* mask, T* o, T* sa, T* sb, T* sh, int c, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
+    static unsafe void AffineVectors<T>(T* a, T* b, T* mask, T* o, T* sa, T* sb, T* sh, int count, bool relu) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int k = 0;
-        for (; k <= c - Vector256<T>.Count; k += Vector256<T>.Count)
+        for (int k = 0; k < count; k += Vector256<T>.Count)
         {
             var x = Vector256.Load(a + k);
             if (mask != null) x = Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Load(mask + k), Vector256<T>.Zero), x, Vector256<T>.Zero);
@@ -260,13 +273,6 @@ internal sealed class BatchNormLastDimKernel : autograd.SingleTensorFunction<Bat
             if (b != null) r += Vector256.Load(b + k) * Vector256.Load(sb + k);
             if (relu) r = Vector256.ConditionalSelect(Vector256.LessThan(r, Vector256<T>.Zero), Vector256<T>.Zero, r); // NaN stays NaN
             r.Store(o + k);
-        }
-        for (; k < c; k++)
-        {
-            T x = mask != null && !(mask[k] > T.Zero) ? T.Zero : a[k];
-            T r = x * sa[k] + sh[k];
-            if (b != null) r += b[k] * sb[k];
-            o[k] = relu && r < T.Zero ? T.Zero : r;
         }
     }
 }
