@@ -92,8 +92,8 @@ internal static class BenchCommand
     /// <summary>
     /// Runs the workload <paramref name="rounds"/> times, each round followed by its PyTorch twin when
     /// asked, and prints one table: our best round's median step, the twin's best, and their ratios. The
-    /// twin first tries each thread layout (<see cref="PeerLayout.Candidates"/>) on a few steps and is then
-    /// timed in its fastest, so the comparison is against PyTorch at its best on these cores.
+    /// twin first tries each thread and OpenBLAS kernel layout (<see cref="PeerLayout.Candidates"/>) on a few steps and
+    /// is then timed in its fastest, so the comparison is against PyTorch at its best on these cores.
     /// </summary>
     static void RunRounds(IBenchWorkload load, int steps, int warmup, int rounds, int threads, string device, bool withPeer)
     {
@@ -140,18 +140,18 @@ internal static class BenchCommand
                           $"medians of {steps} steps, best of {rounds} round(s); MFU against the highest of {peaks.Count} matmul peak measurements, {peak / 1e9:0.0} GFLOP/s");
     }
 
-    /// <summary>Times the twin briefly in every thread layout on <paramref name="cores"/> cores and returns the fastest.</summary>
+    /// <summary>Times the twin briefly in every layout (threads, OpenBLAS kernels) on <paramref name="cores"/> cores and returns the fastest.</summary>
     static PeerLayout FastestPeerLayout(IBenchWorkload load, int cores)
     {
         PeerLayout? best = null;
         double bestMs = double.MaxValue;
-        foreach (var layout in PeerLayout.Candidates(cores))
+        foreach (var layout in PeerLayout.Candidates(cores, CpuIdentity.Host))
         {
             var trial = PyTorchPeer.Bench(load.PeerScript, load.PeerArguments(4, 1, layout.TorchThreads), layout, TimeSpan.FromMinutes(10));
             Console.WriteLine($"PyTorch layout {layout}: {trial.MedianStepMs:0.0} ms/step (4 steps)");
             if (trial.MedianStepMs < bestMs) (best, bestMs) = (layout, trial.MedianStepMs);
         }
-        Console.WriteLine($"PyTorch times in its fastest layout, {best} ({string.Join(" and ", PeerLayout.UnsetForTiming)} unset for the twin)");
+        Console.WriteLine($"PyTorch times in its fastest layout, {best} (the twin alone runs without the workplace's {string.Join(" and ", PeerLayout.UnsetForTiming)})");
         return best!;
     }
 
