@@ -18,7 +18,9 @@ namespace ResidualLab.Layers;
 internal sealed class BatchNormLastDim : nn.Module<Tensor, Tensor>
 {
     public const double Eps = 1e-5;
-    public const double Momentum = 0.1;
+
+    /// <summary>PyTorch's default weight of a batch's statistics in the running ones.</summary>
+    public const double DefaultMomentum = 0.1;
 
     readonly Parameter weight;
     readonly Parameter bias;
@@ -36,6 +38,9 @@ internal sealed class BatchNormLastDim : nn.Module<Tensor, Tensor>
         _relu = relu;
         RegisterComponents();
     }
+
+    /// <summary>The weight of a training batch's statistics in the running ones: r = (1 - m) r + m stat.</summary>
+    public double Momentum { get; set; } = DefaultMomentum;
 
     /// <summary>The scale w (a scheme's residual-weight scaling multiplies it).</summary>
     public Parameter Weight => weight;

@@ -115,9 +115,11 @@ internal sealed class RepVggBlock : nn.Module<Tensor, Tensor>
     readonly Conv2d conv1;
     readonly BatchNormLastDim bn1;
     readonly BatchNormLastDim? bnIdentity;
+    readonly int _stride;
 
     public RepVggBlock(int inChannels, int outChannels, int stride) : base(nameof(RepVggBlock))
     {
+        _stride = stride;
         conv3 = CifarResNet.Conv3x3(inChannels, outChannels, stride);
         bn3 = new BatchNormLastDim(outChannels);
         conv1 = nn.Conv2d(inChannels, outChannels, 1, stride: stride, bias: false);
@@ -134,9 +136,21 @@ internal sealed class RepVggBlock : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
-        var y = bn3.call(CifarResNet.Convolve(conv3, x)) + bn1.call(CifarResNet.Convolve(conv1, x));
+        var y = bn3.call(CifarResNet.Convolve(conv3, x)) + bn1.call(Pointwise(x));
         if (bnIdentity is not null) y = y + bnIdentity.call(x);
         return F.relu(y);
+    }
+
+    /// <summary>
+    /// The 1x1 convolution of channel-last activations [b, y, x, c_in] at the block's stride: every s-th pixel's channels
+    /// times the kernel [c_out, c_in], a matrix multiply. The same map as libtorch's 1x1 convolution, whose oneDNN kernels
+    /// on channel-last input corrupted the heap on an AMD EPYC of family 26 (4 channels at stride 2: the process aborted
+    /// in free()); a matrix multiply has no oneDNN convolution to go wrong.
+    /// </summary>
+    Tensor Pointwise(Tensor x)
+    {
+        var sampled = _stride == 1 ? x : x[.., TensorIndex.Slice(null, null, _stride), TensorIndex.Slice(null, null, _stride)];
+        return F.linear(sampled, conv1.weight!.flatten(1));                 // [b, y / s, x / s, c_out]
     }
 
     /// <summary>

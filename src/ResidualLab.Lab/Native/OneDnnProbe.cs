@@ -21,12 +21,12 @@ internal sealed record OneDnnVerdict(bool Sound, int Threads, string Finding, Ti
 /// A numerical check of libtorch's oneDNN convolutions on this CPU, run once per process and thread count
 /// before train.onednn = auto lets runs use oneDNN (<see cref="OneDnnChoice"/>). oneDNN picks its kernels and its
 /// padded, blocked channel layouts by the CPU's vector width and the thread count, and on some CPUs it has returned
-/// non-finite or wrong gradients for channel counts below a vector register (README, vision: CPU kernels).
+/// non-finite or wrong gradients for channel counts below a vector register (docs/results/degradation.md, CPU kernels).
 /// The probe runs every kind of convolution the vision models use at widths <see cref="Widths"/>, laid out as they
 /// run them (channel-last activations viewed as [b, c, y, x], as <see cref="Models.CifarResNet.Convolve"/> passes
 /// them; the first layer on channel-first images): on [8, 16, 16, c] activations, 3x3 convolutions c to c (stride 1)
-/// and c to 2c (stride 2), with a bias (the nets without batch norm) and without, 1x1 convolutions c to c and c to 2c
-/// (RepVGG's branches), and the first 3x3 layer from 1 and from 3 image channels; each forward and backward (output,
+/// and c to 2c (stride 2), with a bias (the nets without batch norm) and without, and the first 3x3 layer from 1 and
+/// from 3 image channels (RepVGG's 1x1 branches are matrix multiplies, not convolutions); each forward and backward (output,
 /// input gradient, weight and bias gradients) with oneDNN at 1 thread and at the run's thread count, against
 /// libtorch's own kernels at 1 thread. Sound: every value finite and every relative difference (norm of the
 /// difference over the norm of the reference) at most <see cref="Tolerance"/>; float32 rounding of these sums is
@@ -104,8 +104,6 @@ internal static class OneDnnProbe
                 yield return new ConvolutionShape($"3x3 stride 1, {w} to {w} channels{withBias}", w, w, 3, 1, bias, ChannelLast: true);
                 yield return new ConvolutionShape($"3x3 stride 2, {w} to {2 * w} channels{withBias}", w, 2 * w, 3, 2, bias, ChannelLast: true);
             }
-            yield return new ConvolutionShape($"1x1 stride 1, {w} to {w} channels", w, w, 1, 1, Bias: false, ChannelLast: true);
-            yield return new ConvolutionShape($"1x1 stride 2, {w} to {2 * w} channels", w, 2 * w, 1, 2, Bias: false, ChannelLast: true);
             yield return new ConvolutionShape($"first layer, 1 image channel to {w}", 1, w, 3, 1, Bias: false, ChannelLast: false);
             yield return new ConvolutionShape($"first layer, 3 image channels to {w}, with bias", 3, w, 3, 1, Bias: true, ChannelLast: false);
         }

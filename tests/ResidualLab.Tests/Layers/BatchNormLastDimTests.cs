@@ -37,7 +37,7 @@ public class BatchNormLastDimTests
     static Tensor Reference(Tensor x, Tensor runningMean, Tensor runningVar, Tensor weight, Tensor bias, bool training, bool relu)
     {
         long c = x.shape[^1];
-        var y = F.batch_norm(x.reshape(-1, c), runningMean, runningVar, weight, bias, training, BatchNormLastDim.Momentum, BatchNormLastDim.Eps).view(x.shape);
+        var y = F.batch_norm(x.reshape(-1, c), runningMean, runningVar, weight, bias, training, BatchNormLastDim.DefaultMomentum, BatchNormLastDim.Eps).view(x.shape);
         return relu ? F.relu(y) : y;
     }
 

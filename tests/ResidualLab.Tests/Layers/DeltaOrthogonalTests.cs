@@ -125,7 +125,7 @@ public class DeltaOrthogonalTests
         using var model = (CifarResNet)config.Build(new NoResidualScheme(Norm: false));
         double gain = tat ? 1 : Math.Sqrt(2);
 
-        Assert.Empty(model.modules().OfType<BatchNorm2d>());
+        Assert.Empty(model.modules().OfType<BatchNormLastDim>());
         Assert.Equal(19, model.Convolutions.Count);
         var conv1 = model.Convolutions[0].weight!.to(ScalarType.Float64);
         Assert.True(GramError(conv1.reshape(4, 9), gain) < 1e-5 * gain * gain); // non-delta on the image

@@ -1,3 +1,4 @@
+using ResidualLab.Layers;
 using ResidualLab.Connections;
 using ResidualLab.Models;
 using TorchSharp;
@@ -31,11 +32,11 @@ public class RepVggTests(ITestOutputHelper output)
     static void Calibrate(RepVgg model, Tensor images)
     {
         using (no_grad())
-            foreach (var bn in model.modules().OfType<BatchNorm2d>())
+            foreach (var bn in model.modules().OfType<BatchNormLastDim>())
             {
-                bn.weight!.uniform_(0.5, 1.5);
-                bn.bias!.normal_(0, 0.1);
-                bn.momentum = 1.0;
+                bn.Weight.uniform_(0.5, 1.5);
+                bn.Bias.normal_(0, 0.1);
+                bn.Momentum = 1.0;
             }
         model.train();
         using (no_grad()) model.call(images).Dispose();
@@ -91,20 +92,20 @@ public class RepVggTests(ITestOutputHelper output)
     {
         manual_seed(2);
         using var block = new RepVggBlock(cIn, cOut, stride);
-        using var x = randn([4, cIn, 14, 14]);
+        using var x = randn([4, 14, 14, cIn]);                                 // channel-last, as the blocks take it
         using (no_grad())
-            foreach (var bn in block.modules().OfType<BatchNorm2d>())
+            foreach (var bn in block.modules().OfType<BatchNormLastDim>())
             {
-                bn.weight!.uniform_(0.5, 1.5);
-                bn.bias!.normal_(0, 0.1);
-                bn.running_mean!.normal_(0, 0.5);
-                bn.running_var!.uniform_(0.5, 2);
+                bn.Weight.uniform_(0.5, 1.5);
+                bn.Bias.normal_(0, 0.1);
+                bn.RunningMean.normal_(0, 0.5);
+                bn.RunningVar.uniform_(0.5, 2);
             }
         block.eval();
         var (kernel, bias) = block.EquivalentKernelBias();
         using var _ = no_grad();
-        using var fused = nn.functional.relu(nn.functional.conv2d(x, kernel, bias, strides: [stride, stride], padding: [1, 1]));
-        using var branched = block.call(x);
+        using var fused = nn.functional.relu(nn.functional.conv2d(x.permute(0, 3, 1, 2), kernel, bias, strides: [stride, stride], padding: [1, 1]));
+        using var branched = block.call(x).permute(0, 3, 1, 2);
         double error = (fused - branched).abs().max().item<float>();
         output.WriteLine($"one block {cIn}->{cOut} stride {stride}: max difference {error:G3}");
         Assert.True(error < 1e-5, $"{error}");
@@ -122,7 +123,7 @@ public class RepVggTests(ITestOutputHelper output)
         model.eval();
         using var fused = model.Fuse();
 
-        Assert.Empty(fused.modules().OfType<BatchNorm2d>());
+        Assert.Empty(fused.modules().OfType<BatchNormLastDim>());
         Assert.Empty(fused.modules().OfType<RepVggBlock>());
         var convolutions = fused.modules().OfType<Conv2d>().ToList();
         Assert.Equal(depth - 1, convolutions.Count);
