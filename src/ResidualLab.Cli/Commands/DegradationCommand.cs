@@ -75,14 +75,13 @@ internal static class DegradationCommand
                 SweepCommand.PrintEstimate(plan.Runs.Where(r => !finished.Contains(r.RunId)).ToList(), n);
                 return 0;
             }
-            using var cancel = new CancellationTokenSource();
-            Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+            using var stop = new StopSignals(); // Ctrl-C or SIGTERM: the runs in flight stop between steps and are kept to resume
             var outcome = TerminalProgress.Track(progress => SweepRunner.Run(plan, outDir, store, n,
-                cfg => progress.For($"{cfg.Label} lr {cfg.Train.Lr} {cfg.RunId}"), line => AnsiConsole.WriteLine(line), cancel.Token,
+                cfg => progress.For($"{cfg.Label} lr {cfg.Train.Lr} {cfg.RunId}"), line => AnsiConsole.WriteLine(line), stop.Token,
                 beforeTraining: todo => SweepCommand.PrintEstimate(todo, n)));
             AnsiConsole.MarkupLineInterpolated(
                 $"{outcome.Total} runs: {outcome.Skipped.Count} already finished, {outcome.Trained.Count} trained, {outcome.Unfinished.Count} unfinished, in {clock.Elapsed.TotalMinutes:0.0} min");
-            if (cancel.IsCancellationRequested) return 1;
+            if (stop.Requested) return 1;
 
             var data = Load(store, plan);
             var images = new DataCache().Images(first.Images);

@@ -34,10 +34,7 @@ internal static class RunCommand
             string runDir = SweepFolder.RunDir(dir, runId);
 
             // Ctrl-C and scancel's SIGTERM stop the run between steps; it is recorded as interrupted.
-            using var cancel = new CancellationTokenSource();
-            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-            void Stop(PosixSignalContext context) { context.Cancel = true; cancel.Cancel(); }
+            using var stop = new StopSignals();
 
             try
             {
@@ -49,7 +46,7 @@ internal static class RunCommand
                     return 0;
                 }
                 Console.WriteLine($"{cfg.Label}  run {cfg.RunId}  {(cfg.Threads > 0 ? $"{cfg.Threads} threads" : "libtorch's default threads")} -> {runDir}");
-                var result = TerminalProgress.Track(p => RunExecutor.Execute(cfg, runDir, store, p.For(cfg.Label), cancel: cancel.Token, resume: true,
+                var result = TerminalProgress.Track(p => RunExecutor.Execute(cfg, runDir, store, p.For(cfg.Label), cancel: stop.Token, resume: true,
                     note: line => Console.WriteLine($"{cfg.Label}  run {cfg.RunId}: {line}")));
                 TrainCommand.Print(result);
                 return result.Status is RunStatus.Done or RunStatus.Diverged ? 0 : 1;

@@ -66,10 +66,9 @@ internal static class StudyCommand
 
             var clock = Stopwatch.StartNew();
             using var store = ResultsStore.Open(outDir);
-            using var cancel = new CancellationTokenSource();
-            Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+            using var stop = new StopSignals(); // Ctrl-C or SIGTERM: the runs in flight stop between steps and are kept to resume
             var outcome = TerminalProgress.Track(progress => SweepRunner.Run(plan, outDir, store, n,
-                cfg => progress.For($"{cfg.Label} {cfg.RunId}"), line => AnsiConsole.WriteLine(line), cancel.Token,
+                cfg => progress.For($"{cfg.Label} {cfg.RunId}"), line => AnsiConsole.WriteLine(line), stop.Token,
                 beforeTraining: todo => SweepCommand.PrintEstimate(todo, n)));
             AnsiConsole.MarkupLineInterpolated(
                 $"{outcome.Total} runs: {outcome.Skipped.Count} already finished, {outcome.Trained.Count} trained, {outcome.Unfinished.Count} unfinished, in {clock.Elapsed.TotalSeconds:0} s");

@@ -79,12 +79,11 @@ internal static class SweepCommand
     {
         int n = layout.Parallel;
         using var store = ResultsStore.Open(outDir);
-        using var cancel = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+        using var stop = new StopSignals(); // Ctrl-C or SIGTERM: the runs in flight stop between steps and are kept to resume
         AnsiConsole.MarkupLineInterpolated($"[bold]sweep {name}[/]: {plan.Runs.Count} runs ({SweepGrid.Describe(plan.Axes, plan.TunedKeys)}), {layout} -> {store.FilePath}");
         var clock = Stopwatch.StartNew();
         var outcome = TerminalProgress.Track(progress => SweepRunner.Run(plan, outDir, store, n,
-            cfg => progress.For($"{cfg.Label} {cfg.RunId}"), line => AnsiConsole.WriteLine(line), cancel.Token,
+            cfg => progress.For($"{cfg.Label} {cfg.RunId}"), line => AnsiConsole.WriteLine(line), stop.Token,
             beforeTraining: estimate ? todo => PrintEstimate(todo, n) : null));
         AnsiConsole.MarkupLineInterpolated(
             $"{outcome.Total} runs: {outcome.Skipped.Count} already finished (skipped), {outcome.Trained.Count} trained, {outcome.Unfinished.Count} unfinished, in {clock.Elapsed.TotalSeconds:0} s");

@@ -100,10 +100,11 @@ internal static class SweepRunner
         {
             if (cancel.IsCancellationRequested) return;
             var clock = Stopwatch.StartNew();
-            // No timeout: Ctrl-C reaches the children through the terminal, and they stop and record themselves.
+            // No timeout. A stop (Ctrl-C, SIGTERM) is passed on to the children, which stop between steps and record themselves.
             var child = reslab.Run(["run", run.RunId, "--results", resultsDir,
                 .. run.Threads > 0 ? new[] { "--threads", run.Threads.ToString(System.Globalization.CultureInfo.InvariantCulture) } : []],
-                line => { if (line.Length > 0) log(line.StartsWith(run.Label, StringComparison.Ordinal) ? line : $"{run.Label}: {line}"); }); // its evaluations, as they come
+                line => { if (line.Length > 0) log(line.StartsWith(run.Label, StringComparison.Ordinal) ? line : $"{run.Label}: {line}"); }, // its evaluations, as they come
+                cancel);
             string tail = child.LastErrorLine;
             lock (trained)
             {

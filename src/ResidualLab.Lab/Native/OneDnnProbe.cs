@@ -46,13 +46,12 @@ internal static class OneDnnProbe
 
     static readonly ConcurrentDictionary<int, Lazy<OneDnnVerdict>> Verdicts = new();
 
-    /// <summary>The verdict at <paramref name="threads"/>, probed on first use in this process and printed once (stderr).</summary>
-    public static OneDnnVerdict At(int threads) => Verdicts.GetOrAdd(threads, t => new Lazy<OneDnnVerdict>(() =>
-    {
-        var verdict = Run(t);
-        Console.Error.WriteLine($"oneDNN convolutions {verdict.Describe()}: train.onednn = auto turns oneDNN {(verdict.Sound ? "on" : "off")}");
-        return verdict;
-    })).Value;
+    /// <summary>
+    /// The verdict at <paramref name="threads"/>, probed on first use in this process; a run records it with its
+    /// environment (<c>environment.onednn</c>, shown by <c>reslab report</c>). Nothing is printed: stderr is kept for
+    /// errors, one line each, and a sweep's children would print it once per run.
+    /// </summary>
+    public static OneDnnVerdict At(int threads) => Verdicts.GetOrAdd(threads, t => new Lazy<OneDnnVerdict>(() => Run(t))).Value;
 
     /// <summary>Runs the check now (not cached).</summary>
     public static OneDnnVerdict Run(int threads)

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace ResidualLab.Processes;
@@ -20,9 +21,12 @@ internal static class ChildProcess
 {
     /// <param name="environment">Variables to set; a null value removes the variable from the child's environment.</param>
     /// <param name="onOutputLine">Sees each stdout line as it comes (the line is also kept in the result).</param>
+    /// <param name="stop">When cancelled, the child is sent SIGTERM (a reslab child stops between steps and records
+    /// itself as interrupted) and still waited for, so that no child outlives its parent.</param>
     /// <exception cref="System.ComponentModel.Win32Exception">The program is not installed or not executable.</exception>
     public static ChildResult Run(string program, IEnumerable<string> args, TimeSpan? timeout = null,
-        IEnumerable<KeyValuePair<string, string?>>? environment = null, string? workingDirectory = null, Action<string>? onOutputLine = null)
+        IEnumerable<KeyValuePair<string, string?>>? environment = null, string? workingDirectory = null, Action<string>? onOutputLine = null,
+        CancellationToken stop = default)
     {
         var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
         if (workingDirectory is not null) start.WorkingDirectory = workingDirectory;
@@ -35,6 +39,7 @@ internal static class ChildProcess
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"cannot start {program}");
         var stdout = Read(process.StandardOutput, onOutputLine);
         var stderr = process.StandardError.ReadToEndAsync();
+        using var forward = stop.Register(() => Terminate(process.Id));
         bool exited = process.WaitForExit(timeout ?? Timeout.InfiniteTimeSpan);
         if (!exited)
         {
@@ -43,6 +48,14 @@ internal static class ChildProcess
         }
         return new ChildResult(process.ExitCode, stdout.Result, stderr.Result, TimedOut: !exited);
     }
+
+    const int SigTerm = 15;
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    static extern int Kill(int pid, int signal);
+
+    /// <summary>SIGTERM to <paramref name="pid"/>; a child that has already exited is left alone.</summary>
+    static void Terminate(int pid) => Kill(pid, SigTerm);
 
     static async Task<string> Read(StreamReader reader, Action<string>? onLine)
     {

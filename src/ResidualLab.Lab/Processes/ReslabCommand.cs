@@ -22,9 +22,12 @@ internal sealed record ReslabCommand(string File, IReadOnlyList<string> Prefix)
     /// <summary>reslab.dll run by dotnet (for callers whose entry assembly is not reslab, such as tests).</summary>
     public static ReslabCommand Dll(string dllPath) => new("dotnet", [Path.GetFullPath(dllPath)]);
 
-    /// <summary>Runs reslab with <paramref name="args"/> to its end; <paramref name="onOutputLine"/> sees its stdout as it comes.</summary>
-    public ChildResult Run(IEnumerable<string> args, Action<string>? onOutputLine = null) =>
-        ChildProcess.Run(File, Prefix.Concat(args), onOutputLine: onOutputLine);
+    /// <summary>
+    /// Runs reslab with <paramref name="args"/> to its end; <paramref name="onOutputLine"/> sees its stdout as it comes;
+    /// <paramref name="stop"/> passes a stop on to it as SIGTERM.
+    /// </summary>
+    public ChildResult Run(IEnumerable<string> args, Action<string>? onOutputLine = null, CancellationToken stop = default) =>
+        ChildProcess.Run(File, Prefix.Concat(args), onOutputLine: onOutputLine, stop: stop);
 
     /// <summary>The command as one POSIX shell line, every word single-quoted.</summary>
     public string ShellLine(IEnumerable<string> args) => string.Join(' ', new[] { File }.Concat(Prefix).Concat(args).Select(Quote));
