@@ -4,8 +4,8 @@ using ResidualLab.Bench;
 using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
-using ResidualLab.Native;
 using ResidualLab.Families;
+using ResidualLab.Native;
 using Spectre.Console;
 
 namespace ResidualLab.Cli.Commands;

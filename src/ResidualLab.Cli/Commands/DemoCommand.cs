@@ -3,9 +3,9 @@ using System.Diagnostics;
 using System.Globalization;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
+using ResidualLab.Families;
 using ResidualLab.Results.Store;
 using ResidualLab.Training;
-using ResidualLab.Families;
 using Spectre.Console;
 
 namespace ResidualLab.Cli.Commands;

@@ -2,10 +2,10 @@ using System.CommandLine;
 using System.Globalization;
 using ResidualLab.Checkpoints;
 using ResidualLab.Data;
-using ResidualLab.Native;
-using static TorchSharp.torch;
-using ResidualLab.Training.Tasks;
 using ResidualLab.Families;
+using ResidualLab.Native;
+using ResidualLab.Training.Tasks;
+using static TorchSharp.torch;
 
 namespace ResidualLab.Cli.Commands;
 

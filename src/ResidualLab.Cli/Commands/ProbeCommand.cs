@@ -4,12 +4,12 @@ using ResidualLab.Checkpoints;
 using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Diagnostics;
+using ResidualLab.Families;
 using ResidualLab.Native;
 using ResidualLab.Results;
 using ResidualLab.Results.Store;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
-using ResidualLab.Families;
 using Spectre.Console;
 using static TorchSharp.torch;
 

@@ -3,9 +3,9 @@ using System.Diagnostics;
 using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
+using ResidualLab.Families;
 using ResidualLab.Reports;
 using ResidualLab.Results.Store;
-using ResidualLab.Families;
 using Spectre.Console;
 
 namespace ResidualLab.Cli.Commands;

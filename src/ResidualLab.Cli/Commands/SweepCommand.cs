@@ -4,8 +4,8 @@ using ResidualLab.Cluster;
 using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
-using ResidualLab.Results;
 using ResidualLab.Processes;
+using ResidualLab.Results;
 using ResidualLab.Results.Store;
 using Spectre.Console;
 

@@ -2,10 +2,10 @@ using System.Diagnostics;
 using ResidualLab.Config;
 using ResidualLab.Connections;
 using ResidualLab.Data;
-using ResidualLab.Training;
-using static TorchSharp.torch;
-using ResidualLab.Training.Tasks;
 using ResidualLab.Families;
+using ResidualLab.Training;
+using ResidualLab.Training.Tasks;
+using static TorchSharp.torch;
 
 namespace ResidualLab.Bench;
 

@@ -1,9 +1,9 @@
 using ResidualLab.Config;
 using ResidualLab.Data;
+using ResidualLab.Families;
 using ResidualLab.Native;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
-using ResidualLab.Families;
 
 namespace ResidualLab.Bench;
 

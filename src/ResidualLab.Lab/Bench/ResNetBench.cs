@@ -1,11 +1,11 @@
 using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
-using ResidualLab.Training;
-using static TorchSharp.torch;
-using ResidualLab.Training.Tasks;
 using ResidualLab.Families;
 using ResidualLab.Models;
+using ResidualLab.Training;
+using ResidualLab.Training.Tasks;
+using static TorchSharp.torch;
 
 namespace ResidualLab.Bench;
 

@@ -2,10 +2,10 @@ using System.Text.Json;
 using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Data.Tokenizers;
-using ResidualLab.Models;
-using static TorchSharp.torch;
-using ResidualLab.Training.Tasks;
 using ResidualLab.Families;
+using ResidualLab.Models;
+using ResidualLab.Training.Tasks;
+using static TorchSharp.torch;
 
 namespace ResidualLab.Checkpoints;
 

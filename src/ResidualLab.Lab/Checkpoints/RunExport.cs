@@ -1,8 +1,8 @@
 using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Data.Tokenizers;
-using ResidualLab.Models;
 using ResidualLab.Families;
+using ResidualLab.Models;
 
 namespace ResidualLab.Checkpoints;
 

@@ -109,7 +109,7 @@ internal sealed record RunConfig(
         var model = family.Read(v, modelName, connection, train);
         return new RunConfig(model, connection, train, device, v.IntIn("train.threads", 0, 4096),
             v.IntIn("train.checkpoint_interval", 0), v.Canonical(), v.Full())
-            { KeepCheckpoints = v.IntIn("train.keep_checkpoints", 1, 1000), OneDnn = OneDnnOf(v) };
+        { KeepCheckpoints = v.IntIn("train.keep_checkpoints", 1, 1000), OneDnn = OneDnnOf(v) };
     }
 
     /// <summary>Where the option a scheme complained of was set: connection.KEY when the config gave it, else connection.name.</summary>

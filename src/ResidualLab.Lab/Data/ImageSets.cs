@@ -89,7 +89,8 @@ internal static class ImageSets
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         foreach (var file in files) sha.AppendData(File.ReadAllBytes(file));
         return ImageSet.FromIdx(name, Idx.Read(files[0], 3), Idx.Read(files[1], 1), Idx.Read(files[2], 3), Idx.Read(files[3], 1))
-            with { Sha256 = Convert.ToHexStringLower(sha.GetHashAndReset()) };
+            with
+        { Sha256 = Convert.ToHexStringLower(sha.GetHashAndReset()) };
     }
 
     static string CacheFolder(string name) => Path.Combine(RegistryCorpus.CacheRoot, "images", name);

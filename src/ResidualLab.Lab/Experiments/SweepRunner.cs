@@ -1,9 +1,9 @@
 using System.Diagnostics;
+using ResidualLab.Cluster;
 using ResidualLab.Config;
 using ResidualLab.Data;
-using ResidualLab.Cluster;
-using ResidualLab.Results;
 using ResidualLab.Processes;
+using ResidualLab.Results;
 using ResidualLab.Results.Store;
 using ResidualLab.Training;
 

@@ -69,7 +69,7 @@ internal static class ReportWriter
             AtomicFile.WriteText(page.Path, ResultsPage.Render(data, finalLoss, scorecard, tuning, stability, baseline, resultsDir, page));
         }
         return new ReportOutput(html, csv, scorecard, figures.Count, events, all.Runs.Where(r => r.Diverged).Select(r => r.Run).ToList())
-            { Tuning = tuning, Stability = stability, Widths = Widths(data), WallClockNote = EqualCompute.WallClockNote(data), ResultsPagePath = page?.Path };
+        { Tuning = tuning, Stability = stability, Widths = Widths(data), WallClockNote = EqualCompute.WallClockNote(data), ResultsPagePath = page?.Path };
     }
 
     /// <summary>"none L4: d_model 140, n_head 4 (head size 35), 1,234 parameters" for each group and depth whose runs matched another scheme's size.</summary>

@@ -36,8 +36,11 @@ internal static class RunFiles
         foreach (var e in store.Evals(runId))
             lines.Add((e.Step, 1, JsonSerializer.Serialize(new { kind = "eval", step = e.Step, train_loss = e.TrainLoss, val_loss = e.ValLoss, test_loss = Finite(e.TestLoss) }, ResultJson.Line)));
         foreach (var d in store.Diagnostics(runId))
-            lines.Add((d.Step, 2, JsonSerializer.Serialize(new { kind = "reading", step = d.Step, name = d.Name, index = d.Index,
-                label = labels.GetValueOrDefault((d.Name, d.Index)), value = d.Value }, ResultJson.Line)));
+            lines.Add((d.Step, 2, JsonSerializer.Serialize(new
+            {
+                kind = "reading", step = d.Step, name = d.Name, index = d.Index,
+                label = labels.GetValueOrDefault((d.Name, d.Index)), value = d.Value
+            }, ResultJson.Line)));
         var metrics = new StringBuilder();
         foreach (var line in lines.OrderBy(l => l.Step).ThenBy(l => l.Order)) metrics.Append(line.Json).Append('\n');
         AtomicFile.WriteText(Path.Combine(dir, Metrics), metrics.ToString());

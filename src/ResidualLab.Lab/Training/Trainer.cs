@@ -95,7 +95,7 @@ internal sealed class Trainer(ITrainingTask task, RunConfig config)
             task.Batches.MoveAfter(batch);
             var (loss, gradNorm) = Step(batch, lr, probe
                 ? () => { foreach (var reading in task.ReadProbes(step)) observer?.OnDiagnostic(reading); }
-                : null);
+            : null);
             sw.Stop();
             // The diverging step is recorded too (its loss and gradient norm say how it diverged); it
             // made no update and stays out of the averages.

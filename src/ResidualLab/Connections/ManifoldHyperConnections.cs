@@ -1,6 +1,6 @@
+using ResidualLab.Connections.Kernels;
 using ResidualLab.Layers;
 using TorchSharp.Modules;
-using ResidualLab.Connections.Kernels;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Connections;

@@ -101,7 +101,7 @@ public abstract record ShapedAttentionScheme : ConnectionScheme
 
     /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Options => new Dictionary<string, object>
-        { ["norm"] = Norm, ["mlp_gain"] = MlpGain, ["first_value"] = FirstValue, ["per_head"] = PerHead };
+    { ["norm"] = Norm, ["mlp_gain"] = MlpGain, ["first_value"] = FirstValue, ["per_head"] = PerHead };
 }
 
 /// <summary>The attention sub-block's connection: X^ = beta_SA MHA~(N_1(X)), no skip. The normed input is left in the pass state for a

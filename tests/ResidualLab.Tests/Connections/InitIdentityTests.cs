@@ -1,8 +1,8 @@
 using ResidualLab.Connections;
 using ResidualLab.Hooks;
 using ResidualLab.Models;
-using static TorchSharp.torch;
 using static ResidualLab.Tests.Connections.Float64Gpt;
+using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Connections;
 

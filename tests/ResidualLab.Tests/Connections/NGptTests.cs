@@ -2,8 +2,8 @@ using ResidualLab.Connections;
 using ResidualLab.Hooks;
 using ResidualLab.Models;
 using TorchSharp;
-using static TorchSharp.torch;
 using static ResidualLab.Tests.Connections.Float64Gpt;
+using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Connections;
 

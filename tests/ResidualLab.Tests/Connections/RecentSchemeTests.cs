@@ -1,7 +1,7 @@
 using ResidualLab.Connections;
 using ResidualLab.Models;
-using static TorchSharp.torch;
 using static ResidualLab.Tests.Connections.Float64Gpt;
+using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Connections;
 

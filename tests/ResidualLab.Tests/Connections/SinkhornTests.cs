@@ -1,5 +1,5 @@
-using TorchSharp;
 using ResidualLab.Connections;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace ResidualLab.Tests.Connections;

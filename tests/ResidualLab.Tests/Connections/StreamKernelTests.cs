@@ -1,6 +1,6 @@
-using ResidualLab.Layers;
 using ResidualLab.Connections;
 using ResidualLab.Connections.Kernels;
+using ResidualLab.Layers;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -77,7 +77,7 @@ public class TokenCacheTests
         Assert.Contains(path, truncated.Message);
         Assert.Contains("delete it", truncated.Message);
 
-        foreach (var foreign in new[] { "not tokens at all, just some text that is long enough to fill a header"u8.ToArray(), [] , bytes[..10] })
+        foreach (var foreign in new[] { "not tokens at all, just some text that is long enough to fill a header"u8.ToArray(), [], bytes[..10] })
         {
             File.WriteAllBytes(path, foreign);
             var ex = Assert.Throws<ConfigException>(() => TokenCache.Load(splits, tokenizer, root));

@@ -73,7 +73,12 @@ public class DegradationTests
             double noise = 0.001 * run.Train.Seed;
             double error = (arm, run.Model.Depth) switch
             {
-                ("plain", 20) => 0.12, ("plain", 56) => 0.20, ("resnet", 20) => 0.11, ("resnet", 56) => 0.09, (_, 20) => 0.13, _ => 0.14,
+                ("plain", 20) => 0.12,
+                ("plain", 56) => 0.20,
+                ("resnet", 20) => 0.11,
+                ("resnet", 56) => 0.09,
+                (_, 20) => 0.13,
+                _ => 0.14,
             } + noise + (best ? 0 : 0.05);
             double val = (best ? 0.4 : 0.6) + noise;
             store.BeginRun(run, Env);

@@ -121,7 +121,7 @@ public class DeltaOrthogonalTests
     {
         manual_seed(4);
         var config = new VisionConfig("plain", 20, 4, InChannels: 1, ImageSize: 28, Classes: 10)
-            { Layers = new VisionLayers(VisionInit.DeltaOrthogonal, BatchNorm: false, TatEta: tat ? 0.9 : null) };
+        { Layers = new VisionLayers(VisionInit.DeltaOrthogonal, BatchNorm: false, TatEta: tat ? 0.9 : null) };
         using var model = (CifarResNet)config.Build(new NoResidualScheme(Norm: false));
         double gain = tat ? 1 : Math.Sqrt(2);
 

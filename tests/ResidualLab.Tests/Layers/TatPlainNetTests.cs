@@ -91,7 +91,7 @@ public class TatPlainNetTests(ITestOutputHelper output)
             using var _ = no_grad();
             manual_seed(seed);
             var config = new VisionConfig(family, depth, width, InChannels: 1, ImageSize: 28, Classes: 10)
-                { Layers = new VisionLayers(VisionInit.DeltaOrthogonal, BatchNorm: false, TatEta: 0.9) };
+            { Layers = new VisionLayers(VisionInit.DeltaOrthogonal, BatchNorm: false, TatEta: 0.9) };
             using var model = config.Build(new NoResidualScheme(Norm: false));
             model.eval();
             // Pairs: independent images, and images mixed to correlate (c_0 near 0 and near 0.5).

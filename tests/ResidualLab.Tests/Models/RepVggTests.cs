@@ -1,5 +1,5 @@
-using ResidualLab.Layers;
 using ResidualLab.Connections;
+using ResidualLab.Layers;
 using ResidualLab.Models;
 using TorchSharp;
 using TorchSharp.Modules;

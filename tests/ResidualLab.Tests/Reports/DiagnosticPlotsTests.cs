@@ -11,7 +11,8 @@ public class DiagnosticPlotsTests
     static RunData Run(string scheme, params DiagnosticRow[] diagnostics)
     {
         var record = new RunRecord($"d{Interlocked.Increment(ref _ids)}", $"{scheme} L2 s1", "gpt", scheme, 2, 1, "", RunState.Done, null,
-            DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, "host", 1, 20, 100, 10, 1000, 1 << 20, 2.5, 2.5) { TestLoss = 2.5 };
+            DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, "host", 1, 20, 100, 10, 1000, 1 << 20, 2.5, 2.5)
+        { TestLoss = 2.5 };
         return new RunData(record, scheme, "", [], [new EvalRow(20, 2.5, 2.5, 2.5)], diagnostics);
     }
 

@@ -1,6 +1,6 @@
+using ResidualLab.Reports;
 using ResidualLab.Results.Store;
 using ResidualLab.Training;
-using ResidualLab.Reports;
 
 namespace ResidualLab.Tests.Reports;
 
@@ -15,7 +15,7 @@ public class EqualComputeTests
     {
         var record = new RunRecord($"e{Interlocked.Increment(ref _ids)}", $"{scheme} L2 s{seed}", "gpt", scheme, 2, seed, "", RunState.Done, null,
             DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, "host", 1, 100, 1000, stepMs, 1000, 1 << 20, valLosses[^1], valLosses[^1])
-            { TestLoss = testLoss };
+        { TestLoss = testLoss };
         var steps = Enumerable.Range(0, 100).Select(s => new StepRow(s, 3, 1e-3, 1, stepMs, 1000)).ToList();
         var evals = EvalSteps.Select((s, i) => new EvalRow(s, valLosses[i], valLosses[i], valLosses[i])).ToList();
         return new RunData(record, scheme, "", steps, evals, [], Facts: new Dictionary<string, double> { [RunFact.FlopsPerStep] = flopsPerStep });

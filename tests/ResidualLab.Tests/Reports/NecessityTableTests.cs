@@ -25,7 +25,8 @@ public class NecessityTableTests
             double final = evals[^1].ValLoss;
             return new RunData(new RunRecord($"n{Interlocked.Increment(ref _ids)}", $"{scheme} L{depth} s{seed}", "gpt", scheme, depth, seed, config,
                     RunState.Done, null, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, "host", 1, budget, 1000, 10, 1000, 1 << 20,
-                    final, final) { TestLoss = final },
+                    final, final)
+            { TestLoss = final },
                 $"{scheme} {setting}", setting, [], evals, [], $"lr={lr}");
         });
 

@@ -11,7 +11,8 @@ public class ScorecardTests
         double tokensPerSecond = 1000, long parameters = 1000, double[]? gradNorms = null) =>
         new(new RunRecord($"r{Interlocked.Increment(ref _ids)}", $"{scheme} L{depth} s{seed}", "gpt", scheme, depth, seed, "", status, null,
                 DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, "host", 1, 100, parameters, 10, tokensPerSecond, 1 << 20,
-                valLoss, valLoss) { TestLoss = valLoss },
+                valLoss, valLoss)
+        { TestLoss = valLoss },
             scheme, "", (gradNorms ?? [1, 1, 1]).Select((g, i) => new StepRow(i, 3, 1e-3, g, 10, tokensPerSecond)).ToList(), [], []);
 
     static StudyData Study(params RunData[] runs) =>

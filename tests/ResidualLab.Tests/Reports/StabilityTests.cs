@@ -11,7 +11,8 @@ public class StabilityTests
     static IEnumerable<RunData> Seeds(string scheme, string setting, int depth, params double[] losses) =>
         losses.Select((loss, i) => new RunData(
             new RunRecord($"s{Interlocked.Increment(ref _ids)}", $"{scheme} L{depth} s{i + 1}", "gpt", scheme, depth, i + 1, "", RunState.Done, null,
-                DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, "host", 1, 100, 1000, 10, 1000, 1 << 20, loss, loss) { TestLoss = loss },
+                DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, "host", 1, 100, 1000, 10, 1000, 1 << 20, loss, loss)
+            { TestLoss = loss },
             setting.Length == 0 ? scheme : $"{scheme} {setting}", setting, [], [], []));
 
     static StudyData Study(params RunData[] runs) =>

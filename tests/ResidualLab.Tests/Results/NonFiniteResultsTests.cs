@@ -1,9 +1,9 @@
 using System.Text.Json;
+using ResidualLab.Cli.Commands;
+using ResidualLab.Config;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
 using ResidualLab.Reports;
-using ResidualLab.Cli.Commands;
-using ResidualLab.Config;
 using ResidualLab.Results;
 using ResidualLab.Results.Store;
 using ResidualLab.Tests.Data;

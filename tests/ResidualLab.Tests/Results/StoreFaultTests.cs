@@ -1,6 +1,6 @@
 using System.Diagnostics;
-using ResidualLab.Results.Store;
 using Microsoft.Data.Sqlite;
+using ResidualLab.Results.Store;
 
 namespace ResidualLab.Tests.Results;
 

@@ -5,8 +5,8 @@ using ResidualLab.Data;
 using ResidualLab.Experiments;
 using ResidualLab.Training;
 using ResidualLab.Training.Tasks;
-using Parameter = TorchSharp.Modules.Parameter;
 using static TorchSharp.torch;
+using Parameter = TorchSharp.Modules.Parameter;
 
 namespace ResidualLab.Tests.Training;
 

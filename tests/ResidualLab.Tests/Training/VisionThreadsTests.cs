@@ -1,7 +1,7 @@
 using ResidualLab.Config;
-using ResidualLab.Families;
 using ResidualLab.Data;
 using ResidualLab.Experiments;
+using ResidualLab.Families;
 using ResidualLab.Results.Store;
 using ResidualLab.Tests.Data;
 using ResidualLab.Training;

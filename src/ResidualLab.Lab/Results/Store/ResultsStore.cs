@@ -367,10 +367,10 @@ internal sealed class ResultsStore : IDisposable
                     r.IsDBNull(10) ? null : ParseTime(r.GetString(10)), r.GetString(11), r.GetInt32(12), r.GetInt32(13),
                     r.GetInt64(14), r.GetDouble(15), r.GetDouble(16), r.GetInt64(17),
                     r.IsDBNull(18) ? null : r.GetDouble(18), r.IsDBNull(19) ? null : r.GetDouble(19))
-                    {
-                        TestLoss = r.IsDBNull(20) ? null : r.GetDouble(20), ItemUnit = r.IsDBNull(21) ? null : r.GetString(21),
-                        DataName = r.IsDBNull(22) ? null : r.GetString(22), DataSha256 = r.IsDBNull(23) ? null : r.GetString(23),
-                    });
+                {
+                    TestLoss = r.IsDBNull(20) ? null : r.GetDouble(20), ItemUnit = r.IsDBNull(21) ? null : r.GetString(21),
+                    DataName = r.IsDBNull(22) ? null : r.GetString(22), DataSha256 = r.IsDBNull(23) ? null : r.GetString(23),
+                });
             return runs;
         });
 

@@ -1,7 +1,7 @@
 using ResidualLab.Config;
-using ResidualLab.Families;
 using ResidualLab.Data;
 using ResidualLab.Diagnostics;
+using ResidualLab.Families;
 using ResidualLab.Models;
 using ResidualLab.Results;
 using TorchSharp;
@@ -143,7 +143,8 @@ internal sealed class ImageClassificationTask : ITrainingTask
         var (trainLoss, trainError, valLoss, valError, testLoss, testError) = Measure();
         int n = Math.Max(1, _since);
         _curve.Add(new ClassifierEval(step, Batches.Position.Epoch, trainLoss, trainError, testLoss, testError,
-            _lossSum / n, _errorSum / n, _ratioSum / n) { ValLoss = valLoss, ValError = valError });
+            _lossSum / n, _errorSum / n, _ratioSum / n)
+        { ValLoss = valLoss, ValError = valError });
         _lossSum = _errorSum = _ratioSum = 0;
         _since = 0;
         return new EvalMetrics(step, trainLoss, valLoss, testLoss);
@@ -276,7 +277,8 @@ internal sealed class ImageClassificationTask : ITrainingTask
         int points = r.ReadInt32();
         for (int i = 0; i < points; i++)
             _curve.Add(new ClassifierEval(r.ReadInt32(), r.ReadInt32(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(),
-                r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble()) { ValLoss = r.ReadDouble(), ValError = r.ReadDouble() });
+                r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble())
+            { ValLoss = r.ReadDouble(), ValError = r.ReadDouble() });
     }
 
     public DataIdentity DescribeData(string runDir)
