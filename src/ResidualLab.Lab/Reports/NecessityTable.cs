@@ -65,7 +65,7 @@ internal enum NecessityRole
 /// test loss at each depth and budget, and the steps each needs to reach the residual's validation loss at the short budget.
 /// Per depth one line: "necessary" when no shortcut-free arm comes within the confidence interval of the residual at either
 /// budget nor reaches its short-budget loss within the long budget; "replaceable by ARM" when one is not detectably worse at
-/// the short budget; "replaceable at Kx the steps by ARM" when one reaches the residual's short-budget validation loss on
+/// the short budget nor at the long one; "replaceable at Kx the steps by ARM" when one reaches the residual's short-budget validation loss on
 /// every seed within the long budget (K its steps over the short budget); with the numbers, the naive removal and the arms
 /// that keep some skip reported apart, and any learning rate chosen at the edge of the grid.
 /// </summary>
@@ -147,7 +147,11 @@ internal static class NecessityTable
             var budgets = all.Select(a => a.Budget).Distinct().Order().ToList();
             int shortBudget = budgets[0], longBudget = budgets[^1];
             var free = all.Where(a => a.Role == NecessityRole.ShortcutFree).ToList();
-            var atShort = free.Where(a => a.Budget == shortBudget && a.WithinResidual).MinBy(a => a.VersusResidual!.Difference);
+            // A replacement at equal steps is within the residual's interval at the short budget and not detectably worse at
+            // the long one; one that is within at the short budget only falls to the steps it needs to match.
+            bool NotWorseAtLong(string scheme) => longBudget == shortBudget
+                || free.FirstOrDefault(a => a.Scheme == scheme && a.Budget == longBudget) is not { } atLongBudget || atLongBudget.WithinResidual;
+            var atShort = free.Where(a => a.Budget == shortBudget && a.WithinResidual && NotWorseAtLong(a.Scheme)).MinBy(a => a.VersusResidual!.Difference);
             var faster = free.Where(a => a.Match is { Reached: true }).MinBy(a => a.Match!.Steps.Average());
             var atLong = free.Where(a => a.Budget == longBudget && longBudget != shortBudget && a.WithinResidual).MinBy(a => a.VersusResidual!.Difference);
             string verdict = atShort is not null ? $"replaceable by {atShort.Scheme}"

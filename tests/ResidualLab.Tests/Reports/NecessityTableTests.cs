@@ -89,6 +89,24 @@ public class NecessityTableTests
     }
 
     [Fact]
+    public void An_arm_level_at_the_short_budget_but_worse_at_the_long_one_is_judged_by_the_steps_it_needs()
+    {
+        // E-SPA ends the short budget level with the residual (2.2), but the residual goes on to 1.5 at the long budget and
+        // E-SPA only to 2.0: not a replacement at equal steps. Its long run reaches the residual's short-budget loss at step
+        // (3.1 - 2.22 + 0.01 seed) / 1.1 x 500.
+        var arms = NecessityTable.Arms(Study(Grid(6, new Dictionary<string, Func<int, int, double>>
+        {
+            ["pre-norm"] = (budget, step) => budget == Short ? Linear(2.2)(budget, step) : Linear(1.5)(budget, step),
+            ["none"] = Flat(3.12),
+            ["e-spa"] = (budget, step) => budget == Short ? Linear(2.2)(budget, step) : Linear(2.0)(budget, step),
+        })), Unigram);
+        Assert.True(arms.Single(a => a.Scheme == "e-spa" && a.Budget == Short).WithinResidual);
+        Assert.False(arms.Single(a => a.Scheme == "e-spa" && a.Budget == Long).WithinResidual);
+        var line = Assert.Single(NecessityTable.Lines(arms, Unigram));
+        Assert.Matches(@"^depth 6: replaceable at [0-9.]+x the steps by e-spa\. ", line);
+    }
+
+    [Fact]
     public void An_arm_that_needs_more_steps_is_replaceable_at_that_many_times_the_steps()
     {
         // The residual ends the short budget at 2.2 (+ 0.01 seed: mean 2.22). E-SPA is worse at both budgets (2.6 after 100
