@@ -11,6 +11,9 @@ namespace ResidualLab.Connections.Kernels;
 /// kernel split over .NET threads waited for its second half (the "OpenMP threads waiting" in the profiles). On the
 /// OpenMP team the spinning worker takes the chunk at once. Where the symbols are not there (another OpenMP runtime, a
 /// libtorch built with another thread pool), <see cref="Available"/> is false and the kernels use .NET's threads.
+/// It is opt-in (<c>RESLAB_OPENMP_KERNELS=1</c>): every .NET thread that calls <c>GOMP_parallel</c> gets a team of
+/// OpenMP threads of its own that run managed code, and a test process that ran many such threads in parallel under a
+/// loaded CPU exited without a message; until that is understood the kernels run on .NET's threads by default.
 /// </summary>
 internal static unsafe class OpenMpTeam
 {
@@ -20,6 +23,7 @@ internal static unsafe class OpenMpTeam
 
     static OpenMpTeam()
     {
+        if (Environment.GetEnvironmentVariable("RESLAB_OPENMP_KERNELS") != "1") return;
         if (TorchRuntime.FindNativeLibrary() is not { } path || !NativeLibrary.TryLoad(path, out var handle)) return;
         // dlsym on a library's handle searches the library and everything it loaded (libtorch, its OpenMP runtime).
         if (NativeLibrary.TryGetExport(handle, "GOMP_parallel", out var p) &&
