@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ResidualLab.Processes;
+using ResidualLab.Results;
 using ResidualLab.Results.Store;
 using ResidualLab.Training;
 
@@ -63,7 +64,7 @@ public class StopSignalTests
             var stopped = store.Runs();
             Assert.Equal(2, stopped.Count);
             Assert.All(stopped, r => Assert.Equal(RunState.Interrupted, r.Status));
-            Assert.All(stopped, r => Assert.False(IsAlive(r.Pid), $"run {r.RunId}'s process {r.Pid} outlived the sweep"));
+            Assert.All(stopped, r => Assert.False(FolderLock.IsAlive(r.Pid), $"run {r.RunId}'s process {r.Pid} outlived the sweep"));
             Assert.All(stopped, r => Assert.NotEmpty(TrainingCheckpoint.List(Path.Combine(runs, r.RunId))));
         }
 
@@ -74,6 +75,4 @@ public class StopSignalTests
         using var after = ResultsStore.OpenExisting(results);
         Assert.All(after.Runs(), r => Assert.Equal(RunState.Done, r.Status));
     }
-
-    static bool IsAlive(int pid) => pid > 0 && Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal);
 }
