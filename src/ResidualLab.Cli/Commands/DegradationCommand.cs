@@ -20,19 +20,20 @@ internal static class DegradationCommand
 {
     public static Command Build()
     {
-        var seeds = new Option<int>("--seeds") { Description = "seeds per arm, depth and learning rate (1..K)", DefaultValueFactory = _ => 3 };
+        var seeds = new Option<int>("--seeds") { Description = "seeds per arm and depth (1..K): the first at every learning rate, the others at the one chosen on it (all with --crossed)", DefaultValueFactory = _ => 3 };
         var full = new Option<bool>("--full") { Description = "the paper's width and schedule (16 channels, 64k steps, all images, random crops): days on a CPU" };
         var cnnDepths = new Option<string>("--cnn-depths") { Description = "ResNet / plain / RepVGG depths (6n+2)", DefaultValueFactory = _ => "20,56" };
         var mlpDepths = new Option<string>("--mlp-depths") { Description = "MLP depths (2k+2); empty to skip the MLPs", DefaultValueFactory = _ => "16,64" };
         var mlpWidth = new Option<int>("--mlp-width") { Description = "hidden width of the MLPs", DefaultValueFactory = _ => 64 };
         var arms = new Option<string>("--arms") { Description = $"the arms, comma-separated: {string.Join(", ", DegradationArm.Names)}", DefaultValueFactory = _ => string.Join(",", DegradationArm.Names) };
-        var lrs = new Option<string>("--lrs") { Description = "the learning rates every arm is trained at (each judged at its best by validation)", DefaultValueFactory = _ => "0.01,0.03,0.1,0.3" };
+        var lrs = new Option<string>("--lrs") { Description = "the learning rates every arm is trained at (each judged at its best by validation)", DefaultValueFactory = _ => "0.001,0.003,0.01,0.03,0.1,0.3,1" };
         var parallel = new Option<int>("--parallel") { Description = StudyLayoutOption.Description, DefaultValueFactory = _ => 0 };
+        var crossed = TunedStudy.CrossedOption();
         var estimate = new Option<bool>("--estimate") { Description = "time each model, print the study's expected wall time for its unfinished runs, and stop without training" };
         var run = new RunOptions();
         var command = new Command("degradation",
             $"Plain nets as depth grows, as He et al. built them and as TAT, delta-orthogonal init and RepVGG train them (preset '{Degradation.Preset}'), against the ResNet; each arm at its own learning rate; verdicts on test error.");
-        foreach (var o in new Option[] { seeds, full, cnnDepths, mlpDepths, mlpWidth, arms, lrs, parallel, estimate }) command.Options.Add(o);
+        foreach (var o in new Option[] { seeds, full, cnnDepths, mlpDepths, mlpWidth, arms, lrs, parallel, crossed, estimate }) command.Options.Add(o);
         run.AddTo(command);
         command.SetAction(parsed =>
         {
@@ -52,7 +53,8 @@ internal static class DegradationCommand
                 Depths("--cnn-depths", parsed.GetValue(cnnDepths)!), Depths("--mlp-depths", parsed.GetValue(mlpDepths)!), Lrs(parsed.GetValue(lrs)!), k);
             if (degradation.Arms.All(a => degradation.DepthsOf(a).Count == 0))
                 throw new ConfigException("the chosen arms have no depths: --cnn-depths and --mlp-depths give them, e.g. --cnn-depths 20,56");
-            var layout = StudyLayoutOption.Resolve(n, values, () => Degradation.Plan(values, degradation).Runs);
+            bool isCrossed = parsed.GetValue(crossed);
+            var layout = StudyLayoutOption.Resolve(n, values, () => TunedStudy.Expected(Degradation.Plan(values, degradation), isCrossed));
             n = layout.Parallel;
             var plan = Degradation.Plan(values, degradation);
             string outDir = Path.Combine(parsed.GetValue(run.Out)!, isFull ? "degradation-full" : "degradation");
@@ -61,7 +63,7 @@ internal static class DegradationCommand
             var first = plan.Runs[0].Settings<VisionSettings>();
             var t = plan.Runs[0].Train;
             var cnn = plan.Runs.Select(r => r.Settings<VisionSettings>().Model).FirstOrDefault(m => m.Family != "mlp");
-            AnsiConsole.MarkupLineInterpolated($"[bold]The degradation problem, second edition[/]: {Degradation.Describe(plan, degradation)}, {layout} -> {outDir}");
+            AnsiConsole.MarkupLineInterpolated($"[bold]The degradation problem, second edition[/]: {Degradation.Describe(plan, degradation, isCrossed)}, {layout} -> {outDir}");
             foreach (var arm in degradation.Arms) Console.WriteLine($"  {arm.Name}: {arm.Description}");
             Console.WriteLine(isFull
                 ? $"the paper's schedule (He et al. 2016, sec. 4.2): width {cnn?.Width}, {t.MaxIters} steps of {t.BatchSize}, warmup {t.WarmupIters}, lr / 10 at 50% and 75%, all training images, random crops"
@@ -72,21 +74,20 @@ internal static class DegradationCommand
             if (parsed.GetValue(estimate))
             {
                 var finished = store.Runs().Where(r => RunState.IsFinal(r.Status)).Select(r => r.RunId).ToHashSet();
-                SweepCommand.PrintEstimate(plan.Runs.Where(r => !finished.Contains(r.RunId)).ToList(), n);
+                SweepCommand.PrintEstimate(TunedStudy.Expected(plan, isCrossed).Where(r => !finished.Contains(r.RunId)).ToList(), n);
                 return 0;
             }
             using var stop = new StopSignals(); // Ctrl-C or SIGTERM: the runs in flight stop between steps and are kept to resume
-            var outcome = TerminalProgress.Track(progress => SweepRunner.Run(plan, outDir, store, n,
-                cfg => progress.For($"{cfg.Label} lr {cfg.Train.Lr} {cfg.RunId}"), line => AnsiConsole.WriteLine(line), stop.Token,
-                beforeTraining: todo => SweepCommand.PrintEstimate(todo, n)));
+            var outcome = TunedStudy.Run(plan, isCrossed, store, outDir, n, stop);
             AnsiConsole.MarkupLineInterpolated(
-                $"{outcome.Total} runs: {outcome.Skipped.Count} already finished, {outcome.Trained.Count} trained, {outcome.Unfinished.Count} unfinished, in {clock.Elapsed.TotalMinutes:0.0} min");
+                $"{outcome.Total} runs: {outcome.Skipped} already finished, {outcome.Trained} trained, {outcome.Unfinished.Count} unfinished, in {clock.Elapsed.TotalMinutes:0.0} min");
             if (stop.Requested) return 1;
+            plan = outcome.Plan;
 
-            var data = Load(store, plan);
+            var data = TunedStudy.Load(store, plan);
             var images = new DataCache().Images(first.Images);
             foreach (var line in Degradation.MeasureDeployment(data, Tuning.Select(data), outDir, store, images)) AnsiConsole.WriteLine(line);
-            data = Load(store, plan);
+            data = TunedStudy.Load(store, plan);
             var rows = DegradationTable.Rows(data, Tuning.Select(data));
             var table = new Table().AddColumns(DegradationTable.Columns.Select(c => new TableColumn(Markup.Escape(c))).ToArray());
             foreach (var cells in DegradationTable.TableCells(rows)) table.AddRow(cells.Select(Markup.Escape).ToArray());
@@ -102,13 +103,6 @@ internal static class DegradationCommand
             return outcome.Unfinished.Count == 0 ? 0 : 1;
         });
         return command;
-    }
-
-    static StudyData Load(ResultsStore store, Config.SweepPlan plan)
-    {
-        var ids = plan.Runs.Select(r => r.RunId).ToHashSet();
-        var data = StudyData.Load(store, plan.TunedKeys);
-        return data with { Runs = data.Runs.Where(r => ids.Contains(r.Run.RunId)).ToList() };
     }
 
     static List<DegradationArm> Arms(string text)

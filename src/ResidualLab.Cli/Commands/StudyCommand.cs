@@ -27,13 +27,14 @@ internal static class StudyCommand
         var depths = new Option<string?>("--depths") { Description = "comma-separated depths (n_layer) instead of the preset's 6,12, e.g. 24" };
         var lrs = new Option<string?>("--lrs") { Description = "comma-separated learning rates each arm is tuned over instead of the preset's, e.g. 1e-3,3e-3" };
         var seeds = new Option<int?>("--seeds") { Description = "seeds 1..N instead of the preset's 3" };
+        var crossed = TunedStudy.CrossedOption();
         var run = new RunOptions();
         var necessity = new Command("necessity",
             "The residual against its naive removal and the shortcut-free Transformers (value-skipinit, e-spa, u-spa, sas-p; sas apart) at depth 6 and 12, each at its own learning rate (chosen on validation), 3 seeds, a short and a 5x longer budget; test losses, steps to match the residual, stream health. Verdicts on the test split.");
         necessity.Options.Add(full);
         necessity.Options.Add(steps);
         necessity.Options.Add(parallel);
-        foreach (var option in new Option[] { arms, depths, lrs, seeds }) necessity.Options.Add(option);
+        foreach (var option in new Option[] { arms, depths, lrs, seeds, crossed }) necessity.Options.Add(option);
         run.AddTo(necessity);
         necessity.SetAction(parsed =>
         {
@@ -60,22 +61,19 @@ internal static class StudyCommand
             var first = plan.Runs[0];
             var gpt = first.Settings<GptSettings>();
             AnsiConsole.MarkupLineInterpolated(
-                $"[bold]necessity study[/]: {NecessityStudy.Describe(plan)}, {layout}; d_model {gpt.Shape.DModel}, n_head {gpt.Shape.NHead}, block_size {gpt.Shape.BlockSize}, batch {first.Train.BatchSize}, evaluations every {first.Train.EvalInterval} steps -> {outDir}");
+                $"[bold]necessity study[/]: {NecessityStudy.Describe(plan, parsed.GetValue(crossed))}, {layout}; d_model {gpt.Shape.DModel}, n_head {gpt.Shape.NHead}, block_size {gpt.Shape.BlockSize}, batch {first.Train.BatchSize}, evaluations every {first.Train.EvalInterval} steps -> {outDir}");
             var corpus = CorpusLoader.Load(gpt.Data, gpt.Shape.BlockSize);
             double unigram = NecessityStudy.UnigramLoss(corpus);
 
             var clock = Stopwatch.StartNew();
             using var store = ResultsStore.Open(outDir);
             using var stop = new StopSignals(); // Ctrl-C or SIGTERM: the runs in flight stop between steps and are kept to resume
-            var outcome = TerminalProgress.Track(progress => SweepRunner.Run(plan, outDir, store, n,
-                cfg => progress.For($"{cfg.Label} {cfg.RunId}"), line => AnsiConsole.WriteLine(line), stop.Token,
-                beforeTraining: todo => SweepCommand.PrintEstimate(todo, n)));
+            var outcome = TunedStudy.Run(plan, parsed.GetValue(crossed), store, outDir, n, stop);
             AnsiConsole.MarkupLineInterpolated(
-                $"{outcome.Total} runs: {outcome.Skipped.Count} already finished, {outcome.Trained.Count} trained, {outcome.Unfinished.Count} unfinished, in {clock.Elapsed.TotalSeconds:0} s");
+                $"{outcome.Total} runs: {outcome.Skipped} already finished, {outcome.Trained} trained, {outcome.Unfinished.Count} unfinished, in {clock.Elapsed.TotalSeconds:0} s");
+            if (stop.Requested) return 1;
 
-            var ids = plan.Runs.Select(r => r.RunId).ToHashSet();
-            var data = StudyData.Load(store, plan.TunedKeys);
-            data = data with { Runs = data.Runs.Where(r => ids.Contains(r.Run.RunId)).ToList() };
+            var data = TunedStudy.Load(store, outcome.Plan);
             var results = NecessityTable.Arms(data, unigram);
             var lines = NecessityTable.Lines(results, unigram);
             var health = RankCollapse.Rows(Tuning.AtBest(data, Tuning.Select(data)));
@@ -86,7 +84,7 @@ internal static class StudyCommand
             AtomicFile.WriteText(Path.Combine(outDir, "necessity.md"), markdown);
             long peak = data.Runs.Select(r => r.Run.PeakRssBytes).DefaultIfEmpty(0).Max();
             AnsiConsole.MarkupLineInterpolated(
-                $"wall time {clock.Elapsed.TotalMinutes:0.0} min for the {outcome.Trained.Count} runs trained now; largest peak RSS of a run {peak / 1048576.0:0} MiB; tables: {Path.Combine(outDir, "necessity.csv")}, necessity.md; full report with stream health: reslab report {outDir} --baseline {NecessityStudy.Residual}");
+                $"wall time {clock.Elapsed.TotalMinutes:0.0} min for the {outcome.Trained} runs trained now; largest peak RSS of a run {peak / 1048576.0:0} MiB; tables: {Path.Combine(outDir, "necessity.csv")}, necessity.md; full report with stream health: reslab report {outDir} --baseline {NecessityStudy.Residual}");
             foreach (var line in lines) Console.WriteLine(line);
             return outcome.Unfinished.Count == 0 ? 0 : 1;
         });

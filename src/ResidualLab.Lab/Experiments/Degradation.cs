@@ -88,7 +88,8 @@ internal sealed record DegradationPlan(int MlpWidth, IReadOnlyList<DegradationAr
 /// worse than a shallow one because it is plain, or because it is plain and initialised as in 2015? Arms: the ResNet,
 /// its plain twin as He et al. built it, the plain net with delta-orthogonal init (Xiao et al. 2018), with TAT (Zhang
 /// et al. 2022) and RepVGG trained with branches and evaluated fused (Ding et al. 2021); the same for a deep MLP.
-/// Every arm at every depth is trained at each learning rate of the grid and seed, into one results store;
+/// Every arm at every depth is trained at each learning rate of the grid at the first seed, and at the other seeds at its
+/// learning rate chosen there (<see cref="TunedSweep"/>; every rate at every seed with --crossed), into one results store;
 /// <see cref="Reports.DegradationTable"/> reads it back.
 /// </summary>
 internal static class Degradation
@@ -156,11 +157,13 @@ internal static class Degradation
         return lines;
     }
 
-    public static string Describe(SweepPlan plan, DegradationPlan degradation)
+    public static string Describe(SweepPlan plan, DegradationPlan degradation, bool crossed)
     {
         var depths = degradation.Arms.Select(a => a.Kind).Distinct()
             .Select(kind => $"{kind.ToUpperInvariant()} {string.Join(",", degradation.DepthsOf(degradation.Arms.First(a => a.Kind == kind)))}");
-        return string.Create(CultureInfo.InvariantCulture,
-            $"{plan.Runs.Count} runs: {degradation.Arms.Count} arms x depths ({string.Join("; ", depths)}) x {degradation.Lrs.Count} learning rates ({string.Join(", ", degradation.Lrs)}) x {degradation.Seeds} seeds");
+        string grid = string.Create(CultureInfo.InvariantCulture, $"{degradation.Arms.Count} arms x depths ({string.Join("; ", depths)}) x {degradation.Lrs.Count} learning rates ({string.Join(", ", degradation.Lrs)})");
+        return crossed
+            ? string.Create(CultureInfo.InvariantCulture, $"{plan.Runs.Count} runs: {grid} x {degradation.Seeds} seeds")
+            : string.Create(CultureInfo.InvariantCulture, $"{TunedSweep.Projected(plan).Count} runs: {grid} at seed 1, then {degradation.Seeds - 1} more seed(s) at each arm's choice");
     }
 }

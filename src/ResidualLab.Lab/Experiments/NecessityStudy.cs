@@ -10,7 +10,7 @@ namespace ResidualLab.Experiments;
 /// the signal alive? The residual (<see cref="Residual"/>) against its naive removal (<c>none</c>: the same block with the
 /// skip deleted) and the methods built to train deep Transformers with no shortcut at all (<see cref="ShortcutFree"/>), with
 /// SAS, which removes the attention's skip but keeps the MLP's, reported apart; each arm at its own learning rate from a grid
-/// of the preset, its initialisation the one its method prescribes, three seeds, a short budget and one five times longer,
+/// of the preset (chosen on the first seed, <see cref="TunedSweep"/>), its initialisation the one its method prescribes, three seeds, a short budget and one five times longer,
 /// with stream probes at init and on the last step. The default size fits 2 CPU cores; <see cref="Full"/> gives the seed
 /// preset's (configs/seed-1layer.toml: d_model 128, batch 32, 600 and 3000 steps).
 /// </summary>
@@ -123,6 +123,9 @@ internal static class NecessityStudy
         return sum / eval.Length;
     }
 
-    public static string Describe(SweepPlan plan) =>
-        string.Create(CultureInfo.InvariantCulture, $"{plan.Runs.Count} runs ({SweepGrid.Describe(plan.Axes, plan.TunedKeys)})");
+    /// <summary>"98 runs (...): every learning rate at seed 1, the other seeds at each arm's choice".</summary>
+    public static string Describe(SweepPlan plan, bool crossed) => crossed
+        ? string.Create(CultureInfo.InvariantCulture, $"{plan.Runs.Count} runs ({SweepGrid.Describe(plan.Axes, plan.TunedKeys)}): every learning rate at every seed")
+        : string.Create(CultureInfo.InvariantCulture,
+            $"{TunedSweep.Projected(plan).Count} runs ({SweepGrid.Describe(plan.Axes, plan.TunedKeys)}): every learning rate at seed 1, the other seeds at each arm's choice");
 }

@@ -50,7 +50,7 @@ internal static class HtmlReport
 
         if (tuning is { Count: > 0 })
         {
-            h.Append("<h2>Tuning</h2><p>Every arm was trained at every value of the [tune] keys and every seed; each arm's value is the one with the lowest mean final <b>validation</b> loss, and the tables above compare the arms each at its own value, on <b>test</b> loss. A chosen value at the edge of the grid means the optimum may lie outside it.</p>");
+            h.Append("<h2>Tuning</h2><p>Every arm was trained at every value of the [tune] keys; each arm's value is the one with the lowest mean final <b>validation</b> loss over the seeds every value was trained at (a study tuned on its first seed trains its other seeds at the chosen value only), and the tables above compare the arms each at its own value, on <b>test</b> loss. A chosen value at the edge of the grid means the optimum may lie outside it.</p>");
             h.Append("<table><tr><th class=text>scheme</th><th>layers</th><th class=text>value</th><th>runs</th><th>diverged</th><th>val loss (mean &plusmn; std)</th><th>test loss (mean &plusmn; std)</th><th class=text>chosen</th></tr>");
             foreach (var a in tuning)
                 foreach (var v in a.Values)

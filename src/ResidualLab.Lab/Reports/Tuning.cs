@@ -12,16 +12,20 @@ internal sealed record TunedValue(string Value, SampleSummary Val, SampleSummary
 /// with the value chosen by mean validation loss. <see cref="Edges"/> names each tuned key whose chosen
 /// value is the lowest or the highest tried: the optimum may lie outside the grid.
 /// </summary>
-internal sealed record ArmTuning(string Group, int Depth, IReadOnlyList<TunedValue> Values, string? Best, IReadOnlyList<string> Edges)
+/// <param name="ChosenOn">The seeds the choice read: those every value was trained at.</param>
+internal sealed record ArmTuning(string Group, int Depth, IReadOnlyList<TunedValue> Values, string? Best, IReadOnlyList<string> Edges,
+    IReadOnlyList<long> ChosenOn)
 {
     public TunedValue? Chosen => Values.FirstOrDefault(v => v.Value == Best);
 }
 
 /// <summary>
 /// Per-arm selection for a sweep with a [tune] section: each arm's value is the one with the lowest mean
-/// final validation loss over seeds (a value where a seed diverged is never chosen over one where none
-/// did); the arms are then compared, on test losses, each at its own chosen value. Selection reads
-/// validation losses only.
+/// final validation loss over the seeds every value was trained at (a value where such a seed diverged is
+/// never chosen over one where none did); the arms are then compared, on test losses, each at its own
+/// chosen value over all its seeds. A study tuned on its first seed and run at the other seeds at the
+/// chosen value only (<see cref="Experiments.TunedSweep"/>) is thus chosen on its first seed, and the
+/// choice does not move when the other seeds arrive. Selection reads validation losses only.
 /// </summary>
 internal static class Tuning
 {
@@ -33,18 +37,22 @@ internal static class Tuning
             {
                 var runs = data.Of(group, depth).ToList();
                 if (runs.Count == 0) continue;
-                var values = runs.Select(r => r.Tuned).Distinct().OrderBy(v => v, TunedOrder.Instance).Select(v =>
-                {
-                    var at = runs.Where(r => r.Tuned == v).ToList();
-                    var val = at.Select(r => r.Diverged ? double.PositiveInfinity : r.Run.ValLoss ?? double.NaN).Where(x => !double.IsNaN(x)).ToList();
-                    var test = at.Where(r => r.Done && r.Run.TestLoss is not null).Select(r => r.Run.TestLoss!.Value).ToList();
-                    return new TunedValue(v, Summarise(val), Statistics.Summarise(test), at.Count, at.Count(r => r.Diverged));
-                }).ToList();
-                var best = values.Where(v => v.Val.Count > 0 && !double.IsPositiveInfinity(v.Val.Mean)).MinBy(v => v.Val.Mean);
-                arms.Add(new ArmTuning(group, depth, values, best?.Value, best is null ? [] : Edges(best.Value, values.Select(v => v.Value).ToList())));
+                var byValue = runs.GroupBy(r => r.Tuned).OrderBy(g => g.Key, TunedOrder.Instance).ToList();
+                var common = byValue.Select(g => g.Select(r => r.Run.Seed)).Aggregate((a, b) => a.Intersect(b)).Order().ToList();
+                var values = byValue.Select(g => new TunedValue(g.Key, Summarise(ValLosses(g)),
+                    Statistics.Summarise(g.Where(r => r.Done && r.Run.TestLoss is not null).Select(r => r.Run.TestLoss!.Value).ToList()),
+                    g.Count(), g.Count(r => r.Diverged))).ToList();
+                var chosenOn = byValue.Select(g => (Value: g.Key, Val: Summarise(ValLosses(g.Where(r => common.Contains(r.Run.Seed))))))
+                    .Where(v => v.Val.Count > 0 && !double.IsPositiveInfinity(v.Val.Mean)).ToList();
+                string? best = chosenOn.Count == 0 ? null : chosenOn.MinBy(v => v.Val.Mean).Value;
+                arms.Add(new ArmTuning(group, depth, values, best, best is null ? [] : Edges(best, values.Select(v => v.Value).ToList()), common));
             }
         return arms;
     }
+
+    /// <summary>Final validation losses, +infinity for a diverged run.</summary>
+    static List<double> ValLosses(IEnumerable<RunData> runs) =>
+        runs.Select(r => r.Diverged ? double.PositiveInfinity : r.Run.ValLoss ?? double.NaN).Where(x => !double.IsNaN(x)).ToList();
 
     /// <summary>Mean with infinity for a diverged seed; spread and CI of the finite values only.</summary>
     static SampleSummary Summarise(IReadOnlyList<double> xs) =>
@@ -88,7 +96,8 @@ internal static class Tuning
             var arm = arms.FirstOrDefault(a => a.Group == g && a.Depth == depth);
             if (arm?.Best is null) continue;
             string edge = arm.Edges.Count == 0 ? "" : $" ({string.Join(", ", arm.Edges)}: the optimum may lie outside the grid)";
-            parts.Add($"{(g == group ? "" : g + " ")}at {arm.Best} by validation{edge}");
+            string on = arm.ChosenOn.Count < arm.Chosen!.Runs ? $" of seed{(arm.ChosenOn.Count == 1 ? "" : "s")} {string.Join(",", arm.ChosenOn)}" : "";
+            parts.Add($"{(g == group ? "" : g + " ")}at {arm.Best} by validation{on}{edge}");
         }
         return parts.Count == 0 ? "" : "; each at its own best: " + string.Join(", ", parts);
     }

@@ -1,0 +1,94 @@
+using ResidualLab.Config;
+using ResidualLab.Reports;
+
+namespace ResidualLab.Experiments;
+
+/// <summary>What a tuned sweep ran: the runs of both stages (the plan its tables read) and what each stage did.</summary>
+internal sealed record TunedSweepOutcome(SweepPlan Plan, SweepOutcome Tuning, SweepOutcome? Rest)
+{
+    public int Total => Plan.Runs.Count;
+    public int Skipped => Tuning.Skipped.Count + (Rest?.Skipped.Count ?? 0);
+    public int Trained => Tuning.Trained.Count + (Rest?.Trained.Count ?? 0);
+    public IReadOnlyList<string> Unfinished => [.. Tuning.Unfinished, .. Rest?.Unfinished ?? []];
+}
+
+/// <summary>
+/// A sweep with a [tune] axis run in two stages: every tuned value of every arm at the first seed (the tuning stage),
+/// then the other seeds at each arm's value chosen on that seed's validation loss only (<see cref="Tuning.Select"/>).
+/// The fully crossed grid trains every value at every seed; this trains (values + seeds - 1) runs per arm instead of
+/// values x seeds, and the seeds after the first, which give the confidence intervals, are the chosen value's alone.
+/// The choice reads one seed's validation loss, so it is noisier than a mean over seeds; the test split stays unread.
+/// An arm whose tuning runs are not all finished (failed, interrupted) gets no later seeds until they are: running the
+/// study again trains them, then the rest.
+/// </summary>
+internal static class TunedSweep
+{
+    /// <summary>The runs of <paramref name="plan"/> at its first seed: every tuned value of every arm.</summary>
+    public static SweepPlan TuningStage(SweepPlan plan)
+    {
+        long first = plan.Runs.Min(r => r.Train.Seed);
+        return plan with { Runs = plan.Runs.Where(r => r.Train.Seed == first).ToList() };
+    }
+
+    /// <summary>
+    /// The tuning stage's runs, then the runs of <paramref name="plan"/> at later seeds whose tuned values are the ones
+    /// chosen for their arm on <paramref name="tuning"/> (the finished runs of the tuning stage). Arms with an unfinished
+    /// tuning run, or no value that trained, have no later seeds.
+    /// </summary>
+    public static SweepPlan WithChoices(SweepPlan plan, StudyData tuning)
+    {
+        var stage = TuningStage(plan);
+        long first = stage.Runs[0].Train.Seed;
+        var finished = tuning.Runs.ToDictionary(r => r.Run.RunId);
+        var complete = stage.Runs.GroupBy(r => Arm(r, plan.TunedKeys)).Where(g => g.All(r => finished.ContainsKey(r.RunId)))
+            .Select(g => g.Key).ToHashSet();
+        var chosen = Tuning.Select(tuning).Where(a => a.Best is not null).ToDictionary(a => (a.Group, a.Depth), a => a.Best!);
+        var rest = plan.Runs.Where(r => r.Train.Seed != first).Where(r =>
+        {
+            string sibling = AtSeed(r, first);
+            return complete.Contains(Arm(r, plan.TunedKeys)) && finished.TryGetValue(sibling, out var s)
+                   && chosen.TryGetValue((s.Group, s.Depth), out var best) && s.Tuned == best;
+        });
+        return plan with { Runs = [.. stage.Runs, .. rest] };
+    }
+
+    /// <summary>
+    /// The runs a two-stage sweep of <paramref name="plan"/> will have, for estimates before its choices are known:
+    /// the tuning stage, and each arm's later seeds at its first tuned value (the cost of a run hardly depends on it).
+    /// </summary>
+    public static IReadOnlyList<RunConfig> Projected(SweepPlan plan)
+    {
+        var stage = TuningStage(plan);
+        long first = stage.Runs[0].Train.Seed;
+        var firstValue = stage.Runs.GroupBy(r => Arm(r, plan.TunedKeys)).Select(g => g.First().RunId).ToHashSet();
+        return [.. stage.Runs, .. plan.Runs.Where(r => r.Train.Seed != first && firstValue.Contains(AtSeed(r, first)))];
+    }
+
+    /// <summary>
+    /// Runs the tuning stage with <paramref name="sweep"/>, reads its finished runs with <paramref name="load"/>, then runs
+    /// the later seeds at the chosen values (not when the tuning stage was stopped: <paramref name="stopped"/>).
+    /// </summary>
+    public static TunedSweepOutcome Run(SweepPlan plan, Func<SweepPlan, SweepOutcome> sweep, Func<SweepPlan, StudyData> load,
+        Func<bool> stopped, Action<string> log)
+    {
+        var stage = TuningStage(plan);
+        var tuning = sweep(stage);
+        if (stopped()) return new TunedSweepOutcome(stage, tuning, null);
+        var full = WithChoices(plan, load(stage));
+        int later = full.Runs.Count - stage.Runs.Count;
+        log($"tuning stage: {stage.Runs.Count} runs at seed {stage.Runs[0].Train.Seed}; the other seeds at each arm's chosen value: {later} runs");
+        return new TunedSweepOutcome(full, tuning, later == 0 ? null : sweep(full));
+    }
+
+    /// <summary>An arm's key: the run's canonical config without its seed and tuned values.</summary>
+    static string Arm(RunConfig run, IReadOnlyList<string> tuned) => string.Join("\n", run.Canonical.Split('\n')
+        .Where(line => !line.StartsWith("train.seed=", StringComparison.Ordinal) && !tuned.Any(k => line.StartsWith(k + "=", StringComparison.Ordinal))));
+
+    /// <summary>The run identical to <paramref name="run"/> at seed <paramref name="seed"/>.</summary>
+    static string AtSeed(RunConfig run, long seed)
+    {
+        var v = ConfigValues.FromCanonical(run.Canonical, "a run of the sweep");
+        v.Set("train.seed", seed, "the tuning stage");
+        return RunConfig.From(v).RunId;
+    }
+}
