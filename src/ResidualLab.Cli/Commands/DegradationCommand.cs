@@ -84,10 +84,10 @@ internal static class DegradationCommand
             if (stop.Requested) return 1;
             plan = outcome.Plan;
 
-            var data = TunedStudy.Load(store, plan);
+            var data = TunedSweep.Load(store, plan);
             var images = new DataCache().Images(first.Images);
             foreach (var line in Degradation.MeasureDeployment(data, Tuning.Select(data), outDir, store, images)) AnsiConsole.WriteLine(line);
-            data = TunedStudy.Load(store, plan);
+            data = TunedSweep.Load(store, plan);
             var rows = DegradationTable.Rows(data, Tuning.Select(data));
             var table = new Table().AddColumns(DegradationTable.Columns.Select(c => new TableColumn(Markup.Escape(c))).ToArray());
             foreach (var cells in DegradationTable.TableCells(rows)) table.AddRow(cells.Select(Markup.Escape).ToArray());

@@ -73,7 +73,7 @@ internal static class StudyCommand
                 $"{outcome.Total} runs: {outcome.Skipped} already finished, {outcome.Trained} trained, {outcome.Unfinished.Count} unfinished, in {clock.Elapsed.TotalSeconds:0} s");
             if (stop.Requested) return 1;
 
-            var data = TunedStudy.Load(store, outcome.Plan);
+            var data = TunedSweep.Load(store, outcome.Plan);
             var results = NecessityTable.Arms(data, unigram);
             var lines = NecessityTable.Lines(results, unigram);
             var health = RankCollapse.Rows(Tuning.AtBest(data, Tuning.Select(data)));

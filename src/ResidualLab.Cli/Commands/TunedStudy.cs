@@ -25,15 +25,7 @@ internal static class TunedStudy
             cfg => progress.For($"{cfg.Label} lr {cfg.Train.Lr} {cfg.RunId}"), line => AnsiConsole.WriteLine(line), stop.Token,
             beforeTraining: todo => SweepCommand.PrintEstimate(todo, parallel)));
         if (crossed) return new TunedSweepOutcome(plan, Sweep(plan), null);
-        return TunedSweep.Run(plan, Sweep, p => Load(store, p), () => stop.Requested, line => AnsiConsole.WriteLine(line));
-    }
-
-    /// <summary>The finished runs of <paramref name="plan"/> in <paramref name="store"/>, grouped with its tuned keys.</summary>
-    public static StudyData Load(ResultsStore store, SweepPlan plan)
-    {
-        var ids = plan.Runs.Select(r => r.RunId).ToHashSet();
-        var data = StudyData.Load(store, plan.TunedKeys);
-        return data with { Runs = data.Runs.Where(r => ids.Contains(r.Run.RunId)).ToList() };
+        return TunedSweep.Run(plan, Sweep, p => TunedSweep.Load(store, p), () => stop.Requested, line => AnsiConsole.WriteLine(line));
     }
 
     /// <summary>The runs a study of <paramref name="plan"/> will train, for estimates and layouts.</summary>

@@ -1,5 +1,6 @@
 using ResidualLab.Config;
 using ResidualLab.Reports;
+using ResidualLab.Results.Store;
 
 namespace ResidualLab.Experiments;
 
@@ -78,6 +79,14 @@ internal static class TunedSweep
         int later = full.Runs.Count - stage.Runs.Count;
         log($"tuning stage: {stage.Runs.Count} runs at seed {stage.Runs[0].Train.Seed}; the other seeds at each arm's chosen value: {later} runs");
         return new TunedSweepOutcome(full, tuning, later == 0 ? null : sweep(full));
+    }
+
+    /// <summary>The finished runs of <paramref name="plan"/> in <paramref name="store"/>, grouped with its tuned keys.</summary>
+    public static StudyData Load(ResultsStore store, SweepPlan plan)
+    {
+        var ids = plan.Runs.Select(r => r.RunId).ToHashSet();
+        var data = StudyData.Load(store, plan.TunedKeys);
+        return data with { Runs = data.Runs.Where(r => ids.Contains(r.Run.RunId)).ToList() };
     }
 
     /// <summary>An arm's key: the run's canonical config without its seed and tuned values.</summary>

@@ -68,9 +68,12 @@ public class NecessityStudyTests
         StudyData data;
         using (var store = ResultsStore.Open(results))
         {
-            var outcome = SweepRunner.Run(plan, results, store, 1, _ => null, _ => { });
+            // Tuned on seed 1, seed 2 at each arm's choice: 4 arms x 2 budgets x (2 rates + 1 seed).
+            var outcome = TunedSweep.Run(plan, p => SweepRunner.Run(p, results, store, 1, _ => null, _ => { }), p => TunedSweep.Load(store, p),
+                () => false, _ => { });
             Assert.Empty(outcome.Unfinished);
-            data = StudyData.Load(store, plan.TunedKeys);
+            Assert.Equal(4 * 2 * 3, outcome.Total);
+            data = TunedSweep.Load(store, outcome.Plan);
         }
         double unigram = NecessityStudy.UnigramLoss(CorpusLoader.Load(plan.Runs[0].Gpt.Data, plan.Runs[0].Gpt.Shape.BlockSize));
         var arms = NecessityTable.Arms(data, unigram);

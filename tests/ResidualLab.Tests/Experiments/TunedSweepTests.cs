@@ -41,13 +41,6 @@ public class TunedSweepTests
         store.EndRun(run.RunId, new TrainResult(status, 60, status == RunStatus.Done ? new EvalMetrics(60, val - 0.1, val, test) : null, 1000, 1, 10, 0), 1000, 1 << 20);
     }
 
-    static StudyData Load(ResultsStore store, SweepPlan plan)
-    {
-        var ids = plan.Runs.Select(r => r.RunId).ToHashSet();
-        var data = StudyData.Load(store, plan.TunedKeys);
-        return data with { Runs = data.Runs.Where(r => ids.Contains(r.Run.RunId)).ToList() };
-    }
-
     [Fact]
     public void The_tuning_stage_is_every_value_at_the_first_seed_and_the_projection_adds_one_value_per_later_seed()
     {
@@ -72,7 +65,7 @@ public class TunedSweepTests
             foreach (var run in todo) Record(store, run);
             trained.AddRange(todo.Select(r => r.RunId));
             return new SweepOutcome(p.Runs.Count, [], todo.Select(r => r.RunId).ToList(), [], []);
-        }, p => Load(store, p), () => false, _ => { });
+        }, p => TunedSweep.Load(store, p), () => false, _ => { });
 
         Assert.Equal(10, outcome.Total);
         Assert.Equal(10, outcome.Trained);
@@ -83,7 +76,7 @@ public class TunedSweepTests
 
         // With seeds 2 and 3 in, a mean over all of a value's seeds would now prefer 1e-3 for none (3 seeds at 1e-2 vs
         // one at 1e-3 is not a fair mean): the choice reads seed 1 only, the one seed every value has.
-        var arms = Tuning.Select(Load(store, outcome.Plan));
+        var arms = Tuning.Select(TunedSweep.Load(store, outcome.Plan));
         var none = arms.Single(a => a.Group == "none");
         Assert.Equal("lr=0.01", none.Best);
         Assert.Equal([1L], none.ChosenOn);
@@ -98,7 +91,7 @@ public class TunedSweepTests
         using var store = ResultsStore.Open(TestSupport.TempDir());
         foreach (var run in TunedSweep.TuningStage(plan).Runs)
             if (!(run.Connection.Name == "none" && run.Train.Lr == 3e-3)) Record(store, run);
-        var full = TunedSweep.WithChoices(plan, Load(store, TunedSweep.TuningStage(plan)));
+        var full = TunedSweep.WithChoices(plan, TunedSweep.Load(store, TunedSweep.TuningStage(plan)));
         Assert.Equal(6 + 2, full.Runs.Count); // pre-norm's two later seeds only
         Assert.DoesNotContain(full.Runs, r => r.Connection.Name == "none" && r.Train.Seed > 1);
     }
@@ -110,7 +103,7 @@ public class TunedSweepTests
         using var store = ResultsStore.Open(TestSupport.TempDir());
         foreach (var run in TunedSweep.TuningStage(plan).Runs)
             Record(store, run, run.Connection.Name == "none" ? RunStatus.Diverged : RunStatus.Done);
-        var full = TunedSweep.WithChoices(plan, Load(store, TunedSweep.TuningStage(plan)));
+        var full = TunedSweep.WithChoices(plan, TunedSweep.Load(store, TunedSweep.TuningStage(plan)));
         Assert.Equal(["pre-norm"], full.Runs.Where(r => r.Train.Seed > 1).Select(r => r.Connection.Name).Distinct());
     }
 }
