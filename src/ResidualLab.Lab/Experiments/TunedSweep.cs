@@ -8,9 +8,15 @@ namespace ResidualLab.Experiments;
 internal sealed record TunedSweepOutcome(SweepPlan Plan, SweepOutcome Tuning, SweepOutcome? Rest)
 {
     public int Total => Plan.Runs.Count;
-    public int Skipped => Tuning.Skipped.Count + (Rest?.Skipped.Count ?? 0);
-    public int Trained => Tuning.Trained.Count + (Rest?.Trained.Count ?? 0);
-    public IReadOnlyList<string> Unfinished => [.. Tuning.Unfinished, .. Rest?.Unfinished ?? []];
+
+    /// <summary>Runs trained by either stage (the second retries the first's unfinished ones).</summary>
+    public int Trained => Tuning.Trained.Union(Rest?.Trained ?? []).Count();
+
+    /// <summary>Runs left unfinished at the end: the second stage's, which covers the first's, when there was one.</summary>
+    public IReadOnlyList<string> Unfinished => Rest?.Unfinished ?? Tuning.Unfinished;
+
+    /// <summary>Runs found finished (or being trained by another process) and not trained here.</summary>
+    public int Skipped => Total - Trained - Unfinished.Count;
 }
 
 /// <summary>

@@ -58,17 +58,19 @@ public class TunedSweepTests
     {
         var plan = Plan();
         using var store = ResultsStore.Open(TestSupport.TempDir());
-        var trained = new List<string>();
-        var outcome = TunedSweep.Run(plan, p =>
+        SweepOutcome Sweep(SweepPlan p)
         {
             var todo = p.Runs.Where(r => store.Find(r.RunId) is null).ToList();
             foreach (var run in todo) Record(store, run);
-            trained.AddRange(todo.Select(r => r.RunId));
-            return new SweepOutcome(p.Runs.Count, [], todo.Select(r => r.RunId).ToList(), [], []);
-        }, p => TunedSweep.Load(store, p), () => false, _ => { });
+            return new SweepOutcome(p.Runs.Count, p.Runs.Except(todo).Select(r => r.RunId).ToList(), todo.Select(r => r.RunId).ToList(), [], []);
+        }
+        var outcome = TunedSweep.Run(plan, Sweep, p => TunedSweep.Load(store, p), () => false, _ => { });
 
         Assert.Equal(10, outcome.Total);
         Assert.Equal(10, outcome.Trained);
+        Assert.Equal(0, outcome.Skipped);
+        var again = TunedSweep.Run(plan, Sweep, p => TunedSweep.Load(store, p), () => false, _ => { });
+        Assert.Equal((10, 0, 10), (again.Total, again.Trained, again.Skipped)); // a study run again trains nothing
         var later = outcome.Plan.Runs.Where(r => r.Train.Seed > 1).ToList();
         Assert.Equal(4, later.Count);
         Assert.All(later.Where(r => r.Connection.Name == "pre-norm"), r => Assert.Equal(1e-3, r.Train.Lr));
