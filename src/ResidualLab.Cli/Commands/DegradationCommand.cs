@@ -26,7 +26,7 @@ internal static class DegradationCommand
         var mlpDepths = new Option<string>("--mlp-depths") { Description = "MLP depths (2k+2); empty to skip the MLPs", DefaultValueFactory = _ => "16,64" };
         var mlpWidth = new Option<int>("--mlp-width") { Description = "hidden width of the MLPs", DefaultValueFactory = _ => 64 };
         var arms = new Option<string>("--arms") { Description = $"the arms, comma-separated: {string.Join(", ", DegradationArm.Names)}", DefaultValueFactory = _ => string.Join(",", DegradationArm.Names) };
-        var lrs = new Option<string>("--lrs") { Description = "the learning rates every arm is trained at (each judged at its best by validation)", DefaultValueFactory = _ => "0.001,0.003,0.01,0.03,0.1,0.3,1" };
+        var lrs = new Option<string>("--lrs") { Description = "the learning rates every arm is trained at (each judged at its best by validation)", DefaultValueFactory = _ => "0.0001,0.0003,0.001,0.003,0.01,0.03,0.1,0.3,1" };
         var parallel = new Option<int>("--parallel") { Description = StudyLayoutOption.Description, DefaultValueFactory = _ => 0 };
         var crossed = TunedStudy.CrossedOption();
         var estimate = new Option<bool>("--estimate") { Description = "time each model, print the study's expected wall time for its unfinished runs, and stop without training" };

@@ -299,4 +299,23 @@ public class StreamKernelTests
         AssertClose(ops, expanded, 1e-13, "value");
         AssertClose(opsGrads[0], expandedGrads[0], 1e-13, "gradient of the embedding");
     }
+
+    [Fact]
+    public void One_thread_drives_libtorchs_OpenMP_team_and_it_runs_every_chunk_once()
+    {
+        int[] Runs(Func<int, Action<int>, bool> run, out bool ran)
+        {
+            var counts = new int[5];
+            ran = run(counts.Length, chunk => Interlocked.Increment(ref counts[chunk]));
+            return counts;
+        }
+        var here = Runs(OpenMpTeam.TryRun, out bool ranHere);
+        bool ranThere = false;
+        var other = new Thread(() => Runs(OpenMpTeam.TryRun, out ranThere));
+        other.Start();
+        other.Join();
+        Assert.False(ranHere && ranThere); // a second thread never drives a team of its own
+        if (ranHere) Assert.All(here, n => Assert.Equal(1, n));
+        else Assert.All(here, n => Assert.Equal(0, n)); // not run: the caller takes .NET's pool
+    }
 }

@@ -68,7 +68,7 @@ internal static unsafe class CpuLoops
 
     /// <summary>
     /// Runs <paramref name="body"/>(chunk, first, end) for <see cref="Chunks"/> contiguous ranges of items, one per torch
-    /// thread: on libtorch's OpenMP team where it can (<see cref="OpenMpTeam"/>), else on .NET's thread pool.
+    /// thread: on libtorch's OpenMP team where this thread can drive it (<see cref="OpenMpTeam"/>), else on .NET's thread pool.
     /// </summary>
     internal static void ForChunks(long items, Action<int, long, long> body)
     {
@@ -79,8 +79,7 @@ internal static unsafe class CpuLoops
             return;
         }
         void Chunk(int chunk) => body(chunk, items * chunk / chunks, items * (chunk + 1) / chunks);
-        if (OpenMpTeam.Available) OpenMpTeam.Run(chunks, Chunk);
-        else Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, Chunk);
+        if (!OpenMpTeam.TryRun(chunks, Chunk)) Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = chunks }, Chunk);
     }
 
     /// <summary>Uninitialised memory aligned to 64 bytes for one chunk of a kernel; <see cref="FreeScratch"/> returns it.</summary>

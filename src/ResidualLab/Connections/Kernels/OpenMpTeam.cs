@@ -9,11 +9,13 @@ namespace ResidualLab.Connections.Kernels;
 /// libtorch the process loaded) instead of .NET's thread pool. libtorch's OpenMP workers spin for a while after each of
 /// its operations; a .NET worker started right after one competes with that spinning thread for the same core, so a
 /// kernel split over .NET threads waited for its second half (the "OpenMP threads waiting" in the profiles). On the
-/// OpenMP team the spinning worker takes the chunk at once. Where the symbols are not there (another OpenMP runtime, a
-/// libtorch built with another thread pool), <see cref="Available"/> is false and the kernels use .NET's threads.
-/// It is opt-in (<c>RESLAB_OPENMP_KERNELS=1</c>): every .NET thread that calls <c>GOMP_parallel</c> gets a team of
-/// OpenMP threads of its own that run managed code, and a test process that ran many such threads in parallel under a
-/// loaded CPU exited without a message; until that is understood the kernels run on .NET's threads by default.
+/// OpenMP team the spinning worker takes the chunk at once.
+/// One thread drives the team: the first that runs a kernel (in training, the thread that runs libtorch's operations,
+/// whose OpenMP team this then is). Every thread that calls <c>GOMP_parallel</c> gets an OpenMP team of its own, which
+/// lives as long as the thread and runs managed code; a test process whose many threads each did so, on a loaded CPU,
+/// once exited without a message. Kernels called from any other thread run on .NET's thread pool, as do all kernels
+/// where the symbols are not there (another OpenMP runtime, a libtorch built with another thread pool) or with
+/// <c>RESLAB_OPENMP_KERNELS=0</c>.
 /// </summary>
 internal static unsafe class OpenMpTeam
 {
@@ -23,7 +25,7 @@ internal static unsafe class OpenMpTeam
 
     static OpenMpTeam()
     {
-        if (Environment.GetEnvironmentVariable("RESLAB_OPENMP_KERNELS") != "1") return;
+        if (Environment.GetEnvironmentVariable("RESLAB_OPENMP_KERNELS") == "0") return;
         if (TorchRuntime.FindNativeLibrary() is not { } path || !NativeLibrary.TryLoad(path, out var handle)) return;
         // dlsym on a library's handle searches the library and everything it loaded (libtorch, its OpenMP runtime).
         if (NativeLibrary.TryGetExport(handle, "GOMP_parallel", out var p) &&
@@ -39,6 +41,23 @@ internal static unsafe class OpenMpTeam
     /// <summary>Whether libtorch's OpenMP team can run kernels.</summary>
     public static bool Available => parallel != null;
 
+    /// <summary>The managed id of the one thread that drives the team; 0 until a kernel runs.</summary>
+    static int driver;
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(chunk) for chunk = 0 .. chunks - 1 on a team of that many OpenMP threads (the caller
+    /// one of them) when the team is available to this thread; false, having run nothing, when it is not.
+    /// </summary>
+    public static bool TryRun(int chunks, Action<int> body)
+    {
+        if (!Available) return false;
+        int me = Environment.CurrentManagedThreadId;
+        int owner = Interlocked.CompareExchange(ref driver, me, 0);
+        if (owner != 0 && owner != me) return false;
+        Run(chunks, body);
+        return true;
+    }
+
     sealed class Work(int chunks, Action<int> body)
     {
         public readonly int Chunks = chunks;
@@ -46,8 +65,7 @@ internal static unsafe class OpenMpTeam
         public Exception? Error;
     }
 
-    /// <summary>Runs <paramref name="body"/>(chunk) for chunk = 0 .. chunks - 1 on a team of that many OpenMP threads (the caller one of them).</summary>
-    public static void Run(int chunks, Action<int> body)
+    static void Run(int chunks, Action<int> body)
     {
         var work = new Work(chunks, body);
         var handle = GCHandle.Alloc(work);
