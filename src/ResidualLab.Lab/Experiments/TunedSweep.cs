@@ -30,6 +30,8 @@ internal sealed record TunedSweepOutcome(SweepPlan Plan, SweepOutcome Tuning, Sw
 /// </summary>
 internal static class TunedSweep
 {
+    const string Seed = "train.seed";
+
     /// <summary>The runs of <paramref name="plan"/> at its first seed: every tuned value of every arm.</summary>
     public static SweepPlan TuningStage(SweepPlan plan)
     {
@@ -46,16 +48,16 @@ internal static class TunedSweep
     {
         var stage = TuningStage(plan);
         long first = stage.Runs[0].Train.Seed;
+        string[] arm = [Seed, .. plan.TunedKeys];
         var finished = tuning.Runs.ToDictionary(r => r.Run.RunId);
-        var complete = stage.Runs.GroupBy(r => Arm(r, plan.TunedKeys)).Where(g => g.All(r => finished.ContainsKey(r.RunId)))
+        var complete = stage.Runs.GroupBy(r => Without(r, arm)).Where(g => g.All(r => finished.ContainsKey(r.RunId)))
             .Select(g => g.Key).ToHashSet();
         var chosen = Tuning.Select(tuning).Where(a => a.Best is not null).ToDictionary(a => (a.Group, a.Depth), a => a.Best!);
-        var rest = plan.Runs.Where(r => r.Train.Seed != first).Where(r =>
-        {
-            string sibling = AtSeed(r, first);
-            return complete.Contains(Arm(r, plan.TunedKeys)) && finished.TryGetValue(sibling, out var s)
-                   && chosen.TryGetValue((s.Group, s.Depth), out var best) && s.Tuned == best;
-        });
+        // Each later run's twin at the first seed: the tuning run with the same config but for the seed.
+        var twins = stage.Runs.Where(r => finished.ContainsKey(r.RunId)).ToDictionary(r => Without(r, [Seed]), r => finished[r.RunId]);
+        var rest = plan.Runs.Where(r => r.Train.Seed != first && complete.Contains(Without(r, arm))
+            && twins.TryGetValue(Without(r, [Seed]), out var twin)
+            && chosen.TryGetValue((twin.Group, twin.Depth), out var best) && twin.Tuned == best);
         return plan with { Runs = [.. stage.Runs, .. rest] };
     }
 
@@ -67,8 +69,8 @@ internal static class TunedSweep
     {
         var stage = TuningStage(plan);
         long first = stage.Runs[0].Train.Seed;
-        var firstValue = stage.Runs.GroupBy(r => Arm(r, plan.TunedKeys)).Select(g => g.First().RunId).ToHashSet();
-        return [.. stage.Runs, .. plan.Runs.Where(r => r.Train.Seed != first && firstValue.Contains(AtSeed(r, first)))];
+        var firstValue = stage.Runs.GroupBy(r => Without(r, [Seed, .. plan.TunedKeys])).Select(g => Without(g.First(), [Seed])).ToHashSet();
+        return [.. stage.Runs, .. plan.Runs.Where(r => r.Train.Seed != first && firstValue.Contains(Without(r, [Seed])))];
     }
 
     /// <summary>
@@ -95,15 +97,10 @@ internal static class TunedSweep
         return data with { Runs = data.Runs.Where(r => ids.Contains(r.Run.RunId)).ToList() };
     }
 
-    /// <summary>An arm's key: the run's canonical config without its seed and tuned values.</summary>
-    static string Arm(RunConfig run, IReadOnlyList<string> tuned) => string.Join("\n", run.Canonical.Split('\n')
-        .Where(line => !line.StartsWith("train.seed=", StringComparison.Ordinal) && !tuned.Any(k => line.StartsWith(k + "=", StringComparison.Ordinal))));
-
-    /// <summary>The run identical to <paramref name="run"/> at seed <paramref name="seed"/>.</summary>
-    static string AtSeed(RunConfig run, long seed)
-    {
-        var v = ConfigValues.FromCanonical(run.Canonical, "a run of the sweep");
-        v.Set("train.seed", seed, "the tuning stage");
-        return RunConfig.From(v).RunId;
-    }
+    /// <summary>
+    /// The run's canonical config without the lines of <paramref name="keys"/>: what it shares with its twins at other
+    /// values of them (without the seed and the tuned keys: its arm).
+    /// </summary>
+    static string Without(RunConfig run, IReadOnlyList<string> keys) => string.Join("\n", run.Canonical.Split('\n')
+        .Where(line => !keys.Any(k => line.StartsWith(k + "=", StringComparison.Ordinal))));
 }

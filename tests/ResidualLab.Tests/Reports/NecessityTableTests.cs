@@ -49,6 +49,10 @@ public class NecessityTableTests
 
     static Func<int, int, double> Flat(double level) => (_, _) => level;
 
+    /// <summary>Linear to <paramref name="shortEnd"/> over the short budget's run and to <paramref name="longEnd"/> over the long one's.</summary>
+    static Func<int, int, double> Linear(double shortEnd, double longEnd) =>
+        (budget, step) => Linear(budget == Short ? shortEnd : longEnd)(budget, step);
+
     [Fact]
     public void Without_any_shortcut_free_arm_near_the_residual_the_residual_is_necessary()
     {
@@ -96,9 +100,9 @@ public class NecessityTableTests
         // (3.1 - 2.22 + 0.01 seed) / 1.1 x 500.
         var arms = NecessityTable.Arms(Study(Grid(6, new Dictionary<string, Func<int, int, double>>
         {
-            ["pre-norm"] = (budget, step) => budget == Short ? Linear(2.2)(budget, step) : Linear(1.5)(budget, step),
+            ["pre-norm"] = Linear(2.2, 1.5),
             ["none"] = Flat(3.12),
-            ["e-spa"] = (budget, step) => budget == Short ? Linear(2.2)(budget, step) : Linear(2.0)(budget, step),
+            ["e-spa"] = Linear(2.2, 2.0),
         })), Unigram);
         Assert.True(arms.Single(a => a.Scheme == "e-spa" && a.Budget == Short).WithinResidual);
         Assert.False(arms.Single(a => a.Scheme == "e-spa" && a.Budget == Long).WithinResidual);
@@ -114,9 +118,9 @@ public class NecessityTableTests
         // (3.1 - 2.22 + 0.01 seed) / 1.1 x 500.
         var arms = NecessityTable.Arms(Study(Grid(6, new Dictionary<string, Func<int, int, double>>
         {
-            ["pre-norm"] = (budget, step) => budget == Short ? Linear(2.2)(budget, step) : Linear(1.5)(budget, step),
+            ["pre-norm"] = Linear(2.2, 1.5),
             ["none"] = Flat(3.12),
-            ["e-spa"] = (budget, step) => budget == Short ? Linear(2.6)(budget, step) : Linear(2.0)(budget, step),
+            ["e-spa"] = Linear(2.6, 2.0),
         })), Unigram);
         var match = arms.Single(a => a.Scheme == "e-spa" && a.Budget == Short).Match!;
         Assert.Equal(2.22, match.Target, 12);
